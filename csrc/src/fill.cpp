@@ -1,0 +1,321 @@
+// The fill driver: validates parameters, walks any n-d destination layout in logical order,
+// splits the work into fixed tasks for the thread team and converts to the output dtype.
+// Which value lands at an element depends only on its global index, never on the task split.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "initlab/distributions.hpp"
+#include "initlab/errors.hpp"
+#include "initlab/lowp.hpp"
+#include "initlab/parallel.hpp"
+#include "kernels.hpp"
+#include "truncnorm_exact.hpp"
+
+namespace initlab {
+namespace {
+
+using detail::KParams;
+using detail::kChunk;
+
+constexpr std::int64_t kTask = std::int64_t{1} << 16;      // elements per parallel task
+constexpr std::int64_t kSerialBelow = std::int64_t{1} << 15;  // small fills stay on one thread
+
+const char* dtype_name(DType d) {
+  switch (d) {
+    case DType::f32: return "float32";
+    case DType::f64: return "float64";
+    case DType::f16: return "float16";
+    case DType::bf16: return "bfloat16";
+  }
+  return "?";
+}
+
+std::string num(double v) {
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  return os.str();
+}
+
+// Representable neighbours in the output dtype, as doubles.
+double to_dtype(DType d, double v) {
+  switch (d) {
+    case DType::f64: return v;
+    case DType::f32: return static_cast<double>(static_cast<float>(v));
+    case DType::f16: return lowp::f16_to_f32(lowp::f16_from_f32(static_cast<float>(v)));
+    case DType::bf16: return lowp::bf16_to_f32(lowp::bf16_from_f32(static_cast<float>(v)));
+  }
+  return v;
+}
+
+double step(DType d, double v, bool up) {
+  const double inf = std::numeric_limits<double>::infinity();
+  switch (d) {
+    case DType::f64: return std::nextafter(v, up ? inf : -inf);
+    case DType::f32: return static_cast<double>(std::nextafter(static_cast<float>(v), up ? HUGE_VALF : -HUGE_VALF));
+    case DType::f16:
+    case DType::bf16: {
+      const bool is16 = d == DType::f16;
+      auto enc = [&](float f) { return is16 ? lowp::f16_from_f32(f) : lowp::bf16_from_f32(f); };
+      auto dec = [&](std::uint16_t h) { return is16 ? lowp::f16_to_f32(h) : lowp::bf16_to_f32(h); };
+      std::uint16_t h = enc(static_cast<float>(v));
+      if (v == 0.0) return up ? dec(1) : -static_cast<double>(dec(1));
+      const bool neg = (h & 0x8000u) != 0;
+      h = static_cast<std::uint16_t>((neg != up) ? h + 1 : h - 1);
+      return dec(h);
+    }
+  }
+  return v;
+}
+
+double smallest_at_least(DType d, double a) {
+  if (std::isinf(a)) return a;
+  double r = to_dtype(d, a);
+  if (r < a) r = step(d, r, true);
+  return r;
+}
+double largest_at_most(DType d, double b) {
+  if (std::isinf(b)) return b;
+  double r = to_dtype(d, b);
+  if (r > b) r = step(d, r, false);
+  return r;
+}
+
+KParams prepare(const Sampler& s, DType d) {
+  KParams kp;
+  const double inf = std::numeric_limits<double>::infinity();
+  switch (s.dist) {
+    case Dist::uniform: {
+      const double a = s.p0, b = s.p1;
+      require(std::isfinite(a) && std::isfinite(b),
+              "uniform_ expects finite bounds, got a=" + num(a) + ", b=" + num(b));
+      require(a <= b, "uniform_ expects a <= b (values in [a, b)), got a=" + num(a) + " > b=" + num(b));
+      kp.shift = a;
+      kp.scale = b - a;
+      require(std::isfinite(kp.scale), "uniform_: b - a overflows (a=" + num(a) + ", b=" + num(b) + ")");
+      if (a == b) {
+        kp.lo = kp.hi = to_dtype(d, a);  // the degenerate interval: every value is a
+      } else {
+        kp.lo = smallest_at_least(d, a);
+        const double hb = largest_at_most(d, b);
+        kp.hi = (hb == b) ? step(d, hb, false) : hb;  // strictly below b
+      }
+      require(kp.lo <= kp.hi, std::string("uniform_: no ") + dtype_name(d) + " value lies in [" + num(a) + ", " +
+                                  num(b) + ")");
+      kp.clamp = true;
+      break;
+    }
+    case Dist::normal: {
+      require(std::isfinite(s.p0), "normal_ expects a finite mean, got mean=" + num(s.p0));
+      require(std::isfinite(s.p1) && s.p1 >= 0.0, "normal_ expects std >= 0.0 and finite, got std=" + num(s.p1));
+      kp.shift = s.p0;
+      kp.scale = s.p1;
+      kp.lo = -inf;
+      kp.hi = inf;
+      break;
+    }
+    case Dist::trunc_normal: {
+      const double mean = s.p0, sd = s.p1, a = s.lo, b = s.hi;
+      require(std::isfinite(mean), "trunc_normal_ expects a finite mean, got mean=" + num(mean));
+      require(std::isfinite(sd) && sd > 0.0, "trunc_normal_ expects std > 0.0 and finite, got std=" + num(sd));
+      require(!std::isnan(a) && !std::isnan(b), "trunc_normal_ expects bounds that are not NaN, got a=" + num(a) +
+                                                    ", b=" + num(b));
+      require(a < b, "trunc_normal_ expects a < b, got a=" + num(a) + ", b=" + num(b));
+      kp.shift = mean;
+      kp.scale = sd;
+      kp.alpha = (a - mean) / sd;
+      kp.beta = (b - mean) / sd;
+      require(kp.alpha < kp.beta, "trunc_normal_: the interval [a, b] = [" + num(a) + ", " + num(b) +
+                                      "] is empty after standardizing by std=" + num(sd));
+      kp.la = detail::log_ndtr_impl(kp.alpha);
+      kp.lb = detail::log_ndtr_impl(kp.beta);
+      kp.lca = detail::log_ndtr_impl(-kp.alpha);
+      kp.lcb = detail::log_ndtr_impl(-kp.beta);
+      kp.pa = detmath::exp_f64(kp.la);
+      kp.qb = detmath::exp_f64(kp.lcb);
+      if (kp.beta <= 0.0) {
+        kp.m = detmath::exp_f64(kp.lb) - kp.pa;
+      } else if (kp.alpha >= 0.0) {
+        kp.m = detmath::exp_f64(kp.lca) - kp.qb;
+      } else {
+        kp.m = 1.0 - kp.pa - kp.qb;
+      }
+      // float32 inverse CDF only where its p-values resolve the interval to ~1e-6 relative.
+      const bool low_prec = d != DType::f64;
+      auto ok_side = [&](double p_side) { return p_side >= 0.5 || std::min(0.5, p_side + kp.m) <= 16.0 * kp.m; };
+      kp.exact = !(low_prec && kp.m >= 1e-30 && ok_side(kp.pa) && ok_side(kp.qb));
+      kp.lo = smallest_at_least(d, a);
+      kp.hi = largest_at_most(d, b);
+      require(kp.lo <= kp.hi, std::string("trunc_normal_: no ") + dtype_name(d) + " value lies in [" + num(a) +
+                                  ", " + num(b) + "]; the interval has no representable mass");
+      kp.clamp = true;
+      break;
+    }
+    case Dist::constant:
+      break;
+  }
+  return kp;
+}
+
+struct Walker {
+  const Destination& dst;
+  int nd;
+  std::vector<std::int64_t> shape, strides, gstrides;
+  std::int64_t total = 1;
+  std::int64_t n_last = 1;
+
+  explicit Walker(const Destination& d) : dst(d), nd(d.ndim) {
+    require(d.ndim >= 0 && d.ndim <= 64, "ndim must be in [0, 64], got " + std::to_string(d.ndim));
+    if (nd == 0) {
+      shape = {1};
+      strides = {0};
+      gstrides = {1};
+      nd = 1;
+    } else {
+      shape.assign(d.shape, d.shape + nd);
+      strides.assign(d.strides, d.strides + nd);
+      gstrides.assign(d.gstrides, d.gstrides + nd);
+    }
+    for (std::int64_t s : shape) {
+      require(s >= 0, "negative dimension " + std::to_string(s));
+      total *= s;
+    }
+    n_last = shape[static_cast<std::size_t>(nd - 1)];
+  }
+
+  // Position of logical element e of the block: memory offset (elements) and global index.
+  void locate(std::int64_t e, std::int64_t& mem, std::uint64_t& g) const {
+    std::int64_t row = e / n_last;
+    const std::int64_t col = e % n_last;
+    mem = col * strides[static_cast<std::size_t>(nd - 1)];
+    g = dst.gbase + static_cast<std::uint64_t>(col) * static_cast<std::uint64_t>(gstrides[static_cast<std::size_t>(nd - 1)]);
+    for (int k = nd - 2; k >= 0; --k) {
+      const std::int64_t idx = row % shape[static_cast<std::size_t>(k)];
+      row /= shape[static_cast<std::size_t>(k)];
+      mem += idx * strides[static_cast<std::size_t>(k)];
+      g += static_cast<std::uint64_t>(idx) * static_cast<std::uint64_t>(gstrides[static_cast<std::size_t>(k)]);
+    }
+  }
+
+  // Calls run(g, mem, len, stride_last) for every contiguous-in-g run of the task's elements.
+  template <class F>
+  void for_runs(std::int64_t e0, std::int64_t e1, F&& run) const {
+    std::int64_t e = e0;
+    const std::int64_t sl = strides[static_cast<std::size_t>(nd - 1)];
+    while (e < e1) {
+      std::int64_t mem;
+      std::uint64_t g;
+      locate(e, mem, g);
+      const std::int64_t col = e % n_last;
+      const std::int64_t len = std::min(n_last - col, e1 - e);
+      run(g, mem, len, sl);
+      e += len;
+    }
+  }
+};
+
+std::size_t itemsize(DType d) { return (d == DType::f64) ? 8 : (d == DType::f32 ? 4 : 2); }
+
+template <class F>
+void run_tasks(const Walker& w, const Exec& ex, F&& body) {
+  const std::int64_t n_tasks = (w.total + kTask - 1) / kTask;
+  const int nt = w.total < kSerialBelow ? 1 : ex.n_threads;
+  parallel_for(n_tasks, nt, [&](std::int64_t t) {
+    const std::int64_t e0 = t * kTask;
+    const std::int64_t e1 = std::min(w.total, e0 + kTask);
+    w.for_runs(e0, e1, body);
+  });
+}
+
+}  // namespace
+
+void fill(const Destination& dst, const Sampler& s, RngCoord rc, Exec ex) {
+  require(dst.data != nullptr || dst.ndim >= 0, "null destination");
+  const Walker w(dst);
+  const KParams kp = prepare(s, dst.dtype);
+  if (w.total == 0) return;
+  require(dst.data != nullptr, "null destination pointer");
+  char* base = static_cast<char*>(dst.data);
+  const std::size_t isz = itemsize(dst.dtype);
+
+  if (s.dist == Dist::constant) {
+    const double v = s.p0;
+    const float vf = static_cast<float>(v);
+    const std::uint16_t h = dst.dtype == DType::f16 ? lowp::f16_from_f32(vf) : lowp::bf16_from_f32(vf);
+    run_tasks(w, ex, [&](std::uint64_t, std::int64_t mem, std::int64_t len, std::int64_t sl) {
+      char* p = base + mem * static_cast<std::int64_t>(isz);
+      for (std::int64_t i = 0; i < len; ++i) {
+        char* q = p + i * sl * static_cast<std::int64_t>(isz);
+        switch (dst.dtype) {
+          case DType::f64: std::memcpy(q, &v, 8); break;
+          case DType::f32: std::memcpy(q, &vf, 4); break;
+          default: std::memcpy(q, &h, 2); break;
+        }
+      }
+    });
+    return;
+  }
+
+  const detail::KernelTable& kt = detail::kernels_for(ex.isa);
+  detail::GenF32 g32 = s.dist == Dist::uniform ? kt.uniform_f32 : (s.dist == Dist::normal ? kt.normal_f32 : kt.trunc_f32);
+  detail::GenF64 g64 = s.dist == Dist::uniform ? kt.uniform_f64 : (s.dist == Dist::normal ? kt.normal_f64 : kt.trunc_f64);
+  const DType dt = dst.dtype;
+  const std::uint64_t seed = rc.seed, stream = rc.stream;
+
+  // Low-precision outputs: the kernel clamps to bounds that are representable in the output
+  // format, and round-to-nearest-even is monotonic, so the rounded value stays in bounds.
+  const bool is16 = dt == DType::f16;
+
+  run_tasks(w, ex, [&](std::uint64_t g, std::int64_t mem, std::int64_t len, std::int64_t sl) {
+    alignas(64) float tf[kChunk];
+    alignas(64) double td[kChunk];
+    for (std::int64_t c = 0; c < len; c += kChunk) {
+      const int n = static_cast<int>(std::min<std::int64_t>(kChunk, len - c));
+      const std::uint64_t gc = g + static_cast<std::uint64_t>(c);
+      char* p = base + (mem + c * sl) * static_cast<std::int64_t>(isz);
+      if (dt == DType::f64) {
+        if (sl == 1) {
+          g64(kp, seed, stream, gc, n, reinterpret_cast<double*>(p));
+        } else {
+          g64(kp, seed, stream, gc, n, td);
+          for (int i = 0; i < n; ++i) std::memcpy(p + i * sl * 8, &td[i], 8);
+        }
+      } else if (dt == DType::f32) {
+        if (sl == 1) {
+          g32(kp, seed, stream, gc, n, reinterpret_cast<float*>(p));
+        } else {
+          g32(kp, seed, stream, gc, n, tf);
+          for (int i = 0; i < n; ++i) std::memcpy(p + i * sl * 4, &tf[i], 4);
+        }
+      } else {
+        g32(kp, seed, stream, gc, n, tf);
+        for (int i = 0; i < n; ++i) {
+          const std::uint16_t h = is16 ? lowp::f16_from_f32(tf[i]) : lowp::bf16_from_f32(tf[i]);
+          std::memcpy(p + i * sl * 2, &h, 2);
+        }
+      }
+    }
+  });
+}
+
+void fill_normal(float* out, std::int64_t n, RngCoord rc, std::uint64_t offset, float mean, float std, Exec ex) {
+  const std::int64_t shape[1] = {n}, strides[1] = {1}, gstrides[1] = {1};
+  Destination d{out, DType::f32, 1, shape, strides, gstrides, offset};
+  fill(d, Sampler{Dist::normal, mean, std, 0, 0}, rc, ex);
+}
+
+void fill_normal(double* out, std::int64_t n, RngCoord rc, std::uint64_t offset, double mean, double std, Exec ex) {
+  const std::int64_t shape[1] = {n}, strides[1] = {1}, gstrides[1] = {1};
+  Destination d{out, DType::f64, 1, shape, strides, gstrides, offset};
+  fill(d, Sampler{Dist::normal, mean, std, 0, 0}, rc, ex);
+}
+
+double log_ndtr(double x) { return detail::log_ndtr_impl(x); }
+double ndtri_from_log(double log_p) { return detail::ndtri_from_log_impl(log_p); }
+
+}  // namespace initlab

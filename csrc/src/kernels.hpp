@@ -1,0 +1,39 @@
+// Private: the per-instruction-set sampling kernels and their parameters.
+// Each kernel fills `n` (<= kChunk) consecutive logical elements starting at global index g0
+// into a contiguous buffer. The same source (kernels_impl.inl) is compiled once per
+// instruction set; IEEE-754 rounding and -ffp-contract=off make all of them bit-identical.
+#pragma once
+#include <cstdint>
+#include "initlab/distributions.hpp"
+
+namespace initlab::detail {
+
+constexpr int kChunk = 1024;
+
+struct KParams {
+  // y = shift + scale * x, then clamped to [lo, hi] (in the kernel's precision).
+  double shift = 0, scale = 1, lo = 0, hi = 0;
+  bool clamp = false;
+  // Truncated normal (standardized bounds alpha < beta).
+  double alpha = 0, beta = 0;
+  double pa = 0, qb = 0, m = 0;          // Phi(alpha), Phi(-beta), Phi(beta) - Phi(alpha)
+  double la = 0, lb = 0, lca = 0, lcb = 0;  // log Phi(alpha), log Phi(beta), log Phi(-alpha), log Phi(-beta)
+  bool exact = false;                    // use the double-precision log-space inverse
+};
+
+using GenF32 = void (*)(const KParams&, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, float* out);
+using GenF64 = void (*)(const KParams&, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, double* out);
+
+struct KernelTable {
+  GenF32 uniform_f32, normal_f32, trunc_f32;
+  GenF64 uniform_f64, normal_f64, trunc_f64;
+};
+
+const KernelTable& kernels_for(Isa isa);
+
+namespace k_scalar { extern const KernelTable table; }
+namespace k_sse2 { extern const KernelTable table; }
+namespace k_avx2 { extern const KernelTable table; }
+namespace k_avx512 { extern const KernelTable table; }
+
+}  // namespace initlab::detail

@@ -1,0 +1,179 @@
+// The sampling kernels. Included by kernels_<isa>.cpp inside `namespace initlab::detail::KNS`,
+// each translation unit compiled with its own instruction-set flags. Loops are written over
+// plain arrays so that the compiler vectorizes them; nothing here may depend on the ISA.
+// (No include guard: included once per ISA namespace.)
+
+using std::int64_t;
+using std::uint32_t;
+using std::uint64_t;
+
+// Philox words of blocks [block0, block0 + nb) of (seed, stream), block-major: w[4j + k].
+// Processed in groups of 16 blocks held as separate lanes so the rounds vectorize.
+static inline void philox_words(uint64_t seed, uint64_t stream, uint64_t block0, int nb, uint32_t* w) {
+  const uint32_t key0 = static_cast<uint32_t>(seed), key1 = static_cast<uint32_t>(seed >> 32);
+  const uint32_t s0 = static_cast<uint32_t>(stream), s1 = static_cast<uint32_t>(stream >> 32);
+  constexpr int G = 16;
+  for (int j0 = 0; j0 < nb; j0 += G) {
+    uint32_t c0[G], c1[G], c2[G], c3[G];
+    for (int l = 0; l < G; ++l) {
+      const uint64_t b = block0 + static_cast<uint64_t>(j0 + l);
+      c0[l] = static_cast<uint32_t>(b);
+      c1[l] = static_cast<uint32_t>(b >> 32);
+      c2[l] = s0;
+      c3[l] = s1;
+    }
+    uint32_t k0 = key0, k1 = key1;
+    for (int r = 0; r < 10; ++r) {
+      for (int l = 0; l < G; ++l) {
+        const uint64_t p0 = static_cast<uint64_t>(PHILOX_M4x32_0) * c0[l];
+        const uint64_t p1 = static_cast<uint64_t>(PHILOX_M4x32_1) * c2[l];
+        const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1[l] ^ k0;
+        const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3[l] ^ k1;
+        c1[l] = static_cast<uint32_t>(p1);
+        c3[l] = static_cast<uint32_t>(p0);
+        c0[l] = n0;
+        c2[l] = n2;
+      }
+      k0 += PHILOX_W32_0;
+      k1 += PHILOX_W32_1;
+    }
+    const int lim = (nb - j0) < G ? (nb - j0) : G;
+    for (int l = 0; l < lim; ++l) {
+      uint32_t* o = w + 4 * (j0 + l);
+      o[0] = c0[l];
+      o[1] = c1[l];
+      o[2] = c2[l];
+      o[3] = c3[l];
+    }
+  }
+}
+
+static inline float clampf(float v, float lo, float hi) { return v < lo ? lo : (v > hi ? hi : v); }
+static inline double clampd(double v, double lo, double hi) { return v < lo ? lo : (v > hi ? hi : v); }
+
+// ---- float32 ---------------------------------------------------------------------------
+
+static void uniform_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, float* out) {
+  alignas(64) uint32_t w[kChunk + 8];
+  const uint64_t b0 = g0 >> 2;
+  const int skip = static_cast<int>(g0 & 3u);
+  const int nb = (skip + n + 3) >> 2;
+  philox_words(seed, stream, b0, nb, w);
+  const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
+  const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
+  const uint32_t* ws = w + skip;
+  for (int i = 0; i < n; ++i) {
+    const float u = static_cast<float>(static_cast<int32_t>(ws[i] >> 8)) * 5.9604644775390625e-08f;
+    out[i] = clampf(shift + scale * u, lo, hi);
+  }
+}
+
+static void normal_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, float* out) {
+  alignas(64) uint32_t w[kChunk + 8];
+  alignas(64) float z[kChunk + 8];
+  const uint64_t b0 = g0 >> 2;
+  const int skip = static_cast<int>(g0 & 3u);
+  const int nb = (skip + n + 3) >> 2;
+  philox_words(seed, stream, b0, nb, w);
+  const int npairs = 2 * nb;
+  for (int j = 0; j < npairs; ++j) {
+    // u1 in (0, 1]: 31 random bits plus half an ulp, never 0 (log follows).
+    const float u1 = static_cast<float>(static_cast<int32_t>(w[2 * j] >> 1)) * 4.656612873077392578125e-10f +
+                     2.3283064365386962890625e-10f;
+    const float r = std::sqrt(-2.0f * detmath::log_f32(u1));
+    float s, c;
+    detmath::sincos_2pi_u24(w[2 * j + 1] >> 8, s, c);
+    z[2 * j] = r * c;
+    z[2 * j + 1] = r * s;
+  }
+  const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
+  const float* zs = z + skip;
+  for (int i = 0; i < n; ++i) out[i] = shift + scale * zs[i];
+}
+
+static void trunc_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, float* out) {
+  alignas(64) uint32_t w[kChunk + 8];
+  const uint64_t b0 = g0 >> 2;
+  const int skip = static_cast<int>(g0 & 3u);
+  const int nb = (skip + n + 3) >> 2;
+  philox_words(seed, stream, b0, nb, w);
+  const uint32_t* ws = w + skip;
+  const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
+  if (!kp.exact) {
+    const float pa = static_cast<float>(kp.pa), qb = static_cast<float>(kp.qb), m = static_cast<float>(kp.m);
+    const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
+    for (int i = 0; i < n; ++i) {
+      // u = (2k + 1) 2^-24 and 1 - u from the same 23 bits: both exact, never 0, u + v == 1.
+      const float u = static_cast<float>(static_cast<int32_t>(((ws[i] >> 9) << 1) | 1u)) * 5.9604644775390625e-08f;
+      const float v = static_cast<float>(static_cast<int32_t>((((~ws[i]) >> 9) << 1) | 1u)) * 5.9604644775390625e-08f;
+      const float pl = pa + u * m;
+      const float pr = qb + v * m;
+      const bool left = pl <= 0.5f;
+      const float p = left ? pl : pr;
+      const float x0 = detmath::ndtri_lower<float>(p);
+      const float x = left ? x0 : -x0;
+      out[i] = clampf(shift + scale * x, lo, hi);
+    }
+  } else {
+    for (int i = 0; i < n; ++i) {
+      const double u = (static_cast<double>(ws[i]) + 0.5) * 2.3283064365386962890625e-10;
+      const double v = (static_cast<double>(~ws[i]) + 0.5) * 2.3283064365386962890625e-10;
+      const double x = trunc_exact(u, v, kp.alpha, kp.beta, kp.la, kp.lb, kp.lca, kp.lcb);
+      out[i] = clampf(static_cast<float>(kp.shift + kp.scale * x), lo, hi);
+    }
+  }
+}
+
+// ---- float64 ---------------------------------------------------------------------------
+
+static inline uint64_t word64(const uint32_t* w, int i) {
+  return static_cast<uint64_t>(w[2 * i]) | (static_cast<uint64_t>(w[2 * i + 1]) << 32);
+}
+
+static void uniform_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, double* out) {
+  alignas(64) uint32_t w[2 * kChunk + 8];
+  const uint64_t b0 = g0 >> 1;
+  const int skip = static_cast<int>(g0 & 1u);
+  const int nb = (skip + n + 1) >> 1;
+  philox_words(seed, stream, b0, nb, w);
+  for (int i = 0; i < n; ++i) {
+    const double u = static_cast<double>(static_cast<int64_t>(word64(w, skip + i) >> 11)) * 1.1102230246251565404e-16;
+    out[i] = clampd(kp.shift + kp.scale * u, kp.lo, kp.hi);
+  }
+}
+
+static void normal_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, double* out) {
+  alignas(64) uint32_t w[2 * kChunk + 8];
+  alignas(64) double z[kChunk + 8];
+  const uint64_t b0 = g0 >> 1;
+  const int skip = static_cast<int>(g0 & 1u);
+  const int nb = (skip + n + 1) >> 1;
+  philox_words(seed, stream, b0, nb, w);
+  for (int j = 0; j < nb; ++j) {
+    const double u1 = (static_cast<double>(static_cast<int64_t>(word64(w, 2 * j) >> 11)) + 0.5) * 1.1102230246251565404e-16;
+    const double r = std::sqrt(-2.0 * detmath::log_f64(u1));
+    double s, c;
+    detmath::sincos_2pi_u53(word64(w, 2 * j + 1) >> 11, s, c);
+    z[2 * j] = r * c;
+    z[2 * j + 1] = r * s;
+  }
+  const double* zs = z + skip;
+  for (int i = 0; i < n; ++i) out[i] = kp.shift + kp.scale * zs[i];
+}
+
+static void trunc_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, double* out) {
+  alignas(64) uint32_t w[2 * kChunk + 8];
+  const uint64_t b0 = g0 >> 1;
+  const int skip = static_cast<int>(g0 & 1u);
+  const int nb = (skip + n + 1) >> 1;
+  philox_words(seed, stream, b0, nb, w);
+  for (int i = 0; i < n; ++i) {
+    const uint64_t k = word64(w, skip + i) >> 11;
+    const double u = (static_cast<double>(static_cast<int64_t>(k)) + 0.5) * 1.1102230246251565404e-16;
+    const double v = (static_cast<double>(static_cast<int64_t>((~k) & ((1ull << 53) - 1))) + 0.5) * 1.1102230246251565404e-16;
+    const double x = trunc_exact(u, v, kp.alpha, kp.beta, kp.la, kp.lb, kp.lca, kp.lcb);
+    out[i] = clampd(kp.shift + kp.scale * x, kp.lo, kp.hi);
+  }
+}
+
+const KernelTable table = {uniform_f32, normal_f32, trunc_f32, uniform_f64, normal_f64, trunc_f64};
