@@ -1,0 +1,26 @@
+"""initlab: fast, reproducible neural-network weight initialization, deep-network start-up
+schemes and variance analysis, on a C++/OpenMP core.
+
+See README.md for the contracts (reproducibility, seeds, buffers, errors, threads).
+"""
+
+from __future__ import annotations
+
+try:
+    from . import _core  # noqa: F401
+except ImportError as e:  # pragma: no cover - only when the extension was not built
+    raise ImportError(
+        "initlab's compiled core (initlab._core) could not be imported; install the package with "
+        "`pip install .` from a source checkout so the C++ extension is built"
+    ) from e
+
+from ._simd import available_simd_paths, set_simd_path, simd_path
+from ._threads import get_num_threads, num_threads, openmp_enabled, set_num_threads
+from .generator import Generator, default_generator, manual_seed
+
+# --- core catalog (issue: core) ---
+# --- orthogonal (issue: Householder orthogonal) ---
+# --- statistics, networks, analysis (issue: variance analysis) ---
+# --- LSUV and schemes (issue: LSUV) ---
+
+__version__ = "0.1.0"

@@ -1,0 +1,156 @@
+"""Destinations: turn a NumPy array or a torch CPU tensor into a zero-copy view the core can fill.
+
+The core works on raw memory with signed element strides, so any layout is filled in place:
+no temporary, no silent copy. bfloat16 (``ml_dtypes.bfloat16`` arrays, ``torch.bfloat16``
+tensors) is passed as a ``uint16`` view of the same memory.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+# Codes shared with the core (csrc/include/initlab/distributions.hpp: DType).
+F32, F64, F16, BF16 = 0, 1, 2, 3
+_NP_CODES = {np.dtype(np.float32): F32, np.dtype(np.float64): F64, np.dtype(np.float16): F16}
+DTYPE_NAMES = {F32: "float32", F64: "float64", F16: "float16", BF16: "bfloat16"}
+_ACCEPTED = "float32, float64, float16 or bfloat16"
+
+
+@dataclass
+class Target:
+    """A writable, zero-copy NumPy view of the user's destination."""
+
+    obj: Any  # what the user passed (returned unchanged)
+    array: np.ndarray  # view of the same memory; uint16 for bfloat16
+    code: int  # F32 / F64 / F16 / BF16
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape)
+
+    @property
+    def size(self) -> int:
+        return int(self.array.size)
+
+    @property
+    def ndim(self) -> int:
+        return int(self.array.ndim)
+
+    @property
+    def dtype_name(self) -> str:
+        return DTYPE_NAMES[self.code]
+
+
+def _is_torch_tensor(t: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(t, torch.Tensor)
+
+
+def _torch_target(t: Any) -> Target:
+    import torch
+
+    if t.device.type != "cpu":
+        raise ValueError(f"only CPU tensors can be filled in place, got a tensor on {t.device}")
+    if t.is_sparse or t.layout != torch.strided:
+        raise ValueError(f"only dense strided tensors are supported, got layout {t.layout}")
+    if t.is_complex() or not t.is_floating_point():
+        raise TypeError(f"unsupported dtype {t.dtype}; accepted: {_ACCEPTED}")
+    codes = {torch.float32: F32, torch.float64: F64, torch.float16: F16, torch.bfloat16: BF16}
+    if t.dtype not in codes:
+        raise TypeError(f"unsupported dtype {t.dtype}; accepted: {_ACCEPTED}")
+    if t.is_conj() or t.is_neg():
+        raise ValueError("tensors with a lazy conjugate/negative bit cannot be filled in place")
+    code = codes[t.dtype]
+    d = t.detach()
+    # .numpy() shares memory (never copies) for CPU tensors; bfloat16 goes through an int16 view.
+    arr = d.view(torch.int16).numpy().view(np.uint16) if code == BF16 else d.numpy()
+    return Target(t, arr, code)
+
+
+def as_target(t: Any) -> Target:
+    """Validate a destination and return its zero-copy view.
+
+    Raises
+    ------
+    TypeError
+        For anything that is not a NumPy array / torch tensor, or an unsupported dtype.
+    ValueError
+        For read-only arrays, non-CPU tensors, non-native byte order or overlapping memory.
+    """
+    if _is_torch_tensor(t):
+        return _torch_target(t)
+    if not isinstance(t, np.ndarray):
+        raise TypeError(
+            f"expected a NumPy array or a torch CPU tensor, got {type(t).__name__}; "
+            "initializers write in place, so a list or scalar cannot be filled"
+        )
+    dt = t.dtype
+    if dt.byteorder not in ("=", "|") and dt.byteorder != ("<" if sys.byteorder == "little" else ">"):
+        raise ValueError(f"array must be in native byte order, got dtype {dt.str}")
+    if dt.name == "bfloat16":
+        code = BF16
+        arr = t.view(np.uint16)
+    elif dt in _NP_CODES:
+        code = _NP_CODES[dt]
+        arr = t
+    else:
+        raise TypeError(f"unsupported dtype {dt}; accepted: {_ACCEPTED}")
+    if not t.flags.writeable:
+        raise ValueError("destination array is read-only")
+    for n, s in zip(t.shape, t.strides):
+        if n > 1 and s == 0:
+            raise ValueError("destination has overlapping elements (a zero stride, e.g. from broadcast_to)")
+    if t.size and not t.flags.aligned:
+        raise ValueError("destination array is not aligned")
+    return Target(t, arr, code)
+
+
+def c_strides(shape: tuple[int, ...]) -> list[int]:
+    """C-order element strides of a shape."""
+    out = [1] * len(shape)
+    acc = 1
+    for k in range(len(shape) - 1, -1, -1):
+        out[k] = acc
+        acc *= max(int(shape[k]), 1)
+    return out
+
+
+def f32_to_bf16_bits(x: np.ndarray) -> np.ndarray:
+    """Round float32 values to bfloat16 (nearest, ties to even) and return the uint16 bits."""
+    b = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    nan = (b & 0x7FFFFFFF) > 0x7F800000
+    r = ((b + 0x7FFF + ((b >> 16) & 1)) >> 16).astype(np.uint16)
+    r[nan] = ((b[nan] >> 16) | 0x40).astype(np.uint16)
+    return r
+
+
+def store(target: Target, values: np.ndarray) -> None:
+    """Write ``values`` (the destination's shape, logical order) into the destination.
+
+    Values are rounded once to the destination dtype (nearest, ties to even); float16/bfloat16
+    are rounded from float32 as the samplers do.
+    """
+    values = np.asarray(values)
+    if values.shape != target.shape:
+        raise ValueError(f"internal: values of shape {values.shape} for a destination of shape {target.shape}")
+    if target.code == F64:
+        target.array[...] = values
+    elif target.code == F32:
+        target.array[...] = values.astype(np.float32)
+    elif target.code == F16:
+        target.array[...] = values.astype(np.float32).astype(np.float16)
+    else:
+        target.array[...] = f32_to_bf16_bits(values.astype(np.float32)).reshape(target.shape)
+
+
+def load(target: Target) -> np.ndarray:
+    """Read the destination's values as float32/float64 (a copy, logical order)."""
+    if target.code == BF16:
+        return (target.array.astype(np.uint32) << 16).view(np.float32)
+    if target.code == F16:
+        return target.array.astype(np.float32)
+    return np.array(target.array)

@@ -1,0 +1,82 @@
+"""Thread-count control: the single place that decides how many threads a core call gets."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import threading
+from collections.abc import Iterator
+
+from . import _core
+
+__all__ = ["get_num_threads", "set_num_threads", "num_threads", "openmp_enabled"]
+
+_lock = threading.Lock()
+_global_threads: int | None = None
+_override: contextvars.ContextVar[int | None] = contextvars.ContextVar("initlab_num_threads", default=None)
+
+
+def _default_threads() -> int:
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return max(1, _core.num_procs())
+
+
+def _check(n: object) -> int:
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"number of threads must be an int, got {type(n).__name__}")
+    if n < 1:
+        raise ValueError(f"number of threads must be >= 1, got {n}")
+    return n
+
+
+def openmp_enabled() -> bool:
+    """Whether the compiled core was built with OpenMP (False means every call is single-threaded)."""
+    return bool(_core.openmp_enabled())
+
+
+def get_num_threads() -> int:
+    """Return the number of threads initlab uses for large fills and reductions.
+
+    The value in force is, in order: the innermost :func:`num_threads` context of the calling
+    thread, the last :func:`set_num_threads`, ``OMP_NUM_THREADS``, the number of processors.
+    Results never depend on it: every fill is bit-identical for any thread count.
+    """
+    o = _override.get()
+    if o is not None:
+        return o
+    with _lock:
+        return _global_threads if _global_threads is not None else _default_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Set the process-wide number of threads (an int >= 1).
+
+    Raises
+    ------
+    TypeError
+        If ``n`` is not an int.
+    ValueError
+        If ``n < 1``.
+    """
+    global _global_threads
+    n = _check(n)
+    with _lock:
+        _global_threads = n
+
+
+@contextlib.contextmanager
+def num_threads(n: int) -> Iterator[int]:
+    """Context manager: use ``n`` threads inside the block, in the calling thread (and tasks it starts).
+
+    The override is context-local (``contextvars``), so concurrent Python threads do not see
+    each other's settings.
+    """
+    n = _check(n)
+    token = _override.set(n)
+    try:
+        yield n
+    finally:
+        _override.reset(token)
