@@ -19,6 +19,26 @@ from ._threads import get_num_threads, num_threads, openmp_enabled, set_num_thre
 from .generator import Generator, default_generator, manual_seed
 
 # --- core catalog (issue: core) ---
+from .fans import calculate_gain, compute_fans
+from .init import (
+    constant_,
+    dirac_,
+    eye_,
+    kaiming_normal_,
+    kaiming_uniform_,
+    lecun_normal_,
+    lecun_uniform_,
+    normal_,
+    ones_,
+    sparse_,
+    trunc_normal_,
+    uniform_,
+    variance_scaling_,
+    xavier_normal_,
+    xavier_uniform_,
+    zero_init_,
+    zeros_,
+)
 # --- orthogonal (issue: Householder orthogonal) ---
 # --- statistics, networks, analysis (issue: variance analysis) ---
 # --- LSUV and schemes (issue: LSUV) ---
