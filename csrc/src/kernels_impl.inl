@@ -1,50 +1,26 @@
-// The sampling kernels. Included by kernels_<isa>.cpp inside `namespace initlab::detail::KNS`,
-// each translation unit compiled with its own instruction-set flags. Loops are written over
-// plain arrays so that the compiler vectorizes them; nothing here may depend on the ISA.
+// The scalar reference kernels: one element at a time, the definition every SIMD path must
+// reproduce bit for bit. Included by kernels_<isa>.cpp inside `namespace initlab::detail::k_<isa>`.
+// The float64 kernels take the Philox word generator as a template parameter so vector
+// translation units can plug in their vectorized generator.
 // (No include guard: included once per ISA namespace.)
+namespace scalar_ref {
 
 using std::int64_t;
 using std::uint32_t;
 using std::uint64_t;
 
+using WordsFn = void (*)(uint64_t seed, uint64_t stream, uint64_t block0, int nb, uint32_t* w);
+// Word buffers: room for a chunk plus the vector generators' rounding up to whole groups.
+constexpr int kWordBuf = 2 * kChunk + 4 * 64;
+
 // Philox words of blocks [block0, block0 + nb) of (seed, stream), block-major: w[4j + k].
-// Processed in groups of 16 blocks held as separate lanes so the rounds vectorize.
-static inline void philox_words(uint64_t seed, uint64_t stream, uint64_t block0, int nb, uint32_t* w) {
-  const uint32_t key0 = static_cast<uint32_t>(seed), key1 = static_cast<uint32_t>(seed >> 32);
-  const uint32_t s0 = static_cast<uint32_t>(stream), s1 = static_cast<uint32_t>(stream >> 32);
-  constexpr int G = 16;
-  for (int j0 = 0; j0 < nb; j0 += G) {
-    uint32_t c0[G], c1[G], c2[G], c3[G];
-    for (int l = 0; l < G; ++l) {
-      const uint64_t b = block0 + static_cast<uint64_t>(j0 + l);
-      c0[l] = static_cast<uint32_t>(b);
-      c1[l] = static_cast<uint32_t>(b >> 32);
-      c2[l] = s0;
-      c3[l] = s1;
-    }
-    uint32_t k0 = key0, k1 = key1;
-    for (int r = 0; r < 10; ++r) {
-      for (int l = 0; l < G; ++l) {
-        const uint64_t p0 = static_cast<uint64_t>(PHILOX_M4x32_0) * c0[l];
-        const uint64_t p1 = static_cast<uint64_t>(PHILOX_M4x32_1) * c2[l];
-        const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1[l] ^ k0;
-        const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3[l] ^ k1;
-        c1[l] = static_cast<uint32_t>(p1);
-        c3[l] = static_cast<uint32_t>(p0);
-        c0[l] = n0;
-        c2[l] = n2;
-      }
-      k0 += PHILOX_W32_0;
-      k1 += PHILOX_W32_1;
-    }
-    const int lim = (nb - j0) < G ? (nb - j0) : G;
-    for (int l = 0; l < lim; ++l) {
-      uint32_t* o = w + 4 * (j0 + l);
-      o[0] = c0[l];
-      o[1] = c1[l];
-      o[2] = c2[l];
-      o[3] = c3[l];
-    }
+static void philox_words(uint64_t seed, uint64_t stream, uint64_t block0, int nb, uint32_t* w) {
+  for (int j = 0; j < nb; ++j) {
+    const philox4x32_ctr c = philox_block(seed, stream, block0 + static_cast<uint64_t>(j));
+    w[4 * j + 0] = c[0];
+    w[4 * j + 1] = c[1];
+    w[4 * j + 2] = c[2];
+    w[4 * j + 3] = c[3];
   }
 }
 
@@ -54,7 +30,7 @@ static inline double clampd(double v, double lo, double hi) { return v < lo ? lo
 // ---- float32 ---------------------------------------------------------------------------
 
 static void uniform_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, float* out) {
-  alignas(64) uint32_t w[kChunk + 8];
+  alignas(64) uint32_t w[kWordBuf];
   const uint64_t b0 = g0 >> 2;
   const int skip = static_cast<int>(g0 & 3u);
   const int nb = (skip + n + 3) >> 2;
@@ -69,7 +45,7 @@ static void uniform_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint6
 }
 
 static void normal_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, float* out) {
-  alignas(64) uint32_t w[kChunk + 8];
+  alignas(64) uint32_t w[kWordBuf];
   alignas(64) float z[kChunk + 8];
   const uint64_t b0 = g0 >> 2;
   const int skip = static_cast<int>(g0 & 3u);
@@ -92,7 +68,7 @@ static void normal_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint64
 }
 
 static void trunc_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, float* out) {
-  alignas(64) uint32_t w[kChunk + 8];
+  alignas(64) uint32_t w[kWordBuf];
   const uint64_t b0 = g0 >> 2;
   const int skip = static_cast<int>(g0 & 3u);
   const int nb = (skip + n + 3) >> 2;
@@ -130,25 +106,27 @@ static inline uint64_t word64(const uint32_t* w, int i) {
   return static_cast<uint64_t>(w[2 * i]) | (static_cast<uint64_t>(w[2 * i + 1]) << 32);
 }
 
+template <WordsFn W>
 static void uniform_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, double* out) {
-  alignas(64) uint32_t w[2 * kChunk + 8];
+  alignas(64) uint32_t w[kWordBuf];
   const uint64_t b0 = g0 >> 1;
   const int skip = static_cast<int>(g0 & 1u);
   const int nb = (skip + n + 1) >> 1;
-  philox_words(seed, stream, b0, nb, w);
+  W(seed, stream, b0, nb, w);
   for (int i = 0; i < n; ++i) {
     const double u = static_cast<double>(static_cast<int64_t>(word64(w, skip + i) >> 11)) * 1.1102230246251565404e-16;
     out[i] = clampd(kp.shift + kp.scale * u, kp.lo, kp.hi);
   }
 }
 
+template <WordsFn W>
 static void normal_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, double* out) {
-  alignas(64) uint32_t w[2 * kChunk + 8];
+  alignas(64) uint32_t w[kWordBuf];
   alignas(64) double z[kChunk + 8];
   const uint64_t b0 = g0 >> 1;
   const int skip = static_cast<int>(g0 & 1u);
   const int nb = (skip + n + 1) >> 1;
-  philox_words(seed, stream, b0, nb, w);
+  W(seed, stream, b0, nb, w);
   for (int j = 0; j < nb; ++j) {
     const double u1 = (static_cast<double>(static_cast<int64_t>(word64(w, 2 * j) >> 11)) + 0.5) * 1.1102230246251565404e-16;
     const double r = std::sqrt(-2.0 * detmath::log_f64(u1));
@@ -161,12 +139,13 @@ static void normal_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint64
   for (int i = 0; i < n; ++i) out[i] = kp.shift + kp.scale * zs[i];
 }
 
+template <WordsFn W>
 static void trunc_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, double* out) {
-  alignas(64) uint32_t w[2 * kChunk + 8];
+  alignas(64) uint32_t w[kWordBuf];
   const uint64_t b0 = g0 >> 1;
   const int skip = static_cast<int>(g0 & 1u);
   const int nb = (skip + n + 1) >> 1;
-  philox_words(seed, stream, b0, nb, w);
+  W(seed, stream, b0, nb, w);
   for (int i = 0; i < n; ++i) {
     const uint64_t k = word64(w, skip + i) >> 11;
     const double u = (static_cast<double>(static_cast<int64_t>(k)) + 0.5) * 1.1102230246251565404e-16;
@@ -176,4 +155,4 @@ static void trunc_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint64_
   }
 }
 
-const KernelTable table = {uniform_f32, normal_f32, trunc_f32, uniform_f64, normal_f64, trunc_f64};
+}  // namespace scalar_ref

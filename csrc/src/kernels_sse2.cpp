@@ -1,11 +1,19 @@
 // Kernels compiled for the sse2 instruction set (flags set per file in CMakeLists.txt).
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <immintrin.h>
+
 #include "initlab/detmath.hpp"
 #include "initlab/philox.hpp"
 #include "kernels.hpp"
 #include "truncnorm_exact.hpp"
 
+#define INITLAB_VB 16
+
 namespace initlab::detail::k_sse2 {
 #include "kernels_impl.inl"
+#include "kernels_simd.inl"
+const KernelTable table = {uniform_f32, normal_f32, trunc_f32, scalar_ref::uniform_f64<words>,
+                           scalar_ref::normal_f64<words>, scalar_ref::trunc_f64<words>};
 }  // namespace initlab::detail::k_sse2

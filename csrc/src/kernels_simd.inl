@@ -1,0 +1,246 @@
+// Vector versions of the sampling kernels for the SSE2 / AVX2 / AVX-512 translation units.
+// They mirror the scalar reference (kernels_impl.inl + detmath.hpp) operation for operation:
+// the same constants, the same order of correctly rounded IEEE operations, no FMA. Tests
+// compare every path with the scalar one bit for bit.
+// Included inside `namespace initlab::detail::k_<isa>` with INITLAB_VB = vector bytes.
+// (immintrin.h is included by the translation unit, outside any namespace.)
+
+constexpr int VB = INITLAB_VB;
+constexpr int L = VB / 4;  // 32-bit lanes = Philox blocks per group
+typedef std::uint32_t vu32 __attribute__((vector_size(VB)));
+typedef std::int32_t vi32 __attribute__((vector_size(VB)));
+typedef float vf32 __attribute__((vector_size(VB)));
+typedef std::uint64_t vu64 __attribute__((vector_size(VB)));
+
+#if INITLAB_VB == 64
+typedef __m512i vreg;
+static inline vu64 mul_even(vu32 a, vu32 m) { return (vu64)_mm512_mul_epu32((vreg)a, (vreg)m); }
+static inline vf32 vsqrt(vf32 x) { return (vf32)_mm512_sqrt_ps((__m512)x); }
+#elif INITLAB_VB == 32
+typedef __m256i vreg;
+static inline vu64 mul_even(vu32 a, vu32 m) { return (vu64)_mm256_mul_epu32((vreg)a, (vreg)m); }
+static inline vf32 vsqrt(vf32 x) { return (vf32)_mm256_sqrt_ps((__m256)x); }
+#else
+typedef __m128i vreg;
+static inline vu64 mul_even(vu32 a, vu32 m) { return (vu64)_mm_mul_epu32((vreg)a, (vreg)m); }
+static inline vf32 vsqrt(vf32 x) { return (vf32)_mm_sqrt_ps((__m128)x); }
+#endif
+
+static inline vu32 splat(std::uint32_t x) { return (vu32){} + x; }
+static inline vf32 splatf(float x) { return (vf32){} + x; }
+
+// (hi, lo) of the 32x32 -> 64-bit products of every lane with M.
+static inline void mulhilo(vu32 a, vu32 m, vu32& hi, vu32& lo) {
+  const vu64 pe = mul_even(a, m);                      // lanes 0, 2, 4, ...
+  const vu64 po = mul_even((vu32)((vu64)a >> 32), m);  // lanes 1, 3, 5, ...
+  lo = (vu32)((pe & 0xffffffffull) | (po << 32));
+  hi = (vu32)((pe >> 32) | (po & 0xffffffff00000000ull));
+}
+
+// Philox4x32-10 of L consecutive blocks starting at `block`: word k of block block+l in ck[l].
+static inline void philox_group(std::uint64_t seed, std::uint64_t stream, std::uint64_t block, vu32& c0, vu32& c1,
+                                vu32& c2, vu32& c3) {
+  vu32 lane;
+  for (int l = 0; l < L; ++l) lane[l] = static_cast<std::uint32_t>(l);
+  const std::uint32_t blo = static_cast<std::uint32_t>(block), bhi = static_cast<std::uint32_t>(block >> 32);
+  c0 = splat(blo) + lane;
+  c1 = (vu32)((c0 < blo) ? splat(bhi + 1u) : splat(bhi));  // carry when the low word wraps
+  c2 = splat(static_cast<std::uint32_t>(stream));
+  c3 = splat(static_cast<std::uint32_t>(stream >> 32));
+  std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
+  const vu32 m0 = splat(PHILOX_M4x32_0), m1 = splat(PHILOX_M4x32_1);
+#pragma GCC unroll 10
+  for (int r = 0; r < 10; ++r) {
+    vu32 hi0, lo0, hi1, lo1;
+    mulhilo(c0, m0, hi0, lo0);
+    mulhilo(c2, m1, hi1, lo1);
+    c0 = hi1 ^ c1 ^ k0;
+    c1 = lo1;
+    c2 = hi0 ^ c3 ^ k1;
+    c3 = lo0;
+    k0 += PHILOX_W32_0;
+    k1 += PHILOX_W32_1;
+  }
+}
+
+// Store four lane-vectors block-major: out[4l + k] = vk[l] (32-bit items).
+template <class V>
+static inline void store_interleaved(V v0, V v1, V v2, V v3, void* out) {
+#if INITLAB_VB == 16
+  const __m128i a = (__m128i)v0, b = (__m128i)v1, c = (__m128i)v2, d = (__m128i)v3;
+  const __m128i t0 = _mm_unpacklo_epi32(a, b), t1 = _mm_unpackhi_epi32(a, b);
+  const __m128i t2 = _mm_unpacklo_epi32(c, d), t3 = _mm_unpackhi_epi32(c, d);
+  __m128i* o = static_cast<__m128i*>(out);
+  _mm_storeu_si128(o + 0, _mm_unpacklo_epi64(t0, t2));
+  _mm_storeu_si128(o + 1, _mm_unpackhi_epi64(t0, t2));
+  _mm_storeu_si128(o + 2, _mm_unpacklo_epi64(t1, t3));
+  _mm_storeu_si128(o + 3, _mm_unpackhi_epi64(t1, t3));
+#elif INITLAB_VB == 32
+  const __m256i a = (__m256i)v0, b = (__m256i)v1, c = (__m256i)v2, d = (__m256i)v3;
+  const __m256i t0 = _mm256_unpacklo_epi32(a, b), t1 = _mm256_unpackhi_epi32(a, b);
+  const __m256i t2 = _mm256_unpacklo_epi32(c, d), t3 = _mm256_unpackhi_epi32(c, d);
+  const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+  const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
+  __m256i* o = static_cast<__m256i*>(out);
+  _mm256_storeu_si256(o + 0, _mm256_permute2x128_si256(u0, u1, 0x20));
+  _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(u2, u3, 0x20));
+  _mm256_storeu_si256(o + 2, _mm256_permute2x128_si256(u0, u1, 0x31));
+  _mm256_storeu_si256(o + 3, _mm256_permute2x128_si256(u2, u3, 0x31));
+#else
+  const __m512i a = (__m512i)v0, b = (__m512i)v1, c = (__m512i)v2, d = (__m512i)v3;
+  const __m512i t0 = _mm512_unpacklo_epi32(a, b), t1 = _mm512_unpackhi_epi32(a, b);
+  const __m512i t2 = _mm512_unpacklo_epi32(c, d), t3 = _mm512_unpackhi_epi32(c, d);
+  const __m512i u0 = _mm512_unpacklo_epi64(t0, t2), u1 = _mm512_unpackhi_epi64(t0, t2);
+  const __m512i u2 = _mm512_unpacklo_epi64(t1, t3), u3 = _mm512_unpackhi_epi64(t1, t3);
+  // u0 holds blocks 0|4|8|12 (one per 128-bit lane), u1 1|5|9|13, u2 2|6|10|14, u3 3|7|11|15.
+  const __m512i x0 = _mm512_shuffle_i32x4(u0, u1, 0x88), x1 = _mm512_shuffle_i32x4(u2, u3, 0x88);  // 0 8 1 9 | 2 10 3 11
+  const __m512i x2 = _mm512_shuffle_i32x4(u0, u1, 0xdd), x3 = _mm512_shuffle_i32x4(u2, u3, 0xdd);  // 4 12 5 13 | 6 14 7 15
+  __m512i* o = static_cast<__m512i*>(out);
+  _mm512_storeu_si512(o + 0, _mm512_shuffle_i32x4(x0, x1, 0x88));  // 0 1 2 3
+  _mm512_storeu_si512(o + 1, _mm512_shuffle_i32x4(x2, x3, 0x88));  // 4 5 6 7
+  _mm512_storeu_si512(o + 2, _mm512_shuffle_i32x4(x0, x1, 0xdd));  // 8 9 10 11
+  _mm512_storeu_si512(o + 3, _mm512_shuffle_i32x4(x2, x3, 0xdd));  // 12 13 14 15
+#endif
+}
+
+// ---- vector mirrors of detmath.hpp --------------------------------------------------------------
+
+static inline vf32 vlog(vf32 x) {
+  const vu32 b = (vu32)x;
+  vi32 e = (vi32)((b >> 23) & 0xffu) - 127;
+  vf32 m = (vf32)((b & 0x7fffffu) | 0x3f800000u);
+  const vi32 big = m > 1.41421356f;
+  m = big ? m * 0.5f : m;
+  e -= big;  // big is -1 where true
+  const vf32 s = (m - 1.0f) / (m + 1.0f);
+  const vf32 s2 = s * s;
+  const vf32 p = s2 * (0.333333333f + s2 * (0.2f + s2 * (0.142857143f + s2 * 0.111111111f)));
+  const vf32 ef = __builtin_convertvector(e, vf32);
+  return ef * 0.693145752f + ((2.0f * s + 2.0f * s * p) + ef * 1.42860677e-06f);
+}
+
+static inline void vsincos_2pi_u24(vu32 k, vf32& s_out, vf32& c_out) {
+  const vu32 q = (k + (1u << 21)) >> 22;
+  const vi32 t = (vi32)k - (vi32)(q << 22);
+  const vf32 x = __builtin_convertvector(t, vf32) * 3.74507028e-07f;
+  const vf32 x2 = x * x;
+  const vf32 s = x + x * x2 * (-0.166666667f + x2 * (8.33333333e-03f + x2 * (-1.98412698e-04f + x2 * 2.75573192e-06f)));
+  const vf32 c = 1.0f + x2 * (-0.5f + x2 * (4.16666667e-02f + x2 * (-1.38888889e-03f + x2 * (2.48015873e-05f + x2 * -2.75573192e-07f))));
+  const vu32 qq = q & 3u;
+  const vi32 odd = (qq & 1u) != 0u;
+  const vf32 sv = odd ? c : s;
+  const vf32 cv = odd ? s : c;
+  s_out = (qq >= 2u) ? -sv : sv;
+  c_out = ((qq == 1u) | (qq == 2u)) ? -cv : cv;
+}
+
+static inline vf32 vndtri_lower(vf32 p) {
+  const vf32 w0 = -vlog(4.0f * p * (1.0f - p));
+  const vf32 w = w0 - 2.5f;
+  vf32 a = splatf(2.81022636e-08f);
+  a = 3.43273939e-07f + a * w;
+  a = -3.5233877e-06f + a * w;
+  a = -4.39150654e-06f + a * w;
+  a = 0.00021858087f + a * w;
+  a = -0.00125372503f + a * w;
+  a = -0.00417768164f + a * w;
+  a = 0.246640727f + a * w;
+  a = 1.50140941f + a * w;
+  const vf32 v = vsqrt(w0) - 3.0f;
+  vf32 b = splatf(-0.000200214257f);
+  b = 0.000100950558f + b * v;
+  b = 0.00134934322f + b * v;
+  b = -0.00367342844f + b * v;
+  b = 0.00573950773f + b * v;
+  b = -0.0076224613f + b * v;
+  b = 0.00943887047f + b * v;
+  b = 1.00167406f + b * v;
+  b = 2.83297682f + b * v;
+  const vf32 r = (w0 < 5.0f) ? a : b;
+  return static_cast<float>(1.41421356237309505) * r * (2.0f * p - 1.0f);
+}
+
+static inline vf32 vclamp(vf32 v, float lo, float hi) {
+  v = (v < lo) ? splatf(lo) : v;
+  return (v > hi) ? splatf(hi) : v;
+}
+
+// ---- kernels: produce whole groups into a block-aligned buffer, then copy the window ---------
+
+template <class Body>
+static inline void run_groups_f32(std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, float* out,
+                                  Body body) {
+  alignas(64) float buf[kChunk + 8 * 16];
+  const std::uint64_t b0 = g0 >> 2;
+  const int skip = static_cast<int>(g0 & 3u);
+  const int nb = (skip + n + 3) >> 2;
+  for (int j = 0; j < nb; j += L) {
+    vu32 c0, c1, c2, c3;
+    philox_group(seed, stream, b0 + static_cast<std::uint64_t>(j), c0, c1, c2, c3);
+    vf32 z0, z1, z2, z3;
+    body(c0, c1, c2, c3, z0, z1, z2, z3);
+    store_interleaved(z0, z1, z2, z3, buf + 4 * j);
+  }
+  std::memcpy(out, buf + skip, static_cast<std::size_t>(n) * sizeof(float));
+}
+
+static void uniform_f32(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, float* out) {
+  const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
+  const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
+  auto u = [&](vu32 w) {
+    const vf32 x = __builtin_convertvector((vi32)(w >> 8), vf32) * 5.9604644775390625e-08f;
+    return vclamp(shift + scale * x, lo, hi);
+  };
+  run_groups_f32(seed, stream, g0, n, out, [&](vu32 c0, vu32 c1, vu32 c2, vu32 c3, vf32& z0, vf32& z1, vf32& z2, vf32& z3) {
+    z0 = u(c0); z1 = u(c1); z2 = u(c2); z3 = u(c3);
+  });
+}
+
+static void normal_f32(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, float* out) {
+  const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
+  auto pair = [&](vu32 wr, vu32 wa, vf32& za, vf32& zb) {
+    const vf32 u1 = __builtin_convertvector((vi32)(wr >> 1), vf32) * 4.656612873077392578125e-10f + 2.3283064365386962890625e-10f;
+    const vf32 r = vsqrt(-2.0f * vlog(u1));
+    vf32 s, c;
+    vsincos_2pi_u24(wa >> 8, s, c);
+    za = shift + scale * (r * c);
+    zb = shift + scale * (r * s);
+  };
+  run_groups_f32(seed, stream, g0, n, out, [&](vu32 c0, vu32 c1, vu32 c2, vu32 c3, vf32& z0, vf32& z1, vf32& z2, vf32& z3) {
+    pair(c0, c1, z0, z1);
+    pair(c2, c3, z2, z3);
+  });
+}
+
+static void trunc_f32(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, float* out) {
+  if (kp.exact) {  // the hard regimes: double-precision log-space inverse, shared with the scalar path
+    scalar_ref::trunc_f32(kp, seed, stream, g0, n, out);
+    return;
+  }
+  const float pa = static_cast<float>(kp.pa), qb = static_cast<float>(kp.qb), m = static_cast<float>(kp.m);
+  const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
+  const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
+  auto t = [&](vu32 w) {
+    const vf32 u = __builtin_convertvector((vi32)(((w >> 9) << 1) | 1u), vf32) * 5.9604644775390625e-08f;
+    const vf32 v = __builtin_convertvector((vi32)((((~w) >> 9) << 1) | 1u), vf32) * 5.9604644775390625e-08f;
+    const vf32 pl = pa + u * m;
+    const vf32 pr = qb + v * m;
+    const vi32 left = pl <= 0.5f;
+    const vf32 p = left ? pl : pr;
+    const vf32 x0 = vndtri_lower(p);
+    const vf32 x = left ? x0 : -x0;
+    return vclamp(shift + scale * x, lo, hi);
+  };
+  run_groups_f32(seed, stream, g0, n, out, [&](vu32 c0, vu32 c1, vu32 c2, vu32 c3, vf32& z0, vf32& z1, vf32& z2, vf32& z3) {
+    z0 = t(c0); z1 = t(c1); z2 = t(c2); z3 = t(c3);
+  });
+}
+
+// float64: Philox words from the vector generator, transforms from the scalar reference.
+static void words(std::uint64_t seed, std::uint64_t stream, std::uint64_t b0, int nb, std::uint32_t* w) {
+  for (int j = 0; j < nb; j += L) {
+    vu32 c0, c1, c2, c3;
+    philox_group(seed, stream, b0 + static_cast<std::uint64_t>(j), c0, c1, c2, c3);
+    store_interleaved(c0, c1, c2, c3, w + 4 * j);
+  }
+}
