@@ -1,0 +1,102 @@
+"""Shared helpers and fixtures for initlab's test suite.
+
+The helpers here are plain functions (imported by the test modules as ``from conftest import ...``)
+that rebuild sampler outputs from the documented element -> Philox mapping, so tests can check the
+library against an independent reconstruction.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import initlab
+from initlab import _core
+
+try:  # optional: bfloat16 arrays
+    import ml_dtypes
+
+    BF16 = np.dtype(ml_dtypes.bfloat16)
+except ImportError:  # pragma: no cover
+    ml_dtypes = None
+    BF16 = None
+
+FLOAT_DTYPES = [np.float32, np.float64, np.float16] + ([BF16] if BF16 is not None else [])
+FLOAT_DTYPE_IDS = ["f32", "f64", "f16", "bf16"][: len(FLOAT_DTYPES)]
+
+
+def pytest_report_header(config):
+    return [
+        f"initlab {initlab.__version__}: OpenMP {'on' if initlab.openmp_enabled() else 'OFF'}, "
+        f"threads {initlab.get_num_threads()}, SIMD paths {initlab.available_simd_paths()} "
+        f"(auto = {initlab.simd_path()})"
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _restore_global_state():
+    """Every test starts and ends with the SIMD path on "auto" and the default thread count."""
+    threads = initlab.get_num_threads()
+    yield
+    initlab.set_simd_path("auto")
+    initlab.set_num_threads(threads)
+
+
+# ---- Philox reconstruction ----------------------------------------------------------------------
+
+M0, M1 = 0xD2511F53, 0xCD9E8D57
+W0, W1 = 0x9E3779B9, 0xBB67AE85
+MASK32 = 0xFFFFFFFF
+
+
+def philox_py(ctr, key):
+    """A pure-Python Philox4x32-10 (independent of the core), for cross-checks."""
+    c0, c1, c2, c3 = (int(x) & MASK32 for x in ctr)
+    k0, k1 = (int(x) & MASK32 for x in key)
+    for r in range(10):
+        if r:
+            k0, k1 = (k0 + W0) & MASK32, (k1 + W1) & MASK32
+        p0, p1 = M0 * c0, M1 * c2
+        c0, c1, c2, c3 = ((p1 >> 32) ^ c1 ^ k0) & MASK32, p1 & MASK32, ((p0 >> 32) ^ c3 ^ k1) & MASK32, p0 & MASK32
+    return [c0, c1, c2, c3]
+
+
+def philox_block(seed: int, stream: int, block: int):
+    """The four words of block ``block`` of (seed, stream), through the core's Philox."""
+    ctr = [block & MASK32, (block >> 32) & MASK32, stream & MASK32, (stream >> 32) & MASK32]
+    return [int(w) for w in _core.philox4x32_10(ctr, [seed & MASK32, (seed >> 32) & MASK32])]
+
+
+def words32(seed: int, stream: int, g: int) -> int:
+    """The 32-bit word used by float32/16/bf16 element g: word g % 4 of block g // 4."""
+    return philox_block(seed, stream, g // 4)[g % 4]
+
+
+def uniform_f32_ref(seed: int, stream: int, indices) -> np.ndarray:
+    """U[0, 1) float32 values of global indices: u = (w >> 8) * 2^-24."""
+    return np.array([(words32(seed, stream, int(g)) >> 8) * 2.0**-24 for g in indices], dtype=np.float32)
+
+
+def uniform_f64_ref(seed: int, stream: int, indices) -> np.ndarray:
+    """U[0, 1) float64 values: element g uses words 2(g%2), 2(g%2)+1 of block g//2 (low word first)."""
+    out = []
+    for g in indices:
+        w = philox_block(seed, stream, int(g) // 2)
+        j = 2 * (int(g) % 2)
+        x = w[j] | (w[j + 1] << 32)
+        out.append((x >> 11) * 2.0**-53)
+    return np.array(out, dtype=np.float64)
+
+
+def as_f64(a) -> np.ndarray:
+    """Values of a float array of any supported dtype as float64 (exact)."""
+    a = np.asarray(a)
+    if BF16 is not None and a.dtype == BF16:
+        return a.astype(np.float32).astype(np.float64)
+    return a.astype(np.float64)
+
+
+def bits(a) -> np.ndarray:
+    """The raw bits of an array (unsigned integers of the same width), C order."""
+    a = np.ascontiguousarray(a)
+    return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize]).copy()
