@@ -1,0 +1,660 @@
+"""LSUV: layer-sequential unit-variance initialization (Mishkin & Matas, ICLR 2016, Algorithm 1).
+
+Orthonormal pre-initialization, then, for each layer with weights **in execution order**:
+forward a batch, measure the population variance (ddof 0) of that layer's whole output blob
+(pre-activation), divide the weights by its square root; repeat until
+``|var - target_var| < tol`` or ``max_iter`` rescalings.
+
+What this implementation guarantees (each point is a bug of a reference implementation, see
+``reference/anchors-api.md`` "LSUV" and ``user-needs.md`` §4):
+
+* every layer is rescaled, the first one included, in the order the forward pass uses them;
+* statistics are taken the moment a layer returns, so in-place activations cannot alter them;
+* no global state: two calls may run at once on different models;
+* a layer whose output is constant, non-finite, or does not depend on its weights (zero input)
+  raises ``ValueError`` naming the layer, and **every weight is restored** first: the model
+  never ends up with inf/NaN weights, and an error leaves it as it was;
+* ``center=True`` on a layer without bias is rejected before anything is written;
+* non-convergence gives a ``RuntimeWarning`` and ``converged=False`` in the report.
+
+A layer used more than once in a forward pass (weight sharing) is one layer: its statistics are
+pooled over all of its calls in that pass (the population variance of the concatenated
+outputs), it is rescaled once per iteration, and it takes its place at its **first** call.
+
+Three kinds of model are accepted by :func:`lsuv`: an :mod:`initlab.nn` network, a list of
+weight arrays with a ``forward`` function returning those layers' outputs (framework-neutral),
+and a ``torch.nn.Module`` (forwarded to :func:`initlab.torch.lsuv`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import numbers
+import warnings
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+__all__ = ["lsuv", "LSUVReport", "LSUVLayer"]
+
+
+# ---- statistics ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Moments:
+    """Population moments of one layer's output over one forward pass (pooled over its calls)."""
+
+    count: int = 0
+    mean: float = 0.0
+    var: float = 0.0
+    abs_max: float = 0.0
+    nonfinite: int = 0
+    weight_part_zero: bool | None = None  # None: not checked in this pass
+
+    def merge(self, other: "_Moments") -> "_Moments":
+        """Pool two sets of moments (Chan et al.'s parallel update; exact for population variance)."""
+        if self.count == 0:
+            return other
+        if other.count == 0:
+            return self
+        n = self.count + other.count
+        d = other.mean - self.mean
+        mean = self.mean + d * other.count / n
+        var = (self.count * self.var + other.count * other.var + d * d * self.count * other.count / n) / n
+        wz = None
+        if self.weight_part_zero is not None or other.weight_part_zero is not None:
+            wz = bool(self.weight_part_zero in (True, None) and other.weight_part_zero in (True, None))
+        return _Moments(n, mean, var, max(self.abs_max, other.abs_max), self.nonfinite + other.nonfinite, wz)
+
+
+def _moments(a: Any) -> _Moments:
+    """Moments of a whole array (NumPy array or torch tensor) through :func:`initlab.stats`.
+
+    Accumulation is in float64, so float32/bf16 outputs of a deep network do not lose the
+    variance to cancellation. Tensors not on the CPU are reduced by torch in float64.
+    """
+    dev = getattr(a, "device", None)
+    if dev is not None and getattr(dev, "type", "cpu") != "cpu":
+        import torch
+
+        d = a.detach().to(torch.float64)
+        fin = torch.isfinite(d)
+        nonfinite = int((~fin).sum())
+        return _Moments(int(d.numel()), float(d.mean()), float(d.var(unbiased=False)) if d.numel() else 0.0,
+                        float(d.abs().max()) if d.numel() else 0.0, nonfinite)
+    from .stats import stats
+
+    if not hasattr(a, "dtype") or (not hasattr(a, "device") and not isinstance(a, np.ndarray)):
+        a = np.asarray(a)
+    if hasattr(a, "detach"):
+        a = a.detach()
+    s = stats(a)
+    return _Moments(int(s.count), float(s.mean), float(s.var), float(s.abs_max), int(s.nonfinite_count))
+
+
+# ---- seeds: one stream per layer, derived from its name --------------------------------------
+
+_DERIVE_TAG = 0x4C535556  # "LSUV": keeps derived keys apart from sampling counters
+
+
+def name_stream(name: str) -> int:
+    """The Philox stream of a qualified name: blake2b (8 bytes, little endian), top bit cleared.
+
+    The top bit is left free because initlab uses it for auxiliary streams (e.g. sparse masks).
+    """
+    return int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest(), "little") & ((1 << 63) - 1)
+
+
+def named_seeds(seed: Any) -> Callable[[str], Any]:
+    """Resolve ``seed`` once and return ``name -> seed`` giving every name its own stream.
+
+    Rule (documented contract): with an ``int`` seed ``s`` a name's numbers are those of key
+    ``s`` and stream :func:`name_stream` ``(name)``; with a :class:`~initlab.Generator` (or
+    ``None``, the default generator) the call takes **one** stream ``t`` from it and the key
+    becomes ``philox(key, counter=(t, tag))``, names then map to streams of that key as above.
+    So adding or removing a parameter never changes another parameter's numbers, and successive
+    calls with one Generator differ.
+    """
+    from . import _core
+    from .generator import Generator, resolve_seed
+
+    if isinstance(seed, (Generator, type(None))):
+        key, stream = resolve_seed(seed)
+        w = _core.philox4x32_10([stream & 0xFFFFFFFF, stream >> 32, _DERIVE_TAG, 0], [key & 0xFFFFFFFF, key >> 32])
+        key = int(w[0]) | (int(w[1]) << 32)
+    else:
+        key, _ = resolve_seed(seed)  # validates the int
+
+    def at(name: str) -> Any:
+        g = Generator(key)
+        g._next = name_stream(name)  # a Generator positioned at this name's stream
+        return g
+
+    return at
+
+
+# ---- the report ------------------------------------------------------------------------------
+
+
+@dataclass
+class LSUVLayer:
+    """What LSUV did to one layer.
+
+    Attributes
+    ----------
+    name : str
+        Qualified name (torch), or ``"<index> (<type>)"`` (NumPy models).
+    kind : str
+        Layer type (``"Linear"``, ``"Conv2d"``, ``"MultiheadAttention"``, ``"array"``, ...).
+    weight_shape : tuple of int
+        Shape of the rescaled weight.
+    iterations : int
+        Number of rescalings applied (0 if the layer already met the target).
+    var_before, var_after : float
+        Output variance at the first and at the last measurement.
+    mean_before, mean_after : float
+        Output mean at the first and at the last measurement.
+    scale : float
+        Product of all factors the weight was multiplied by (after the orthonormal pre-init).
+    converged : bool
+        Whether the last measurement met the tolerance.
+    calls : int
+        How many times the layer ran in one forward pass (> 1 for shared layers).
+    """
+
+    name: str
+    kind: str
+    weight_shape: tuple[int, ...]
+    iterations: int = 0
+    var_before: float = float("nan")
+    var_after: float = float("nan")
+    mean_before: float = float("nan")
+    mean_after: float = float("nan")
+    scale: float = 1.0
+    converged: bool = False
+    calls: int = 1
+
+
+@dataclass
+class LSUVReport:
+    """Result of :func:`lsuv`: one :class:`LSUVLayer` per rescaled layer, in execution order.
+
+    Attributes
+    ----------
+    layers : list of LSUVLayer
+    target_var, tol : float
+    max_iter : int
+    center, orthogonal : bool
+    forward_passes : int
+        Forward passes performed (including the one that discovers the execution order).
+    skipped : list of str
+        Layers with weights that never ran in the forward pass (left untouched).
+    """
+
+    layers: list[LSUVLayer] = field(default_factory=list)
+    target_var: float = 1.0
+    tol: float = 0.1
+    max_iter: int = 10
+    center: bool = False
+    orthogonal: bool = True
+    forward_passes: int = 0
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def converged(self) -> bool:
+        """True when every layer met the tolerance."""
+        return all(layer.converged for layer in self.layers)
+
+    def __getitem__(self, i: int) -> LSUVLayer:
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-Python form (JSON-serializable): settings, ``converged`` and a list of layer dicts."""
+        d = asdict(self)
+        for layer in d["layers"]:
+            layer["weight_shape"] = list(layer["weight_shape"])
+        d["converged"] = self.converged
+        return d
+
+    def table(self) -> str:
+        """A fixed-width text table, one row per layer."""
+        head = ("#", "layer", "type", "weight", "iters", "var before", "var after", "scale", "ok")
+        rows = [
+            (str(i), l.name, l.kind, "x".join(map(str, l.weight_shape)), str(l.iterations),
+             f"{l.var_before:.4g}", f"{l.var_after:.4g}", f"{l.scale:.4g}", "yes" if l.converged else "NO")
+            for i, l in enumerate(self.layers)
+        ]
+        w = [max(len(r[k]) for r in [head, *rows]) for k in range(len(head))]
+        fmt = lambda r: "  ".join(c.ljust(w[k]) if k in (1, 2, 3) else c.rjust(w[k]) for k, c in enumerate(r))  # noqa: E731
+        lines = [
+            f"LSUV: target variance {self.target_var:g} ± {self.tol:g}, max_iter {self.max_iter}, "
+            f"{'converged' if self.converged else 'NOT converged'} ({self.forward_passes} forward passes)",
+            fmt(head), "  ".join("-" * x for x in w), *map(fmt, rows),
+        ]
+        if self.skipped:
+            lines.append("skipped (never called): " + ", ".join(self.skipped))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+# ---- batches -----------------------------------------------------------------------------------
+
+
+def _is_array(x: Any) -> bool:
+    return isinstance(x, np.ndarray) or (hasattr(x, "shape") and hasattr(x, "dtype"))
+
+
+class _Batches:
+    """A fresh batch per forward pass: cycles a re-iterable (list, DataLoader); a one-shot
+    iterator that runs out is replaced by its last batch, with a warning. A batch that is a
+    tuple or list (``(x, y)`` from a data loader) contributes its first element."""
+
+    def __init__(self, x: Any, prepare: Callable[[Any], Any] | None) -> None:
+        if prepare is not None and not callable(prepare):
+            raise TypeError("prepare must be callable")
+        self._prepare = prepare
+        self._single = None
+        self._source: Any = None
+        self._it: Iterator[Any] | None = None
+        self._last: Any = None
+        self._warned = False
+        if _is_array(x):
+            self._single = x
+        elif isinstance(x, Iterable) and not isinstance(x, (str, bytes, dict)):
+            self._source = x
+            self._it = iter(x)
+        else:
+            raise TypeError(f"x must be an array (a batch) or an iterable of batches, got {type(x).__name__}")
+
+    def _unpack(self, b: Any) -> Any:
+        if self._prepare is not None:
+            return self._prepare(b)
+        if isinstance(b, (tuple, list)) and b:
+            return b[0]
+        return b
+
+    def next(self) -> Any:
+        if self._single is not None:
+            return self._unpack(self._single)
+        assert self._it is not None
+        try:
+            b = next(self._it)
+        except StopIteration:
+            if iter(self._source) is not self._source:  # re-iterable: start over
+                self._it = iter(self._source)
+                try:
+                    b = next(self._it)
+                except StopIteration:
+                    b = None
+            else:
+                b = None
+            if b is None:
+                if self._last is None:
+                    raise ValueError("x is an empty iterable: LSUV needs at least one batch") from None
+                if not self._warned:
+                    warnings.warn("LSUV: the batch iterator ran out; reusing its last batch", RuntimeWarning,
+                                  stacklevel=4)
+                    self._warned = True
+                b = self._last
+        self._last = b
+        return self._unpack(b)
+
+
+# ---- the algorithm (framework-neutral core) -------------------------------------------------
+
+
+def _check_options(tol: Any, max_iter: Any, target_var: Any) -> tuple[float, int, float]:
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not (math.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be a positive finite number, got {tol!r}")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 0:
+        raise ValueError(f"max_iter must be a non-negative int, got {max_iter!r}")
+    if (isinstance(target_var, bool) or not isinstance(target_var, numbers.Real)
+            or not (math.isfinite(target_var) and target_var > 0)):
+        raise ValueError(f"target_var must be a positive finite number, got {target_var!r}")
+    return float(tol), int(max_iter), float(target_var)
+
+
+def _check_output(layer: Any, m: _Moments) -> None:
+    if m.count == 0:
+        raise ValueError(f"LSUV: layer {layer.name} produced an empty output; cannot measure its variance")
+    if m.nonfinite or not math.isfinite(m.var) or not math.isfinite(m.mean):
+        raise ValueError(
+            f"LSUV: the output of layer {layer.name} contains {m.nonfinite or 'some'} non-finite values "
+            "(NaN/inf in the input, or an earlier layer overflowed); weights restored")
+    if m.weight_part_zero:
+        raise ValueError(
+            f"LSUV: the output of layer {layer.name} does not depend on its weights (the layer's input is all "
+            "zeros: a zero input batch, or every unit before it is dead), so no rescaling can reach the target "
+            "variance; weights restored")
+    if m.var <= 0.0:
+        raise ValueError(
+            f"LSUV: the output of layer {layer.name} is constant (variance 0, value {m.mean:.6g}), so it cannot be "
+            "rescaled to a target variance; weights restored")
+
+
+def run_lsuv(layers: Sequence[Any], measure: Callable[[int, Any, bool], _Moments], batches: _Batches, *,
+             tol: float, max_iter: int, target_var: float, center: bool, orthogonal: bool, seed: Any,
+             forward_passes: int = 0, skipped: Sequence[str] = (), calls: Sequence[int] | None = None) -> LSUVReport:
+    """Algorithm 1 on layer adapters (internal; shared by the NumPy, initlab.nn and torch front ends).
+
+    Each adapter has ``name``, ``kind``, ``weight_shape``, ``has_bias``, ``snapshot()``,
+    ``restore(snap)``, ``orthogonalize(seed)`` and ``rescale(s, shift)``; ``measure(i, batch,
+    check_zero)`` runs one forward pass and returns layer ``i``'s pooled moments. Options must
+    already be validated. On any exception every layer is restored from its snapshot.
+    """
+    if center:
+        for layer in layers:
+            if not layer.has_bias:
+                raise ValueError(f"LSUV: center=True shifts biases, but layer {layer.name} has no bias; "
+                                 "use center=False or give the layer a bias")
+    if orthogonal:
+        for layer in layers:
+            if len(layer.weight_shape) < 2:
+                raise ValueError(f"LSUV: orthogonal pre-initialization needs a weight with at least 2 dimensions, "
+                                 f"but layer {layer.name} has shape {tuple(layer.weight_shape)}; pass orthogonal=False")
+    seeds = named_seeds(seed) if orthogonal else None  # resolve the seed before anything is written
+    report = LSUVReport(target_var=target_var, tol=tol, max_iter=max_iter, center=center, orthogonal=orthogonal,
+                        forward_passes=forward_passes, skipped=list(skipped))
+    snaps = [layer.snapshot() for layer in layers]
+    try:
+        if orthogonal:
+            for layer in layers:
+                layer.orthogonalize(seeds)
+        for i, layer in enumerate(layers):
+            rec = LSUVLayer(layer.name, layer.kind, tuple(layer.weight_shape), calls=calls[i] if calls else 1)
+            it = 0
+            while True:
+                m = measure(i, batches.next(), it == 0)
+                report.forward_passes += 1
+                _check_output(layer, m)
+                if it == 0:
+                    rec.var_before, rec.mean_before = m.var, m.mean
+                rec.var_after, rec.mean_after = m.var, m.mean
+                ok = abs(m.var - target_var) < tol and (not center or abs(m.mean) < tol * math.sqrt(target_var))
+                if ok or it >= max_iter:
+                    rec.converged = ok
+                    break
+                s = math.sqrt(target_var / m.var)
+                if not (math.isfinite(s) and s > 0):
+                    raise ValueError(f"LSUV: layer {layer.name} would need a scale of {s} (output variance "
+                                     f"{m.var:.3g}); weights restored")
+                layer.rescale(s, m.mean if center else None)
+                rec.scale *= s
+                it += 1
+            rec.iterations = it
+            report.layers.append(rec)
+    except BaseException:
+        for layer, snap in zip(layers, snaps):
+            layer.restore(snap)
+        raise
+    for rec in report.layers:
+        if not rec.converged:
+            warnings.warn(
+                f"LSUV: layer {rec.name} did not converge in {max_iter} iterations (output variance "
+                f"{rec.var_after:.4g}, target {target_var:g} ± {tol:g}); see the report", RuntimeWarning, stacklevel=3)
+    return report
+
+
+# ---- array layers (framework-neutral and initlab.nn) ------------------------------------------
+
+
+class _ArrayParam:
+    """In-place arithmetic on a NumPy array or torch CPU tensor (zero-copy; bf16/f16 included)."""
+
+    def __init__(self, a: Any, what: str) -> None:
+        from ._buffers import as_target
+
+        try:
+            self.target = as_target(a)
+        except (TypeError, ValueError) as e:
+            raise type(e)(f"{what}: {e}") from None
+        self.obj = a
+
+    def _torch(self) -> bool:
+        return self.target.obj is not self.target.array and hasattr(self.obj, "detach")
+
+    def get(self) -> np.ndarray:
+        from ._buffers import load
+
+        return load(self.target)
+
+    def set(self, values: np.ndarray) -> None:
+        from ._buffers import store
+
+        store(self.target, values)
+        if self._torch():
+            self._bump()
+
+    def _bump(self) -> None:
+        import torch
+
+        inc = getattr(torch.autograd.graph, "increment_version", None)
+        if inc is not None:
+            inc(self.obj)
+
+    def mul_(self, s: float) -> None:
+        arr = self.target.array
+        if self.target.code in (0, 1, 2):  # float32 / float64 / float16: multiply in place
+            np.multiply(arr, s, out=arr, casting="unsafe")
+            if self._torch():
+                self._bump()
+        else:
+            self.set(self.get() * s)
+
+    def sub_mul_(self, c: float, s: float) -> None:
+        self.set((self.get() - c) * s)
+
+
+class _ArrayLayer:
+    """One layer of a framework-neutral model: a weight array, an optional bias array."""
+
+    def __init__(self, index: int, weight: Any, bias: Any, name: str, kind: str, layout: Any, bias_axis: int) -> None:
+        self.index = index
+        self.name = name
+        self.kind = kind
+        self.w = _ArrayParam(weight, f"weight of layer {name}")
+        self.b = None if bias is None else _ArrayParam(bias, f"bias of layer {name}")
+        self.layout = layout
+        self.bias_axis = bias_axis
+        if self.w.target.size == 0:
+            raise ValueError(f"LSUV: layer {name} has an empty weight {self.w.target.shape}")
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        return self.w.target.shape
+
+    @property
+    def has_bias(self) -> bool:
+        return self.b is not None
+
+    def snapshot(self) -> Any:
+        return (self.w.get(), None if self.b is None else self.b.get())
+
+    def restore(self, snap: Any) -> None:
+        self.w.set(snap[0])
+        if self.b is not None:
+            self.b.set(snap[1])
+
+    def orthogonalize(self, seeds: Callable[[str], Any]) -> None:
+        from .orthogonal import orthogonal_
+
+        orthogonal_(self.w.obj, 1.0, seed=seeds(self.name), layout=self.layout)
+
+    def rescale(self, s: float, shift: float | None) -> None:
+        if shift is not None:
+            assert self.b is not None
+            self.b.sub_mul_(shift, s)
+        self.w.mul_(s)
+
+    def weight_part_zero(self, out: Any) -> bool:
+        """Whether ``out`` equals the bias broadcast (i.e. W·x contributed nothing)."""
+        o = np.asarray(out.detach().cpu() if hasattr(out, "detach") else out)
+        if self.b is None:
+            return not np.any(o)
+        b = self.b.get().reshape(-1)
+        ax = self.bias_axis % o.ndim if o.ndim else 0
+        if o.ndim == 0 or o.shape[ax] != b.size:
+            return False  # cannot align the bias: skip the check (the variance checks still apply)
+        shape = [1] * o.ndim
+        shape[ax] = b.size
+        return bool(np.all(o == b.reshape(shape).astype(o.dtype)))
+
+
+
+# ---- front end -------------------------------------------------------------------------------
+
+
+def _is_torch_module(model: Any) -> bool:
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(model, torch.nn.Module)
+
+
+def _is_initlab_nn(model: Any) -> bool:
+    return type(model).__module__.startswith("initlab.nn")
+
+
+def lsuv(model: Any, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var: float = 1.0,
+         center: bool = False, orthogonal: bool = True, seed: Any = None, forward: Callable[[Any], Sequence[Any]] | None = None,
+         biases: Sequence[Any] | None = None, layout: Any = "torch", bias_axis: int = -1,
+         prepare: Callable[[Any], Any] | None = None, **kwargs: Any) -> LSUVReport:
+    """Layer-sequential unit-variance initialization (Mishkin & Matas 2016, Algorithm 1), in place.
+
+    Orthonormal pre-initialization (:func:`initlab.orthogonal_`), then for each layer with
+    weights, in execution order: forward a batch, measure the population variance (ddof 0) of
+    the layer's whole output (pre-activation), multiply its weight by
+    ``sqrt(target_var / var)``; repeat until ``|var - target_var| < tol`` or ``max_iter``
+    rescalings.
+
+    Parameters
+    ----------
+    model : initlab.nn module, sequence of arrays, or torch.nn.Module
+        * an :mod:`initlab.nn` network: its layers with weights, in execution order;
+        * a sequence of weight arrays (NumPy arrays or torch CPU tensors, modified in place)
+          together with ``forward``;
+        * a ``torch.nn.Module``: handled by :func:`initlab.torch.lsuv` (``kwargs`` go there).
+    x : array or iterable of batches
+        One batch (reused for every forward pass) or an iterable of batches (a fresh batch per
+        forward pass, as the paper's solver; a list or data loader is cycled). A batch that is a
+        tuple or list contributes its first element (``(x, y)`` pairs), unless ``prepare`` is given.
+    tol : float
+        Tolerance on the variance: a layer is done when ``|var - target_var| < tol``.
+    max_iter : int
+        Maximum number of rescalings per layer (the paper's T_max). 0 measures only.
+    target_var : float
+        Target variance of each layer's output.
+    center : bool
+        Also shift each layer's bias so its output mean is 0: ``b <- (b - mean) * s`` and
+        ``W <- W * s`` (mean first, then scale, so one step gives mean 0 and the target
+        variance on that batch). Then a layer is done when also ``|mean| < tol * sqrt(target_var)``.
+        Every layer needs a bias (checked before anything is written).
+    orthogonal : bool
+        Orthonormal pre-initialization of every weight (Saxe et al. 2014) before rescaling.
+    seed : int, Generator or None
+        Seed of the orthonormal pre-initialization; each layer's stream comes from its name
+        (see :func:`named_seeds`), so adding a layer does not change the others.
+    forward : callable, optional
+        Framework-neutral models only: ``forward(batch)`` returns the outputs of the layers of
+        ``model`` (one per weight, same order, pre-activation) computed with the current weights.
+        Layers are processed in the order of the list, which must be the execution order.
+    biases : sequence of arrays or None, optional
+        Framework-neutral models only: the bias of each layer (``None`` entries for none).
+    layout : str or (in_axis, out_axis)
+        Framework-neutral models only: weight layout for the orthonormal pre-init (as
+        :func:`initlab.orthogonal_`); ``"torch"`` reads (out, in, *k).
+    bias_axis : int
+        Framework-neutral models only: axis of a layer's output along which its bias varies.
+    prepare : callable, optional
+        Maps each batch taken from ``x`` to the model's input.
+
+    Returns
+    -------
+    LSUVReport
+        Per layer: name, weight shape, iterations, variance before/after, total scale, converged.
+
+    Raises
+    ------
+    ValueError
+        Bad options; ``center=True`` with a layer without bias; a layer whose output is
+        constant, non-finite or independent of its weights (zero input). The error names the
+        layer (index and type for NumPy models) and every weight is restored first.
+    TypeError
+        An unsupported model, weight dtype or ``x``.
+
+    Warns
+    -----
+    RuntimeWarning
+        A layer did not reach the tolerance in ``max_iter`` rescalings (the report says so too).
+
+    Notes
+    -----
+    A layer used several times in one forward pass is rescaled once per iteration, from the
+    statistics of all its calls pooled, at the position of its first call.
+    """
+    if _is_torch_module(model):
+        from .torch import lsuv as torch_lsuv
+
+        return torch_lsuv(model, x, tol=tol, max_iter=max_iter, target_var=target_var, center=center,
+                          orthogonal=orthogonal, seed=seed, prepare=prepare, **kwargs)
+    if kwargs:
+        raise TypeError(f"lsuv() got unexpected keyword arguments {sorted(kwargs)}")
+    tol, max_iter, target_var = _check_options(tol, max_iter, target_var)
+    if _is_initlab_nn(model):
+        if forward is not None or biases is not None:
+            raise TypeError("forward and biases are for framework-neutral models; an initlab.nn model has its own")
+        return _lsuv_nn(model, x, tol=tol, max_iter=max_iter, target_var=target_var, center=center,
+                        orthogonal=orthogonal, seed=seed, prepare=prepare)
+    if isinstance(model, (list, tuple)):
+        if forward is None or not callable(forward):
+            raise TypeError("a model given as a list of weight arrays needs forward=callable(batch) -> layer outputs")
+        return _lsuv_arrays(list(model), x, forward, biases, layout, bias_axis, tol=tol, max_iter=max_iter,
+                            target_var=target_var, center=center, orthogonal=orthogonal, seed=seed, prepare=prepare)
+    raise TypeError(f"lsuv() expects an initlab.nn model, a list of weight arrays (with forward=...) or a "
+                    f"torch.nn.Module, got {type(model).__name__}")
+
+
+def _lsuv_arrays(weights: list[Any], x: Any, forward: Callable[[Any], Sequence[Any]], biases: Any, layout: Any,
+                 bias_axis: int, *, tol: float, max_iter: int, target_var: float, center: bool, orthogonal: bool,
+                 seed: Any, prepare: Any) -> LSUVReport:
+    if not weights:
+        raise ValueError("LSUV: the model has no layers (empty list of weights)")
+    if biases is None:
+        biases = [None] * len(weights)
+    biases = list(biases)
+    if len(biases) != len(weights):
+        raise ValueError(f"biases has {len(biases)} entries for {len(weights)} weights (use None for no bias)")
+    layers = [_ArrayLayer(i, w, b, f"{i} (array, weight {'x'.join(map(str, np.shape(w)))})", "array", layout,
+                          bias_axis) for i, (w, b) in enumerate(zip(weights, biases))]
+    batches = _Batches(x, prepare)
+
+    def outputs(batch: Any) -> Sequence[Any]:
+        outs = forward(batch)
+        if not isinstance(outs, Sequence) or len(outs) != len(layers):
+            got = len(outs) if isinstance(outs, Sequence) else type(outs).__name__
+            raise ValueError(f"forward(batch) must return a sequence of {len(layers)} outputs (one per weight), got {got}")
+        return outs
+
+    outputs(batches.next())  # discovery pass: check the forward function before anything is written
+
+    def measure(i: int, batch: Any, check_zero: bool) -> _Moments:
+        o = outputs(batch)[i]
+        m = _moments(o)
+        if check_zero:
+            m.weight_part_zero = layers[i].weight_part_zero(o)
+        return m
+
+    return run_lsuv(layers, measure, batches, tol=tol, max_iter=max_iter, target_var=target_var, center=center,
+                    orthogonal=orthogonal, seed=seed, forward_passes=1)
+
+
+def _lsuv_nn(model: Any, x: Any, **opts: Any) -> LSUVReport:
+    raise NotImplementedError
