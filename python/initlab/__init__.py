@@ -40,7 +40,11 @@ from .init import (
     zeros_,
 )
 # --- orthogonal (issue: Householder orthogonal) ---
+from . import linalg
+from .orthogonal import delta_orthogonal_, orthogonal_
 # --- statistics, networks, analysis (issue: variance analysis) ---
+from .stats import Stats, stats
 # --- LSUV and schemes (issue: LSUV) ---
+from .lsuv import LSUVReport, lsuv
 
 __version__ = "0.1.0"
