@@ -269,7 +269,7 @@ void fill(const Destination& dst, const Sampler& s, RngCoord rc, Exec ex) {
 
   // Low-precision outputs: the kernel clamps to bounds that are representable in the output
   // format, and round-to-nearest-even is monotonic, so the rounded value stays in bounds.
-  const bool is16 = dt == DType::f16;
+  const detail::CvtF16 to16 = dt == DType::f16 ? kt.to_f16 : kt.to_bf16;
 
   run_tasks(w, ex, [&](std::uint64_t g, std::int64_t mem, std::int64_t len, std::int64_t sl) {
     alignas(64) float tf[kChunk];
@@ -294,9 +294,12 @@ void fill(const Destination& dst, const Sampler& s, RngCoord rc, Exec ex) {
         }
       } else {
         g32(kp, seed, stream, gc, n, tf);
-        for (int i = 0; i < n; ++i) {
-          const std::uint16_t h = is16 ? lowp::f16_from_f32(tf[i]) : lowp::bf16_from_f32(tf[i]);
-          std::memcpy(p + i * sl * 2, &h, 2);
+        if (sl == 1) {
+          to16(tf, reinterpret_cast<std::uint16_t*>(p), n);
+        } else {
+          alignas(64) std::uint16_t th[kChunk];
+          to16(tf, th, n);
+          for (int i = 0; i < n; ++i) std::memcpy(p + i * sl * 2, &th[i], 2);
         }
       }
     }

@@ -24,9 +24,13 @@ struct KParams {
 using GenF32 = void (*)(const KParams&, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, float* out);
 using GenF64 = void (*)(const KParams&, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, double* out);
 
+// float32 -> float16 / bfloat16, round to nearest even (identical bits on every path).
+using CvtF16 = void (*)(const float* in, std::uint16_t* out, int n);
+
 struct KernelTable {
   GenF32 uniform_f32, normal_f32, trunc_f32;
   GenF64 uniform_f64, normal_f64, trunc_f64;
+  CvtF16 to_f16, to_bf16;
 };
 
 const KernelTable& kernels_for(Isa isa);

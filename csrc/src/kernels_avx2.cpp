@@ -5,6 +5,7 @@
 #include <immintrin.h>
 
 #include "initlab/detmath.hpp"
+#include "initlab/lowp.hpp"
 #include "initlab/philox.hpp"
 #include "kernels.hpp"
 #include "truncnorm_exact.hpp"
@@ -15,5 +16,5 @@ namespace initlab::detail::k_avx2 {
 #include "kernels_impl.inl"
 #include "kernels_simd.inl"
 const KernelTable table = {uniform_f32, normal_f32, trunc_f32, scalar_ref::uniform_f64<words>,
-                           scalar_ref::normal_f64<words>, scalar_ref::trunc_f64<words>};
+                           scalar_ref::normal_f64<words>, scalar_ref::trunc_f64<words>, to_f16, to_bf16};
 }  // namespace initlab::detail::k_avx2

@@ -155,4 +155,11 @@ static void trunc_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint64_
   }
 }
 
+static void to_f16(const float* in, uint16_t* out, int n) {
+  for (int i = 0; i < n; ++i) out[i] = lowp::f16_from_f32(in[i]);
+}
+static void to_bf16(const float* in, uint16_t* out, int n) {
+  for (int i = 0; i < n; ++i) out[i] = lowp::bf16_from_f32(in[i]);
+}
+
 }  // namespace scalar_ref

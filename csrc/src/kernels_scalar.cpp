@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "initlab/detmath.hpp"
+#include "initlab/lowp.hpp"
 #include "initlab/philox.hpp"
 #include "kernels.hpp"
 #include "truncnorm_exact.hpp"
@@ -14,5 +15,5 @@ namespace initlab::detail::k_scalar {
 #include "kernels_impl.inl"
 using namespace scalar_ref;
 const KernelTable table = {uniform_f32, normal_f32, trunc_f32, uniform_f64<philox_words>, normal_f64<philox_words>,
-                           trunc_f64<philox_words>};
+                           trunc_f64<philox_words>, to_f16, to_bf16};
 }  // namespace initlab::detail::k_scalar

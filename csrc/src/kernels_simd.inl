@@ -244,3 +244,32 @@ static void words(std::uint64_t seed, std::uint64_t stream, std::uint64_t b0, in
     store_interleaved(c0, c1, c2, c3, w + 4 * j);
   }
 }
+
+// bfloat16: the same integer rounding as lowp::bf16_from_f32, lane by lane.
+static void to_bf16(const float* in, std::uint16_t* out, int n) {
+  int i = 0;
+  for (; i + L <= n; i += L) {
+    vu32 b;
+    std::memcpy(&b, in + i, sizeof(b));
+    const vi32 nan = (b & 0x7fffffffu) > 0x7f800000u;
+    const vu32 r = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+    const vu32 q = (b >> 16) | 0x40u;
+    const vu32 h = nan ? q : r;
+    for (int l = 0; l < L; ++l) out[i + l] = static_cast<std::uint16_t>(h[l]);
+  }
+  for (; i < n; ++i) out[i] = lowp::bf16_from_f32(in[i]);
+}
+
+// float16: F16C/AVX-512 hardware conversion is IEEE round-to-nearest-even, the same bits as
+// lowp::f16_from_f32 (tests compare them); SSE2 has no conversion instruction.
+static void to_f16(const float* in, std::uint16_t* out, int n) {
+  int i = 0;
+#if INITLAB_VB == 64
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtps_ph(_mm512_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+#elif INITLAB_VB == 32
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+  for (; i < n; ++i) out[i] = lowp::f16_from_f32(in[i]);
+}
