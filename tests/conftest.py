@@ -100,3 +100,37 @@ def bits(a) -> np.ndarray:
     """The raw bits of an array (unsigned integers of the same width), C order."""
     a = np.ascontiguousarray(a)
     return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize]).copy()
+
+
+# ---- statistics ---------------------------------------------------------------------------------
+
+KS_ACCEPT = 1e-3  # a correct sampler with a fixed seed must not be rejected at this level
+KS_REJECT = 1e-6  # the same statistic must reject a 5%-wrong scale at least this strongly
+
+
+def ks_pvalue(sorted_x, cdf):
+    """Two-sided one-sample KS p-value of an already sorted sample (asymptotic distribution)."""
+    from scipy import stats
+
+    n = sorted_x.size
+    f = cdf(sorted_x)
+    i = np.arange(1, n + 1, dtype=np.float64)
+    d = max(np.max(i / n - f), np.max(f - (i - 1) / n))
+    return float(stats.kstwobign.sf(d * np.sqrt(n)))
+
+
+def assert_ks(sample, dist, wrong=()):
+    """KS test of ``sample`` against the frozen scipy distribution ``dist``; every distribution in
+    ``wrong`` (the target with a 5%-wrong scale) must be rejected by the same sample, which shows
+    the sample size and threshold are strong enough to catch a wrong variance."""
+    x = np.sort(as_f64(np.ravel(sample)))
+    p = ks_pvalue(x, dist.cdf)
+    assert p > KS_ACCEPT, f"KS rejects the target distribution: p = {p:.3g}"
+    for w in wrong:
+        pw = ks_pvalue(x, w.cdf)
+        assert pw < KS_REJECT, f"KS cannot tell a 5%-wrong scale apart: p = {pw:.3g}"
+
+
+def scaled(make, scale):
+    """[make(scale * 0.95), make(scale * 1.05)]: the two 5%-wrong alternatives."""
+    return [make(scale * 0.95), make(scale * 1.05)]
