@@ -147,7 +147,12 @@ KParams prepare(const Sampler& s, DType d) {
       }
       // float32 inverse CDF only where its p-values resolve the interval to ~1e-6 relative.
       const bool low_prec = d != DType::f64;
-      auto ok_side = [&](double p_side) { return p_side >= 0.5 || std::min(0.5, p_side + kp.m) <= 16.0 * kp.m; };
+      // A side is used when its tail probability is below 1/2; its smallest p-value must stay in
+      // the float32 inverse's range (>= 1e-8) and resolve the interval.
+      auto ok_side = [&](double p_side) {
+        return p_side >= 0.5 ||
+               (std::min(0.5, p_side + kp.m) <= 16.0 * kp.m && p_side + 5.9604644775390625e-08 * kp.m >= 1e-8);
+      };
       kp.exact = !(low_prec && kp.m >= 1e-30 && ok_side(kp.pa) && ok_side(kp.qb));
       kp.lo = smallest_at_least(d, a);
       kp.hi = largest_at_most(d, b);

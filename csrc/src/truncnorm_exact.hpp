@@ -15,8 +15,16 @@ inline double log_ndtr_impl(double x) {
   if (x != x) return x;
   if (x == -HUGE_VAL) return -HUGE_VAL;
   if (x == HUGE_VAL) return 0.0;
-  if (x >= 8.0) return -exp_f64(-0.5 * x * x - kLogSqrt2Pi) / x;  // log(1 - tiny) ~ -tiny
-  if (x > 2.0) return log_f64(1.0 - exp_f64(log_ndtr_impl(-x)));
+  if (x > 2.0) {
+    // log(1 - q) with q = Phi(-x) <= 0.023 by the series -sum q^k / k: no cancellation.
+    const double q = exp_f64(log_ndtr_impl(-x));
+    double term = q, sum = 0.0;
+    for (int k = 1; k < 40 && term > 1e-18 * q; ++k) {
+      sum += term / static_cast<double>(k);
+      term *= q;
+    }
+    return -sum;
+  }
   if (x >= -2.0) {
     // Phi(x) = 1/2 + phi(x) * sum_k x^(2k+1) / (2k+1)!!
     const double x2 = x * x;
@@ -51,7 +59,7 @@ inline double ndtri_from_log_impl(double log_p) {
   using detmath::exp_f64;
   using detmath::log_f64;
   double x;
-  if (log_p > -30.0) {
+  if (log_p > -18.0) {  // p > 1.5e-8: inside the rational approximation's range
     x = detmath::ndtri_lower<double>(exp_f64(log_p));
   } else {
     x = -std::sqrt(-2.0 * log_p - log_f64(-4.0 * 3.14159265358979323846 * log_p));

@@ -96,7 +96,7 @@ inline void sincos_2pi_u24(std::uint32_t k, float& s_out, float& c_out) {
 inline void sincos_2pi_u53(std::uint64_t k, double& s_out, double& c_out) {
   const std::uint64_t q = (k + (1ull << 50)) >> 51;
   const std::int64_t t = static_cast<std::int64_t>(k) - static_cast<std::int64_t>(q << 51);
-  const double x = static_cast<double>(t) * 6.9757369960697519e-16;  // 2*pi / 2^53
+  const double x = static_cast<double>(t) * 6.9757369960172639e-16;  // 2*pi / 2^53
   const double x2 = x * x;
   double s = -1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 * (1.0 / 362880.0 + x2 * (-1.0 / 39916800.0 + x2 * (1.0 / 6227020800.0 + x2 * (-1.0 / 1307674368000.0 + x2 * (1.0 / 355687428096000.0)))))));
   s = x + x * x2 * s;
@@ -115,7 +115,8 @@ inline double log_any(double x) { return log_f64(x); }
 inline float sqrt_any(float x) { return std::sqrt(x); }
 inline double sqrt_any(double x) { return std::sqrt(x); }
 
-// Phi^{-1}(p) for 0 < p <= 1/2 from M. Giles, "Approximating the erfinv function" (GPU Computing
+// Phi^{-1}(p) for 1e-8 <= p <= 1/2 (the float32 range: below ~1e-8 the approximation
+// degrades, so callers route smaller p to the log-space inverse) from M. Giles, "Approximating the erfinv function" (GPU Computing
 // Gems, 2011), single-precision coefficients. Written in terms of p so that
 // w = -log(1 - y^2) = -log(4 p (1 - p)) keeps full relative precision in the tail.
 template <class T>
