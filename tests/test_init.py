@@ -113,7 +113,7 @@ def test_sparse_edges():
     assert np.all(x != 0)
     x = _x(initlab.sparse_, 1.0, shape=(10, 7))
     assert np.all(x == 0)
-    x = _x(initlab.sparse_, 0.91, shape=(100, 7))
+    x = _x(initlab.sparse_, 0.913, shape=(100, 7))
     assert np.all((x == 0).sum(axis=0) == 92)
 
 
