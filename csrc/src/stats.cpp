@@ -1,0 +1,475 @@
+// One-pass statistics (see stats.hpp for the determinism and non-finite rules).
+//
+// Per block: a fast path accumulates, in 8 float64 lanes, the shifted sums S1 = sum(x - c),
+// S2 = sum((x - c)^2) (c = the block's first element, which removes the catastrophic
+// cancellation of sum(x^2) - n mean^2 for data far from 0), min, max and the zero count. Lane
+// j takes the elements j, j+8, ... of each contiguous piece, so the arithmetic is the same
+// on every instruction set. Non-finite values make S2 non-finite; only then is the block
+// recomputed by a scalar path that skips and counts them. Blocks are merged in order (Chan).
+#include "initlab/stats.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "initlab/errors.hpp"
+#include "initlab/lowp.hpp"
+#include "initlab/parallel.hpp"
+
+namespace initlab {
+
+Moments merge(const Moments& a, const Moments& b) {
+  Moments r;
+  r.zeros = a.zeros + b.zeros;
+  r.nonfinite = a.nonfinite + b.nonfinite;
+  if (b.n == 0) {
+    r.n = a.n; r.mean = a.mean; r.m2 = a.m2; r.min = a.min; r.max = a.max;
+    return r;
+  }
+  if (a.n == 0) {
+    r.n = b.n; r.mean = b.mean; r.m2 = b.m2; r.min = b.min; r.max = b.max;
+    return r;
+  }
+  r.n = a.n + b.n;
+  const double na = static_cast<double>(a.n), nb = static_cast<double>(b.n), n = static_cast<double>(r.n);
+  const double delta = b.mean - a.mean;
+  r.mean = a.mean + delta * (nb / n);
+  r.m2 = a.m2 + b.m2 + delta * delta * (na * nb / n);
+  r.min = b.min < a.min ? b.min : a.min;
+  r.max = b.max > a.max ? b.max : a.max;
+  return r;
+}
+
+namespace {
+
+constexpr int kLanes = 8;
+constexpr std::int64_t kGather = 1024;      // staging buffer for strided / 16-bit pieces
+constexpr std::int64_t kDirectMin = 256;    // shorter contiguous pieces are staged too
+
+// Lane accumulators of one block, kept in memory between kernel calls.
+struct alignas(64) Acc {
+  double s1[kLanes], s2[kLanes], mn[kLanes], mx[kLanes];
+  std::int64_t z[kLanes];
+  double shift;
+};
+
+void acc_init(Acc& a, double shift) {
+  for (int j = 0; j < kLanes; ++j) {
+    a.s1[j] = 0.0; a.s2[j] = 0.0; a.z[j] = 0;
+    a.mn[j] = std::numeric_limits<double>::infinity();
+    a.mx[j] = -std::numeric_limits<double>::infinity();
+  }
+  a.shift = shift;
+}
+
+// The scalar tail: element k of a piece goes to lane k % 8, with the lanes' own operations.
+template <class T>
+inline void tail(const T* p, std::int64_t i, std::int64_t n, Acc& a) {
+  for (int j = 0; i < n; ++i, ++j) {
+    const double x = static_cast<double>(p[i]);
+    const double d = x - a.shift;
+    a.s1[j] += d;
+    a.s2[j] += d * d;
+    a.mn[j] = x < a.mn[j] ? x : a.mn[j];
+    a.mx[j] = x > a.mx[j] ? x : a.mx[j];
+    a.z[j] += (x == 0.0) ? 1 : 0;
+  }
+}
+
+#if defined(__GNUC__)
+// GCC/Clang vector extensions: the 8 lanes are held as 8/W native vectors of W doubles (W = 2
+// for SSE2, 4 for AVX2/AVX-512), lane j in vector j / W. Every lane runs the same IEEE
+// operations whatever W is, so all paths give the same bits. The helpers are always inlined,
+// so the vector ABI warning (-Wpsabi) does not concern us.
+#pragma GCC diagnostic ignored "-Wpsabi"
+typedef double v2d __attribute__((vector_size(16)));
+typedef double v4d __attribute__((vector_size(32)));
+typedef float v2f __attribute__((vector_size(8)));
+typedef float v4f __attribute__((vector_size(16)));
+
+template <class V> struct VecOf;
+template <> struct VecOf<v2d> { typedef v2f F; static constexpr int W = 2; };
+template <> struct VecOf<v4d> { typedef v4f F; static constexpr int W = 4; };
+
+template <class V, class T>
+inline __attribute__((always_inline)) V loadv(const T* p) {
+  if constexpr (std::is_same<T, float>::value) {
+    typename VecOf<V>::F f;
+    std::memcpy(&f, p, sizeof f);
+    return __builtin_convertvector(f, V);
+  } else {
+    V d;
+    std::memcpy(&d, p, sizeof d);
+    return d;
+  }
+}
+
+template <class V, class T>
+inline __attribute__((always_inline)) void kernel_impl(const T* p, std::int64_t n, Acc& a) {
+  constexpr int W = VecOf<V>::W, K = kLanes / W;
+  typedef decltype(V{} == V{}) M;  // the comparison mask: int64 lanes, -1 where true
+  V s1[K], s2[K], mn[K], mx[K];
+  M z[K];
+  for (int k = 0; k < K; ++k) {
+    std::memcpy(&s1[k], a.s1 + k * W, sizeof(V));
+    std::memcpy(&s2[k], a.s2 + k * W, sizeof(V));
+    std::memcpy(&mn[k], a.mn + k * W, sizeof(V));
+    std::memcpy(&mx[k], a.mx + k * W, sizeof(V));
+    std::memcpy(&z[k], a.z + k * W, sizeof(M));
+  }
+  const V c = V{} + a.shift;
+  const V zero = V{};
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (int k = 0; k < K; ++k) {
+      const V x = loadv<V>(p + i + k * W);
+      const V d = x - c;
+      s1[k] += d;
+      s2[k] += d * d;
+      mn[k] = x < mn[k] ? x : mn[k];
+      mx[k] = x > mx[k] ? x : mx[k];
+      z[k] -= (x == zero);
+    }
+  }
+  for (int k = 0; k < K; ++k) {
+    std::memcpy(a.s1 + k * W, &s1[k], sizeof(V));
+    std::memcpy(a.s2 + k * W, &s2[k], sizeof(V));
+    std::memcpy(a.mn + k * W, &mn[k], sizeof(V));
+    std::memcpy(a.mx + k * W, &mx[k], sizeof(V));
+    std::memcpy(a.z + k * W, &z[k], sizeof(M));
+  }
+  tail(p, i, n, a);
+}
+#else
+template <class T>
+inline void kernel_impl(const T* p, std::int64_t n, Acc& a) {
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) tail(p + i, 0, kLanes, a);
+  tail(p, i, n, a);
+}
+#endif
+
+#if defined(__GNUC__)
+#define INITLAB_KERNEL(V, p, n, a) kernel_impl<V>(p, n, a)
+#else
+#define INITLAB_KERNEL(V, p, n, a) kernel_impl(p, n, a)
+#endif
+void kernel_f32_base(const float* p, std::int64_t n, Acc& a) { INITLAB_KERNEL(v2d, p, n, a); }
+void kernel_f64_base(const double* p, std::int64_t n, Acc& a) { INITLAB_KERNEL(v2d, p, n, a); }
+#if defined(__GNUC__) && defined(__x86_64__)
+#define INITLAB_STATS_MULTI 1
+__attribute__((target("avx2"))) void kernel_f32_avx2(const float* p, std::int64_t n, Acc& a) { kernel_impl<v4d>(p, n, a); }
+__attribute__((target("avx2"))) void kernel_f64_avx2(const double* p, std::int64_t n, Acc& a) { kernel_impl<v4d>(p, n, a); }
+__attribute__((target("avx512f"))) void kernel_f32_avx512(const float* p, std::int64_t n, Acc& a) { kernel_impl<v4d>(p, n, a); }
+__attribute__((target("avx512f"))) void kernel_f64_avx512(const double* p, std::int64_t n, Acc& a) { kernel_impl<v4d>(p, n, a); }
+#endif
+
+struct Kernels {
+  void (*f32)(const float*, std::int64_t, Acc&);
+  void (*f64)(const double*, std::int64_t, Acc&);
+};
+
+Kernels kernels_for(Isa isa) {
+  if (!isa_supported(isa)) isa = Isa::scalar;
+#if defined(INITLAB_STATS_MULTI)
+  if (isa == Isa::avx512) return {kernel_f32_avx512, kernel_f64_avx512};
+  if (isa == Isa::avx2) return {kernel_f32_avx2, kernel_f64_avx2};
+#endif
+  return {kernel_f32_base, kernel_f64_base};
+}
+
+// Element reader for every dtype (16-bit types are widened exactly to float).
+inline double read_as_double(const void* base, std::int64_t off, DType dt) {
+  switch (dt) {
+    case DType::f32: return static_cast<const float*>(base)[off];
+    case DType::f64: return static_cast<const double*>(base)[off];
+    case DType::f16: return lowp::f16_to_f32(static_cast<const std::uint16_t*>(base)[off]);
+    default: return lowp::bf16_to_f32(static_cast<const std::uint16_t*>(base)[off]);
+  }
+}
+inline float read_as_float(const void* base, std::int64_t off, DType dt) {
+  switch (dt) {
+    case DType::f32: return static_cast<const float*>(base)[off];
+    case DType::f16: return lowp::f16_to_f32(static_cast<const std::uint16_t*>(base)[off]);
+    default: return lowp::bf16_to_f32(static_cast<const std::uint16_t*>(base)[off]);
+  }
+}
+
+struct Dim {
+  std::int64_t n, stride;
+};
+
+// The reduced axes of one slice in canonical order (outermost first, innermost = smallest
+// |stride|), negative strides flipped, unit axes dropped, mergeable axes merged.
+struct Plan {
+  const void* data;
+  DType dtype;
+  std::vector<Dim> kept;     // logical order (C order of the output)
+  std::vector<Dim> reduced;  // canonical order
+  std::int64_t flip_offset = 0;  // added to every slice base after flipping reduced axes
+  std::int64_t m = 1;            // reduced elements per slice
+  std::int64_t n_slices = 1;
+  Kernels k;
+};
+
+// Calls seg(offset, stride, len) for the contiguous runs of the canonical reduced index
+// range [l0, l1) of the slice starting at `base` (element offset).
+template <class F>
+void for_each_segment(const Plan& P, std::int64_t base, std::int64_t l0, std::int64_t l1, F&& seg) {
+  const int r = static_cast<int>(P.reduced.size());
+  if (r == 0) {
+    if (l0 < l1) seg(base, std::int64_t{1}, std::int64_t{1});
+    return;
+  }
+  std::int64_t idx[64];
+  std::int64_t rem = l0;
+  for (int k = r - 1; k >= 0; --k) {
+    idx[k] = rem % P.reduced[k].n;
+    rem /= P.reduced[k].n;
+  }
+  const Dim inner = P.reduced[r - 1];
+  std::int64_t l = l0;
+  while (l < l1) {
+    std::int64_t off = base;
+    for (int k = 0; k < r; ++k) off += idx[k] * P.reduced[k].stride;
+    const std::int64_t len = std::min(inner.n - idx[r - 1], l1 - l);
+    seg(off, inner.stride, len);
+    l += len;
+    idx[r - 1] += len;
+    for (int k = r - 1; k > 0 && idx[k] == P.reduced[k].n; --k) {
+      idx[k] = 0;
+      ++idx[k - 1];
+    }
+  }
+}
+
+// Sum of squared deviations from the shifted sums; an overflowing S2 means a variance beyond
+// float64 (inf), never a NaN turned into 0 by a clamp.
+inline double centered(double s1, double s2, double n) {
+  if (std::isinf(s2)) return s2;
+  const double m2 = s2 - s1 * (s1 / n);
+  return m2 < 0.0 ? 0.0 : m2;
+}
+
+// Scalar path for a block holding non-finite values (or overflowing): skip and count them.
+Moments block_exact(const Plan& P, std::int64_t base, std::int64_t l0, std::int64_t l1) {
+  Moments m;
+  bool have_shift = false;
+  double c = 0.0, s1 = 0.0, s2 = 0.0;
+  double mn = std::numeric_limits<double>::infinity(), mx = -mn;
+  for_each_segment(P, base, l0, l1, [&](std::int64_t off, std::int64_t st, std::int64_t len) {
+    for (std::int64_t i = 0; i < len; ++i) {
+      const double x = read_as_double(P.data, off + i * st, P.dtype);
+      if (x == 0.0) ++m.zeros;
+      if (!std::isfinite(x)) {
+        ++m.nonfinite;
+        continue;
+      }
+      if (!have_shift) {
+        c = x;
+        have_shift = true;
+      }
+      const double d = x - c;
+      s1 += d;
+      s2 += d * d;
+      mn = x < mn ? x : mn;
+      mx = x > mx ? x : mx;
+      ++m.n;
+    }
+  });
+  if (m.n > 0) {
+    const double n = static_cast<double>(m.n);
+    m.mean = c + s1 / n;
+    m.m2 = centered(s1, s2, n);
+    m.min = mn;
+    m.max = mx;
+  }
+  return m;
+}
+
+Moments block_fast(const Plan& P, std::int64_t base, std::int64_t l0, std::int64_t l1) {
+  alignas(64) float fbuf[kGather];
+  alignas(64) double dbuf[kGather];
+  Acc a;
+  std::int64_t first_off = 0;
+  for_each_segment(P, base, l0, l0 + 1, [&](std::int64_t off, std::int64_t, std::int64_t) { first_off = off; });
+  acc_init(a, read_as_double(P.data, first_off, P.dtype));
+  std::int64_t fill = 0;
+  const bool is64 = P.dtype == DType::f64;
+  auto flush = [&]() {
+    if (fill == 0) return;
+    if (is64) P.k.f64(dbuf, fill, a);
+    else P.k.f32(fbuf, fill, a);
+    fill = 0;
+  };
+  for_each_segment(P, base, l0, l1, [&](std::int64_t off, std::int64_t st, std::int64_t len) {
+    const bool native = P.dtype == DType::f32 || is64;
+    if (native && st == 1 && len >= kDirectMin) {
+      flush();
+      if (is64) P.k.f64(static_cast<const double*>(P.data) + off, len, a);
+      else P.k.f32(static_cast<const float*>(P.data) + off, len, a);
+      return;
+    }
+    for (std::int64_t i = 0; i < len;) {
+      const std::int64_t take = std::min(len - i, kGather - fill);
+      if (is64) {
+        const double* src = static_cast<const double*>(P.data) + off + i * st;
+        for (std::int64_t t = 0; t < take; ++t) dbuf[fill + t] = src[t * st];
+      } else {
+        for (std::int64_t t = 0; t < take; ++t) fbuf[fill + t] = read_as_float(P.data, off + (i + t) * st, P.dtype);
+      }
+      fill += take;
+      i += take;
+      if (fill == kGather) flush();
+    }
+  });
+  flush();
+  // Lanes combined in a fixed order.
+  double s1 = 0.0, s2 = 0.0, mn = a.mn[0], mx = a.mx[0];
+  std::int64_t z = 0;
+  for (int j = 0; j < kLanes; ++j) {
+    s1 += a.s1[j];
+    s2 += a.s2[j];
+    mn = a.mn[j] < mn ? a.mn[j] : mn;
+    mx = a.mx[j] > mx ? a.mx[j] : mx;
+    z += a.z[j];
+  }
+  if (!std::isfinite(s2) || !std::isfinite(s1)) return block_exact(P, base, l0, l1);
+  Moments m;
+  m.n = l1 - l0;
+  m.zeros = z;
+  const double n = static_cast<double>(m.n);
+  m.mean = a.shift + s1 / n;
+  m.m2 = centered(s1, s2, n);
+  m.min = mn;
+  m.max = mx;
+  return m;
+}
+
+// Blocks [l0, l1) of one slice (l0 on a block boundary), merged in order.
+Moments reduce_range(const Plan& P, std::int64_t base, std::int64_t l0, std::int64_t l1) {
+  Moments acc;
+  for (std::int64_t b = l0; b < l1; b += kStatsBlock) acc = merge(acc, block_fast(P, base, b, std::min(l1, b + kStatsBlock)));
+  return acc;
+}
+
+std::int64_t slice_base(const Plan& P, std::int64_t s) {
+  std::int64_t off = P.flip_offset;
+  for (int k = static_cast<int>(P.kept.size()) - 1; k >= 0; --k) {
+    off += (s % P.kept[k].n) * P.kept[k].stride;
+    s /= P.kept[k].n;
+  }
+  return off;
+}
+
+void write_out(const StatsOutput& out, std::int64_t s, const Moments& m) {
+  out.finite[s] = m.n;
+  out.zeros[s] = m.zeros;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  out.mean[s] = m.n ? m.mean : nan;
+  out.m2[s] = m.n ? m.m2 : nan;
+  out.min[s] = m.n ? m.min : nan;
+  out.max[s] = m.n ? m.max : nan;
+}
+
+}  // namespace
+
+void compute_stats(const StatsInput& in, const unsigned char* reduce, const StatsOutput& out, Exec ex) {
+  require(in.ndim >= 0 && in.ndim <= 64, "stats: number of dimensions must be in [0, 64], got " + std::to_string(in.ndim));
+  const int dt = static_cast<int>(in.dtype);
+  require(dt >= 0 && dt <= 3, "stats: unknown dtype code " + std::to_string(dt));
+  require(out.finite && out.zeros && out.mean && out.m2 && out.min && out.max, "stats: output arrays missing");
+  Plan P;
+  P.data = in.data;
+  P.dtype = in.dtype;
+  bool empty = false;
+  for (int k = 0; k < in.ndim; ++k) {
+    require(in.shape[k] >= 0, "stats: negative dimension " + std::to_string(in.shape[k]));
+    const Dim d{in.shape[k], in.strides[k]};
+    if (reduce[k]) {
+      if (d.n == 0) empty = true;
+      P.m *= d.n;
+      if (d.n == 1) continue;
+      Dim e = d;
+      if (e.stride < 0) {
+        P.flip_offset += (e.n - 1) * e.stride;
+        e.stride = -e.stride;
+      }
+      P.reduced.push_back(e);
+    } else {
+      P.kept.push_back(d);
+      P.n_slices *= d.n;
+    }
+  }
+  if (P.n_slices == 0) return;
+  if (empty || P.m == 0) {
+    for (std::int64_t s = 0; s < P.n_slices; ++s) write_out(out, s, Moments{});
+    return;
+  }
+  require(in.data != nullptr, "stats: null data pointer");
+  std::stable_sort(P.reduced.begin(), P.reduced.end(), [](const Dim& a, const Dim& b) { return a.stride > b.stride; });
+  std::vector<Dim> merged;
+  for (const Dim& d : P.reduced) {
+    if (!merged.empty() && merged.back().stride == d.stride * d.n) {
+      merged.back().n *= d.n;
+      merged.back().stride = d.stride;
+    } else {
+      merged.push_back(d);
+    }
+  }
+  P.reduced = merged;
+  P.k = kernels_for(ex.isa);
+
+  const std::int64_t per_task = kStatsBlock * kStatsGroup;
+  const std::int64_t groups = (P.m + per_task - 1) / per_task;
+  const int nt = ex.n_threads < 1 ? 1 : ex.n_threads;
+  if (groups == 1) {
+    // Small slices: a task takes whole slices, each reduced block by block.
+    const std::int64_t spt = std::max<std::int64_t>(1, per_task / P.m);
+    const std::int64_t n_tasks = (P.n_slices + spt - 1) / spt;
+    parallel_for(n_tasks, nt, [&](std::int64_t t) {
+      const std::int64_t s1 = std::min(P.n_slices, (t + 1) * spt);
+      for (std::int64_t s = t * spt; s < s1; ++s) write_out(out, s, reduce_range(P, slice_base(P, s), 0, P.m));
+    });
+    return;
+  }
+  // Large slices: tasks are (slice, group of blocks); groups merged in order afterwards.
+  std::vector<Moments> part(static_cast<std::size_t>(P.n_slices * groups));
+  parallel_for(P.n_slices * groups, nt, [&](std::int64_t t) {
+    const std::int64_t s = t / groups, g = t % groups;
+    part[static_cast<std::size_t>(t)] = reduce_range(P, slice_base(P, s), g * per_task, std::min(P.m, (g + 1) * per_task));
+  });
+  for (std::int64_t s = 0; s < P.n_slices; ++s) {
+    Moments acc;
+    for (std::int64_t g = 0; g < groups; ++g) acc = merge(acc, part[static_cast<std::size_t>(s * groups + g)]);
+    write_out(out, s, acc);
+  }
+}
+
+std::uint64_t read_probe(const void* data, std::int64_t n_bytes, int n_threads) {
+  require(n_bytes >= 0, "read_probe: negative size");
+  const std::int64_t words = n_bytes / 8;
+  const std::int64_t chunk = 1 << 17;  // 1 MiB of words per task
+  const std::int64_t n_tasks = (words + chunk - 1) / chunk;
+  std::vector<std::uint64_t> sums(static_cast<std::size_t>(n_tasks), 0);
+  const auto* w = static_cast<const std::uint64_t*>(data);
+  parallel_for(n_tasks, n_threads, [&](std::int64_t t) {
+    const std::int64_t e = std::min(words, (t + 1) * chunk);
+    std::uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    std::int64_t i = t * chunk;
+    for (; i + 4 <= e; i += 4) {
+      s0 += w[i]; s1 += w[i + 1]; s2 += w[i + 2]; s3 += w[i + 3];
+    }
+    for (; i < e; ++i) s0 += w[i];
+    sums[static_cast<std::size_t>(t)] = s0 + s1 + s2 + s3;
+  });
+  std::uint64_t total = 0;
+  for (std::uint64_t s : sums) total += s;
+  return total;
+}
+
+}  // namespace initlab

@@ -1,0 +1,232 @@
+"""initlab.stats against NumPy float64 references: values, axes, layouts, dtypes, non-finite
+data, determinism across thread counts and SIMD paths, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import initlab
+from initlab import stats
+
+EPS = np.finfo(np.float64).eps
+
+
+def reference(x: np.ndarray, axis=None) -> dict[str, np.ndarray]:
+    """Two-pass float64 reference that follows the documented non-finite rule."""
+    x = np.asarray(x, dtype=np.float64)
+    fin = np.isfinite(x)
+    xf = np.where(fin, x, 0.0)
+    n = fin.sum(axis=axis)
+    count = np.ones_like(x).sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = xf.sum(axis=axis) / n
+        m = mean if axis is None else np.expand_dims(mean, axis)
+        var = (np.where(fin, x - m, 0.0) ** 2).sum(axis=axis) / n
+        return {
+            "count": count,
+            "mean": mean,
+            "var": var,
+            "min": np.where(fin, x, np.inf).min(axis=axis),
+            "max": np.where(fin, x, -np.inf).max(axis=axis),
+            "abs_max": np.where(fin, np.abs(x), -np.inf).max(axis=axis),
+            "zero_fraction": (x == 0).sum(axis=axis) / count,
+            "nonfinite_count": (~fin).sum(axis=axis),
+            "rms": np.sqrt((xf**2).sum(axis=axis) / n),
+        }
+
+
+def check(s, ref, rtol):
+    for k, v in ref.items():
+        got = np.asarray(getattr(s, k), dtype=np.float64)
+        v = np.asarray(v, dtype=np.float64)
+        assert got.shape == v.shape, k
+        if k in ("count", "nonfinite_count", "min", "max", "abs_max", "zero_fraction"):
+            np.testing.assert_array_equal(got, v, err_msg=k)  # exact figures
+        else:
+            # Rounding error scales with the data's magnitude: sqrt(ms) for the mean, ms for var.
+            ms = np.asarray(ref["var"]) + np.asarray(ref["mean"]) ** 2
+            scale = {"mean": np.sqrt(ms), "var": ms}.get(k, np.abs(v))
+            np.testing.assert_array_less(np.abs(got - v), rtol * scale + 1e-300, err_msg=k)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1000, 8192, 8193, 300_001])
+def test_random_against_numpy(dtype, n):
+    x = np.random.default_rng(n).normal(0.3, 2.0, size=n).astype(dtype)
+    s = stats(x)
+    if n == 0:
+        assert s.count == 0 and np.isnan(s.mean) and np.isnan(s.var)
+        return
+    # float64 accumulation over n elements: relative error well below 1e-12 for these sizes.
+    check(s, reference(x), 1e-12)
+    assert isinstance(s.count, int) and isinstance(s.mean, float)
+
+
+def test_constant_is_exact():
+    for c in (0.0, 1.5, -3.25e7, 1e-30):
+        x = np.full(50_000, c, np.float32)
+        s = stats(x)
+        assert s.mean == float(np.float32(c)) and s.var == 0.0 and s.std == 0.0
+        assert s.min == s.max == float(np.float32(c))
+        assert s.zero_fraction == (1.0 if c == 0 else 0.0)
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e6, -3e7])
+def test_huge_offset_no_cancellation(offset):
+    # Data far from zero with a tiny spread: the naive E[x^2] - E[x]^2 in float64 loses every
+    # digit here (offset^2 / var ~ 1e14..1e20); the shifted sums must not.
+    rng = np.random.default_rng(1)
+    x = (offset + rng.standard_normal(200_000) * 1e-2 * max(1.0, abs(offset) * 1e-6)).astype(np.float32)
+    ref = reference(x)
+    s = stats(x)
+    assert abs(s.var / ref["var"] - 1) < 1e-9
+    assert abs(s.mean - ref["mean"]) < 1e-9 * np.sqrt(ref["var"]) + 4 * EPS * abs(offset)
+    x64 = 1e9 + rng.standard_normal(100_000)
+    assert abs(stats(x64).var / x64.var() - 1) < 1e-6
+
+
+def test_nan_inf_rule():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(100_000)
+    x[[5, 77, 9000, 50_000]] = [np.nan, np.inf, -np.inf, np.nan]
+    x[[3, 4]] = 0.0
+    s = stats(x)
+    assert s.count == 100_000 and s.nonfinite_count == 4
+    check(s, reference(x), 1e-12)
+    assert np.isfinite([s.mean, s.var, s.min, s.max, s.abs_max, s.rms]).all()
+    # float32 and every block position of the non-finite value
+    for pos in (0, 1, 8191, 8192, 12345):
+        y = np.ones(20_000, np.float32)
+        y[pos] = np.inf
+        t = stats(y)
+        assert t.nonfinite_count == 1 and t.mean == 1.0 and t.var == 0.0 and t.max == 1.0
+    allnan = stats(np.full(10, np.nan))
+    assert allnan.nonfinite_count == 10 and np.isnan(allnan.mean) and np.isnan(allnan.min)
+    assert allnan.zero_fraction == 0.0
+
+
+def test_overflowing_squares_stay_finite_elsewhere():
+    x = np.array([1e200, -1e200, 3.0])
+    s = stats(x)
+    assert s.nonfinite_count == 0 and s.max == 1e200 and s.min == -1e200
+    assert abs(s.mean - 1.0) <= 8 * EPS * 1e200  # the rounding error of a sum at that scale
+    assert s.var == np.inf  # the true variance (~2.7e399) is beyond float64, not a NaN
+
+
+@pytest.mark.parametrize(
+    "shape,axis",
+    [
+        ((6, 7), 0),
+        ((6, 7), 1),
+        ((6, 7), -1),
+        ((6, 7), (0, 1)),
+        ((6, 7), ()),
+        ((4, 3, 5, 6), (0, 2, 3)),
+        ((4, 3, 5, 6), (1,)),
+        ((4, 3, 5, 6), (0, 3)),
+        ((2, 3, 40_000), 2),
+        ((2, 300_000), 1),
+        ((300_000, 2), 0),
+        ((5, 0, 3), 1),
+        ((5, 0, 3), 0),
+    ],
+)
+def test_axis_against_numpy(shape, axis):
+    x = np.random.default_rng(3).normal(1.0, 3.0, size=shape)
+    x.flat[::97] = 0.0
+    s = stats(x, axis=axis)
+    if x.size == 0:
+        assert s.shape == x.sum(axis=axis).shape and s.count.shape == s.shape
+        assert np.isnan(s.mean).all()
+        return
+    ref = reference(x, axis=axis)
+    assert s.shape == np.asarray(ref["mean"]).shape
+    check(s, ref, 1e-12)
+
+
+def test_layouts_read_in_place():
+    base = np.random.default_rng(4).standard_normal((64, 48, 9))
+    views = [
+        base,
+        np.asfortranarray(base),
+        base[::2, ::-3, 1:],
+        base.transpose(2, 0, 1),
+        base[:, 5, :],
+        np.broadcast_to(base[0, 0], (1000, 9)),
+    ]
+    for v in views:
+        ro = v.view()
+        ro.flags.writeable = False
+        for axis in (None, 0, (0, v.ndim - 1)):
+            check(stats(ro, axis=axis), reference(v, axis=axis), 1e-12)
+
+
+@pytest.mark.parametrize("kind", ["float16", "bfloat16"])
+def test_low_precision(kind):
+    rng = np.random.default_rng(5)
+    f = rng.standard_normal((300, 70)).astype(np.float32)
+    if kind == "float16":
+        x = f.astype(np.float16)
+    else:
+        ml_dtypes = pytest.importorskip("ml_dtypes")
+        x = f.astype(ml_dtypes.bfloat16)
+    exact = x.astype(np.float64)  # 16-bit values widen exactly
+    x[3, 4] = np.nan
+    exact[3, 4] = np.nan
+    check(stats(x), reference(exact), 1e-12)
+    check(stats(x[:, ::-2], axis=0), reference(exact[:, ::-2], axis=0), 1e-12)
+
+
+def test_torch_zero_copy_and_dtypes():
+    torch = pytest.importorskip("torch")
+    t = torch.randn(40, 30, 5, dtype=torch.float32, requires_grad=True)
+    ref = reference(t.detach().numpy().astype(np.float64), axis=(0, 2))
+    check(initlab.stats(t, axis=(0, 2)), ref, 1e-12)
+    check(initlab.stats(t.transpose(0, 2)), reference(t.detach().numpy()), 1e-12)
+    for dt in (torch.float16, torch.bfloat16, torch.float64):
+        u = t.detach().to(dt)
+        check(initlab.stats(u), reference(u.to(torch.float64).numpy()), 1e-12)
+    with pytest.raises(TypeError, match="int64"):
+        initlab.stats(torch.arange(5))
+
+
+def test_bit_identical_for_any_thread_count_and_simd_path():
+    x = np.random.default_rng(6).normal(5.0, 1.0, size=(3, 400_000)).astype(np.float32)
+    x[1, 123_456] = np.nan
+    results = []
+    saved = initlab.simd_path()
+    try:
+        for path in initlab.available_simd_paths():
+            initlab.set_simd_path(path)
+            for nt in (1, 2, 3, 8):
+                with initlab.num_threads(nt):
+                    for axis in (None, 1, 0):
+                        s = stats(x, axis=axis)
+                        results.append((axis, [np.asarray(getattr(s, k)).tobytes() for k in ("mean", "var", "min", "max", "zero_fraction", "nonfinite_count")]))
+    finally:
+        initlab.set_simd_path(saved)
+    for axis in (None, 1, 0):
+        runs = [r for a, r in results if a == axis]
+        assert all(r == runs[0] for r in runs)
+
+
+def test_inputs_and_errors():
+    s = stats([1, 2, 3, 4])  # list of ints -> float64
+    assert s.mean == 2.5 and s.var == 1.25 and s.rms == pytest.approx(np.sqrt(7.5))
+    assert stats(3.0).count == 1
+    with pytest.raises(TypeError, match="int32"):
+        stats(np.arange(4, dtype=np.int32))
+    with pytest.raises(TypeError, match="complex128"):
+        stats(np.ones(3, complex))
+    with pytest.raises(ValueError, match="axis 2 is out of bounds"):
+        stats(np.ones((2, 2)), axis=2)
+    with pytest.raises(ValueError, match="repeated axis"):
+        stats(np.ones((2, 2)), axis=(0, -2))
+    with pytest.raises(TypeError, match="axis"):
+        stats(np.ones((2, 2)), axis=1.0)
+    big_endian = np.arange(10, dtype=">f8")
+    assert stats(big_endian).mean == 4.5
+    d = stats(np.ones((2, 3)), axis=1).to_dict()
+    assert d["mean"] == [1.0, 1.0] and d["count"] == [3, 3]
+    assert "nonfinite_count=0" in repr(stats(np.ones(3)))
