@@ -113,22 +113,25 @@ inline void micro(i64 kc, const T* __restrict a, const T* __restrict b, T* c, i6
       for (int v = 0; v < MV; ++v) acc[v][j] = X::fma(av[v], bj, acc[v][j]);
     }
   }
+  // Spill the accumulators once, with constant indices only (a variable index would make the
+  // compiler keep them in memory inside the k loop).
+  alignas(64) T tile[mr_ * nr_];
+#pragma GCC unroll 16
+  for (int j = 0; j < nr_; ++j)
+#pragma GCC unroll 16
+    for (int v = 0; v < MV; ++v) X::storeu(tile + j * mr_ + v * L, acc[v][j]);
   if (rs == 1 && mr == mr_ && nr == nr_) {
-#pragma GCC unroll 16
     for (int j = 0; j < nr_; ++j) {
-#pragma GCC unroll 16
       for (int v = 0; v < MV; ++v) {
         T* cp = c + j * cs + v * L;
-        if (mode == GemmMode::set) X::storeu(cp, acc[v][j]);
-        else if (mode == GemmMode::add) X::storeu(cp, X::add(X::loadu(cp), acc[v][j]));
-        else X::storeu(cp, X::sub(X::loadu(cp), acc[v][j]));
+        const V t = X::loadu(tile + j * mr_ + v * L);
+        if (mode == GemmMode::set) X::storeu(cp, t);
+        else if (mode == GemmMode::add) X::storeu(cp, X::add(X::loadu(cp), t));
+        else X::storeu(cp, X::sub(X::loadu(cp), t));
       }
     }
     return;
   }
-  alignas(64) T tile[mr_ * nr_];
-  for (int j = 0; j < nr_; ++j)
-    for (int v = 0; v < MV; ++v) X::storeu(tile + j * mr_ + v * L, acc[v][j]);
   for (i64 j = 0; j < nr; ++j) {
     for (i64 i = 0; i < mr; ++i) {
       T& ce = c[i * rs + j * cs];
