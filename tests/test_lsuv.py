@@ -228,3 +228,103 @@ def test_argument_validation():
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         initlab.lsuv([np.ones(3)], x, forward=lambda b: [b * 2])
     np.testing.assert_array_equal(ws[0], np.eye(3))
+
+
+# ---- initlab.nn models -----------------------------------------------------------------------
+
+
+def _nn_outputs(model, x, types=None):
+    from initlab import nn
+
+    types = types or (nn.Linear, nn.Conv2d)
+    outs = []
+    removers = [m.register_forward_hook(lambda mod, i, o, q=q: outs.append((q, o.copy())))
+                for q, m in model.named_modules() if isinstance(m, types)]
+    flags = [(m, m.training) for _, m in model.named_modules()]
+    model.eval()
+    try:
+        model(x)
+    finally:
+        for r in removers:
+            r()
+        for m, t in flags:
+            m.training = t
+    return outs
+
+
+def test_nn_deep_relu_mlp():
+    from initlab import nn
+
+    model = nn.mlp(32, 32, depth=30, seed=0)
+    for _, m in model.named_modules():
+        if isinstance(m, nn.Linear):
+            initlab.normal_(m.weight, 0.0, 0.01, seed=1)
+            m.bias[...] = 0.0
+    x = np.random.default_rng(0).standard_normal((256, 32))
+    assert np.var(_nn_outputs(model, x)[-1][1]) < 1e-20
+    rep = initlab.lsuv(model, x, seed=0)
+    assert rep.converged and len(rep) == 30
+    assert rep[0].name == "0 (Linear)" and rep[1].name == "2 (Linear)"
+    for q, out in _nn_outputs(model, x):
+        assert abs(np.var(out) - 1) < rep.tol, q
+
+
+def test_nn_execution_order_and_errors():
+    from initlab import nn
+
+    class Rev(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self._children["late"] = nn.Linear(8, 8, seed=0)
+            self._children["early"] = nn.Linear(4, 8, seed=1)
+
+        def _forward(self, x):
+            return self._children["late"](np.maximum(self._children["early"](x), 0))
+
+    model = Rev()
+    x = np.random.default_rng(1).standard_normal((64, 4)) * 4
+    rep = initlab.lsuv(model, x, seed=0)
+    assert [r.name for r in rep.layers] == ["early (Linear)", "late (Linear)"]
+    before = [p.copy() for p in model.parameters()]
+    with pytest.raises(ValueError, match=r"layer early \(Linear\) does not depend on its weights"):
+        initlab.lsuv(model, np.zeros((8, 4)), seed=0)
+    for a, b in zip(model.parameters(), before):
+        np.testing.assert_array_equal(a, b)
+    nb = nn.Sequential(nn.Linear(4, 4, bias=False, seed=0))
+    with pytest.raises(ValueError, match=r"layer 0 \(Linear\) has no bias"):
+        initlab.lsuv(nb, x, center=True)
+
+
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_nn_batchnorm_modes_and_state_restored(mode):
+    from initlab import nn
+
+    model = nn.resnet(3, 8, n_blocks=1, n_classes=4, seed=0)
+    for _, m in model.named_modules():
+        if isinstance(m, nn.BatchNorm):
+            m.running_var = m.running_var * 3.0
+    model.train()
+    model[1].eval()
+    flags = [m.training for _, m in model.named_modules()]
+    running = [(m.running_mean.copy(), m.running_var.copy()) for _, m in model.named_modules()
+               if isinstance(m, nn.BatchNorm)]
+    x = np.random.default_rng(2).standard_normal((16, 3, 6, 6))
+    rep = initlab.lsuv(model, x, batchnorm=mode, seed=0)
+    assert rep.converged and len(rep) == 4
+    assert [m.training for _, m in model.named_modules()] == flags
+    got = [(m.running_mean, m.running_var) for _, m in model.named_modules() if isinstance(m, nn.BatchNorm)]
+    for (a, b), (c, d) in zip(got, running):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, d)
+    model.eval()
+    if mode == "train":
+        for _, m in model.named_modules():
+            if isinstance(m, nn.BatchNorm):
+                m.training = True
+    outs = []
+    rm = [m.register_forward_hook(lambda mod, i, o: outs.append(np.var(o)))
+          for _, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    model(x)
+    for r in rm:
+        r()
+    assert all(abs(v - 1) < 0.1 for v in outs), outs

@@ -520,13 +520,16 @@ def _is_torch_module(model: Any) -> bool:
 
 
 def _is_initlab_nn(model: Any) -> bool:
-    return type(model).__module__.startswith("initlab.nn")
+    from .nn import Module
+
+    return isinstance(model, Module)
 
 
 def lsuv(model: Any, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var: float = 1.0,
          center: bool = False, orthogonal: bool = True, seed: Any = None, forward: Callable[[Any], Sequence[Any]] | None = None,
          biases: Sequence[Any] | None = None, layout: Any = "torch", bias_axis: int = -1,
-         prepare: Callable[[Any], Any] | None = None, **kwargs: Any) -> LSUVReport:
+         batchnorm: str = "train", stop_early: bool = True, prepare: Callable[[Any], Any] | None = None,
+         **kwargs: Any) -> LSUVReport:
     """Layer-sequential unit-variance initialization (Mishkin & Matas 2016, Algorithm 1), in place.
 
     Orthonormal pre-initialization (:func:`initlab.orthogonal_`), then for each layer with
@@ -538,7 +541,8 @@ def lsuv(model: Any, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var
     Parameters
     ----------
     model : initlab.nn module, sequence of arrays, or torch.nn.Module
-        * an :mod:`initlab.nn` network: its layers with weights, in execution order;
+        * an :mod:`initlab.nn` network: its ``Linear`` and ``Conv2d`` layers, in execution order
+          (errors name a layer by its index and type, e.g. ``"2 (Linear)"``);
         * a sequence of weight arrays (NumPy arrays or torch CPU tensors, modified in place)
           together with ``forward``;
         * a ``torch.nn.Module``: handled by :func:`initlab.torch.lsuv` (``kwargs`` go there).
@@ -573,6 +577,14 @@ def lsuv(model: Any, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var
         :func:`initlab.orthogonal_`); ``"torch"`` reads (out, in, *k).
     bias_axis : int
         Framework-neutral models only: axis of a layer's output along which its bias varies.
+    batchnorm : {"train", "eval"}
+        :mod:`initlab.nn` and torch models: BatchNorm layers normalize with the batch's
+        statistics (``"train"``, default, as the paper's Caffe training net) or with their
+        running statistics (``"eval"``). Every other module runs in evaluation mode; the
+        modes and the running statistics are restored afterwards, also after an error.
+    stop_early : bool
+        :mod:`initlab.nn` and torch models: end each measuring forward pass once the measured
+        layer has run, so a pass costs only the layers up to it.
     prepare : callable, optional
         Maps each batch taken from ``x`` to the model's input.
 
@@ -604,7 +616,8 @@ def lsuv(model: Any, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var
         from .torch import lsuv as torch_lsuv
 
         return torch_lsuv(model, x, tol=tol, max_iter=max_iter, target_var=target_var, center=center,
-                          orthogonal=orthogonal, seed=seed, prepare=prepare, **kwargs)
+                          orthogonal=orthogonal, seed=seed, batchnorm=batchnorm, stop_early=stop_early,
+                          prepare=prepare, **kwargs)
     if kwargs:
         raise TypeError(f"lsuv() got unexpected keyword arguments {sorted(kwargs)}")
     tol, max_iter, target_var = _check_options(tol, max_iter, target_var)
@@ -612,7 +625,7 @@ def lsuv(model: Any, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var
         if forward is not None or biases is not None:
             raise TypeError("forward and biases are for framework-neutral models; an initlab.nn model has its own")
         return _lsuv_nn(model, x, tol=tol, max_iter=max_iter, target_var=target_var, center=center,
-                        orthogonal=orthogonal, seed=seed, prepare=prepare)
+                        orthogonal=orthogonal, seed=seed, prepare=prepare, batchnorm=batchnorm, stop_early=stop_early)
     if isinstance(model, (list, tuple)):
         if forward is None or not callable(forward):
             raise TypeError("a model given as a list of weight arrays needs forward=callable(batch) -> layer outputs")
@@ -656,5 +669,90 @@ def _lsuv_arrays(weights: list[Any], x: Any, forward: Callable[[Any], Sequence[A
                     orthogonal=orthogonal, seed=seed, forward_passes=1)
 
 
-def _lsuv_nn(model: Any, x: Any, **opts: Any) -> LSUVReport:
-    raise NotImplementedError
+class _Stop(BaseException):
+    """Ends a measuring forward pass once the measured layer has run (not an Exception, so a
+    model's own ``except Exception`` cannot swallow it)."""
+
+
+def _lsuv_nn(model: Any, x: Any, *, batchnorm: str, stop_early: bool, **opts: Any) -> LSUVReport:
+    """LSUV on an :mod:`initlab.nn` network through its forward hooks (Linear and Conv2d layers)."""
+    from .nn import BatchNorm, Conv2d, Linear
+
+    if batchnorm not in ("train", "eval"):
+        raise ValueError(f"batchnorm must be 'train' (batch statistics) or 'eval' (running statistics), got {batchnorm!r}")
+    named = [(q, m) for q, m in model.named_modules() if isinstance(m, (Linear, Conv2d))]
+    if not named:
+        raise ValueError("LSUV: the model has no Linear or Conv2d layer to rescale")
+    seen_ids: set[int] = set()
+    named = [(q, m) for q, m in named if not (id(m) in seen_ids or seen_ids.add(id(m)))]
+    batches = _Batches(x, opts.pop("prepare"))
+    st: dict[str, Any] = {"discover": True, "order": [], "counts": {}, "target": -1, "acc": _Moments(), "seen": 0,
+                          "expect": 1, "check_zero": False, "layer": None}
+
+    def make_hook(idx: int) -> Callable[..., None]:
+        def hook(mod: Any, inp: Any, out: Any) -> None:
+            if st["discover"]:
+                if idx not in st["counts"]:
+                    st["order"].append(idx)
+                    st["counts"][idx] = 0
+                st["counts"][idx] += 1
+                return
+            if idx != st["target"]:
+                return
+            m = _moments(out)
+            if st["check_zero"]:
+                m.weight_part_zero = st["layer"].weight_part_zero(out)
+            st["acc"] = st["acc"].merge(m)
+            st["seen"] += 1
+            if stop_early and st["seen"] >= st["expect"]:
+                raise _Stop
+
+        return hook
+
+    modes = [(m, m.training) for _, m in model.named_modules()]
+    bns = [m for _, m in model.named_modules() if isinstance(m, BatchNorm)]
+    running = [(m.running_mean.copy(), m.running_var.copy()) for m in bns]
+    removers = []
+    try:
+        model.eval()
+        if batchnorm == "train":
+            for m in bns:
+                m.train()
+        for i, (_, m) in enumerate(named):
+            removers.append(m.register_forward_hook(make_hook(i)))
+        model(batches.next())  # discovery pass: execution order and calls per layer
+        st["discover"] = False
+        order = st["order"]
+        if not order:
+            raise ValueError("LSUV: none of the model's layers ran in the forward pass")
+        skipped = [f"{named[i][0]} ({type(named[i][1]).__name__})" for i in range(len(named)) if i not in st["counts"]]
+        layers = []
+        for i in order:
+            q, m = named[i]
+            kind = type(m).__name__
+            layers.append(_ArrayLayer(i, m.weight, m.bias, f"{q or '(root)'} ({kind})", kind, "torch",
+                                      1 if isinstance(m, Conv2d) else -1))
+
+        def measure(k: int, batch: Any, check_zero: bool) -> _Moments:
+            st.update(target=order[k], acc=_Moments(), seen=0, expect=st["counts"][order[k]], check_zero=check_zero,
+                      layer=layers[k])
+            try:
+                model(batch)
+            except _Stop:
+                pass
+            if st["seen"] == 0:
+                raise ValueError(f"LSUV: layer {layers[k].name} did not run in this forward pass (it ran in the first one)")
+            return st["acc"]
+
+        if skipped:
+            warnings.warn(f"LSUV: layers never called in the forward pass were left untouched: {', '.join(skipped)}",
+                          RuntimeWarning, stacklevel=3)
+        return run_lsuv(layers, measure, batches, forward_passes=1, skipped=skipped,
+                        calls=[st["counts"][i] for i in order], **opts)
+    finally:
+        for r in removers:
+            r()
+        for m, t in modes:
+            m.training = t
+        for m, (rm, rv) in zip(bns, running):  # LSUV's passes leave no trace in the running estimates
+            m.running_mean, m.running_var = rm, rv
