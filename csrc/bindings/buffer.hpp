@@ -35,7 +35,7 @@ inline ArrayView writable_view(py::array& a, initlab::DType d) {
   for (py::ssize_t k = 0; k < a.ndim(); ++k) {
     const auto st = a.strides(k);
     if (st % static_cast<py::ssize_t>(isz) != 0) throw py::value_error("destination strides are not a multiple of the item size");
-    if (st == 0 && a.shape(k) > 1) throw py::value_error("destination has overlapping elements (a zero stride)");
+    if (st == 0 && a.shape(k) > 1 && a.size() > 0) throw py::value_error("destination has overlapping elements (a zero stride)");
     v.shape.push_back(static_cast<std::int64_t>(a.shape(k)));
     v.strides.push_back(static_cast<std::int64_t>(st / static_cast<py::ssize_t>(isz)));
   }

@@ -29,35 +29,58 @@ static inline vf32 vsqrt(vf32 x) { return (vf32)_mm_sqrt_ps((__m128)x); }
 static inline vu32 splat(std::uint32_t x) { return (vu32){} + x; }
 static inline vf32 splatf(float x) { return (vf32){} + x; }
 
+// Takes the even 32-bit lanes of `e` and the odd lanes of `o`.
+static inline vu32 blend_odd(vu64 e, vu64 o) {
+#if INITLAB_VB == 64
+  return (vu32)_mm512_mask_blend_epi32(0xAAAA, (vreg)e, (vreg)o);
+#elif INITLAB_VB == 32
+  return (vu32)_mm256_blend_epi32((vreg)e, (vreg)o, 0xAA);
+#else
+  return (vu32)((e & 0xffffffffull) | (o & 0xffffffff00000000ull));  // SSE2 has no dword blend
+#endif
+}
+
 // (hi, lo) of the 32x32 -> 64-bit products of every lane with M.
 static inline void mulhilo(vu32 a, vu32 m, vu32& hi, vu32& lo) {
   const vu64 pe = mul_even(a, m);                      // lanes 0, 2, 4, ...
   const vu64 po = mul_even((vu32)((vu64)a >> 32), m);  // lanes 1, 3, 5, ...
-  lo = (vu32)((pe & 0xffffffffull) | (po << 32));
-  hi = (vu32)((pe >> 32) | (po & 0xffffffff00000000ull));
+  lo = blend_odd(pe, po << 32);
+  hi = blend_odd(pe >> 32, po);
 }
 
-// Philox4x32-10 of L consecutive blocks starting at `block`: word k of block block+l in ck[l].
-static inline void philox_group(std::uint64_t seed, std::uint64_t stream, std::uint64_t block, vu32& c0, vu32& c1,
-                                vu32& c2, vu32& c3) {
+// Philox4x32-10 of G*L consecutive blocks starting at `block`: word k of block block+g*L+l is
+// c[k][g][l]. G groups are interleaved because one group's rounds are a dependency chain
+// (multiply -> shift -> xor -> multiply) that leaves the vector units idle.
+constexpr int G = 2;
+struct Ctr4 {
+  vu32 c[4][G];
+};
+
+static inline void philox_groups(std::uint64_t seed, std::uint64_t stream, std::uint64_t block, Ctr4& s) {
   vu32 lane;
   for (int l = 0; l < L; ++l) lane[l] = static_cast<std::uint32_t>(l);
-  const std::uint32_t blo = static_cast<std::uint32_t>(block), bhi = static_cast<std::uint32_t>(block >> 32);
-  c0 = splat(blo) + lane;
-  c1 = (vu32)((c0 < blo) ? splat(bhi + 1u) : splat(bhi));  // carry when the low word wraps
-  c2 = splat(static_cast<std::uint32_t>(stream));
-  c3 = splat(static_cast<std::uint32_t>(stream >> 32));
+  for (int g = 0; g < G; ++g) {
+    const std::uint64_t b = block + static_cast<std::uint64_t>(g * L);
+    const std::uint32_t blo = static_cast<std::uint32_t>(b), bhi = static_cast<std::uint32_t>(b >> 32);
+    s.c[0][g] = splat(blo) + lane;
+    s.c[1][g] = (vu32)((s.c[0][g] < blo) ? splat(bhi + 1u) : splat(bhi));  // carry when the low word wraps
+    s.c[2][g] = splat(static_cast<std::uint32_t>(stream));
+    s.c[3][g] = splat(static_cast<std::uint32_t>(stream >> 32));
+  }
   std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
   const vu32 m0 = splat(PHILOX_M4x32_0), m1 = splat(PHILOX_M4x32_1);
 #pragma GCC unroll 10
   for (int r = 0; r < 10; ++r) {
-    vu32 hi0, lo0, hi1, lo1;
-    mulhilo(c0, m0, hi0, lo0);
-    mulhilo(c2, m1, hi1, lo1);
-    c0 = hi1 ^ c1 ^ k0;
-    c1 = lo1;
-    c2 = hi0 ^ c3 ^ k1;
-    c3 = lo0;
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) {
+      vu32 hi0, lo0, hi1, lo1;
+      mulhilo(s.c[0][g], m0, hi0, lo0);
+      mulhilo(s.c[2][g], m1, hi1, lo1);
+      s.c[0][g] = hi1 ^ s.c[1][g] ^ k0;
+      s.c[1][g] = lo1;
+      s.c[2][g] = hi0 ^ s.c[3][g] ^ k1;
+      s.c[3][g] = lo0;
+    }
     k0 += PHILOX_W32_0;
     k1 += PHILOX_W32_1;
   }
@@ -170,18 +193,30 @@ static inline vf32 vclamp(vf32 v, float lo, float hi) {
 template <class Body>
 static inline void run_groups_f32(std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, float* out,
                                   Body body) {
-  alignas(64) float buf[kChunk + 8 * 16];
+  alignas(64) float buf[kChunk + 4 * 2 * 16 + 8];  // whole groups: up to G*L blocks past the window
   const std::uint64_t b0 = g0 >> 2;
   const int skip = static_cast<int>(g0 & 3u);
   const int nb = (skip + n + 3) >> 2;
-  for (int j = 0; j < nb; j += L) {
-    vu32 c0, c1, c2, c3;
-    philox_group(seed, stream, b0 + static_cast<std::uint64_t>(j), c0, c1, c2, c3);
-    vf32 z0, z1, z2, z3;
-    body(c0, c1, c2, c3, z0, z1, z2, z3);
-    store_interleaved(z0, z1, z2, z3, buf + 4 * j);
+  // Groups that lie wholly inside the window go straight to `out` (when it starts on a block
+  // boundary); the rest go through `buf` and only their part of the window is copied.
+  int direct_end = 0;  // elements [0, direct_end) of out are written directly
+  for (int j = 0; j < nb; j += G * L) {
+    Ctr4 s;
+    philox_groups(seed, stream, b0 + static_cast<std::uint64_t>(j), s);
+    for (int g = 0; g < G; ++g) {
+      vf32 z0, z1, z2, z3;
+      body(s.c[0][g], s.c[1][g], s.c[2][g], s.c[3][g], z0, z1, z2, z3);
+      const int e0 = 4 * (j + g * L);
+      if (skip == 0 && e0 + 4 * L <= n) {
+        store_interleaved(z0, z1, z2, z3, out + e0);
+        direct_end = e0 + 4 * L;
+      } else {
+        store_interleaved(z0, z1, z2, z3, buf + e0);
+      }
+    }
   }
-  std::memcpy(out, buf + skip, static_cast<std::size_t>(n) * sizeof(float));
+  if (direct_end < n)
+    std::memcpy(out + direct_end, buf + skip + direct_end, static_cast<std::size_t>(n - direct_end) * sizeof(float));
 }
 
 static void uniform_f32(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, float* out) {
@@ -238,10 +273,10 @@ static void trunc_f32(const KParams& kp, std::uint64_t seed, std::uint64_t strea
 
 // float64: Philox words from the vector generator, transforms from the scalar reference.
 static void words(std::uint64_t seed, std::uint64_t stream, std::uint64_t b0, int nb, std::uint32_t* w) {
-  for (int j = 0; j < nb; j += L) {
-    vu32 c0, c1, c2, c3;
-    philox_group(seed, stream, b0 + static_cast<std::uint64_t>(j), c0, c1, c2, c3);
-    store_interleaved(c0, c1, c2, c3, w + 4 * j);
+  for (int j = 0; j < nb; j += G * L) {
+    Ctr4 s;
+    philox_groups(seed, stream, b0 + static_cast<std::uint64_t>(j), s);
+    for (int g = 0; g < G; ++g) store_interleaved(s.c[0][g], s.c[1][g], s.c[2][g], s.c[3][g], w + 4 * (j + g * L));
   }
 }
 

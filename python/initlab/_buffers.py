@@ -102,7 +102,7 @@ def as_target(t: Any) -> Target:
     if not t.flags.writeable:
         raise ValueError("destination array is read-only")
     for n, s in zip(t.shape, t.strides):
-        if n > 1 and s == 0:
+        if n > 1 and s == 0 and t.size:  # empty arrays legitimately carry zero strides
             raise ValueError("destination has overlapping elements (a zero stride, e.g. from broadcast_to)")
     if t.size and not t.flags.aligned:
         raise ValueError("destination array is not aligned")
