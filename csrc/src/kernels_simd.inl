@@ -26,6 +26,16 @@ static inline vu64 mul_even(vu32 a, vu32 m) { return (vu64)_mm_mul_epu32((vreg)a
 static inline vf32 vsqrt(vf32 x) { return (vf32)_mm_sqrt_ps((__m128)x); }
 #endif
 
+static inline bool any_lane(vi32 m) {
+#if INITLAB_VB == 64
+  return _mm512_test_epi32_mask((__m512i)m, (__m512i)m) != 0;
+#elif INITLAB_VB == 32
+  return _mm256_movemask_ps((__m256)m) != 0;
+#else
+  return _mm_movemask_ps((__m128)m) != 0;
+#endif
+}
+
 static inline vu32 splat(std::uint32_t x) { return (vu32){} + x; }
 static inline vf32 splatf(float x) { return (vf32){} + x; }
 
@@ -56,7 +66,19 @@ struct Ctr4 {
   vu32 c[4][G];
 };
 
-static inline void philox_groups(std::uint64_t seed, std::uint64_t stream, std::uint64_t block, Ctr4& s) {
+// The ten round keys, broadcast once per kernel call instead of once per round and group.
+struct RoundKeys {
+  vu32 k0[10], k1[10];
+  explicit RoundKeys(std::uint64_t seed) {
+    std::uint32_t a = static_cast<std::uint32_t>(seed), b = static_cast<std::uint32_t>(seed >> 32);
+    for (int r = 0; r < 10; ++r, a += PHILOX_W32_0, b += PHILOX_W32_1) {
+      k0[r] = splat(a);
+      k1[r] = splat(b);
+    }
+  }
+};
+
+static inline void philox_groups(const RoundKeys& rk, std::uint64_t stream, std::uint64_t block, Ctr4& s) {
   vu32 lane;
   for (int l = 0; l < L; ++l) lane[l] = static_cast<std::uint32_t>(l);
   for (int g = 0; g < G; ++g) {
@@ -67,7 +89,6 @@ static inline void philox_groups(std::uint64_t seed, std::uint64_t stream, std::
     s.c[2][g] = splat(static_cast<std::uint32_t>(stream));
     s.c[3][g] = splat(static_cast<std::uint32_t>(stream >> 32));
   }
-  std::uint32_t k0 = static_cast<std::uint32_t>(seed), k1 = static_cast<std::uint32_t>(seed >> 32);
   const vu32 m0 = splat(PHILOX_M4x32_0), m1 = splat(PHILOX_M4x32_1);
 #pragma GCC unroll 10
   for (int r = 0; r < 10; ++r) {
@@ -76,13 +97,11 @@ static inline void philox_groups(std::uint64_t seed, std::uint64_t stream, std::
       vu32 hi0, lo0, hi1, lo1;
       mulhilo(s.c[0][g], m0, hi0, lo0);
       mulhilo(s.c[2][g], m1, hi1, lo1);
-      s.c[0][g] = hi1 ^ s.c[1][g] ^ k0;
+      s.c[0][g] = hi1 ^ s.c[1][g] ^ rk.k0[r];
       s.c[1][g] = lo1;
-      s.c[2][g] = hi0 ^ s.c[3][g] ^ k1;
+      s.c[2][g] = hi0 ^ s.c[3][g] ^ rk.k1[r];
       s.c[3][g] = lo0;
     }
-    k0 += PHILOX_W32_0;
-    k1 += PHILOX_W32_1;
   }
 }
 
@@ -169,17 +188,21 @@ static inline vf32 vndtri_lower(vf32 p) {
   a = -0.00417768164f + a * w;
   a = 0.246640727f + a * w;
   a = 1.50140941f + a * w;
-  const vf32 v = vsqrt(w0) - 3.0f;
-  vf32 b = splatf(-0.000200214257f);
-  b = 0.000100950558f + b * v;
-  b = 0.00134934322f + b * v;
-  b = -0.00367342844f + b * v;
-  b = 0.00573950773f + b * v;
-  b = -0.0076224613f + b * v;
-  b = 0.00943887047f + b * v;
-  b = 1.00167406f + b * v;
-  b = 2.83297682f + b * v;
-  const vf32 r = (w0 < 5.0f) ? a : b;
+  const vi32 central = w0 < 5.0f;
+  vf32 r = a;
+  if (any_lane(~central)) {  // tail branch only when some lane needs it (never for |x| < 2.5)
+    const vf32 v = vsqrt(w0) - 3.0f;
+    vf32 b = splatf(-0.000200214257f);
+    b = 0.000100950558f + b * v;
+    b = 0.00134934322f + b * v;
+    b = -0.00367342844f + b * v;
+    b = 0.00573950773f + b * v;
+    b = -0.0076224613f + b * v;
+    b = 0.00943887047f + b * v;
+    b = 1.00167406f + b * v;
+    b = 2.83297682f + b * v;
+    r = central ? a : b;
+  }
   return static_cast<float>(1.41421356237309505) * r * (2.0f * p - 1.0f);
 }
 
@@ -200,18 +223,22 @@ static inline void run_groups_f32(std::uint64_t seed, std::uint64_t stream, std:
   // Groups that lie wholly inside the window go straight to `out` (when it starts on a block
   // boundary); the rest go through `buf` and only their part of the window is copied.
   int direct_end = 0;  // elements [0, direct_end) of out are written directly
+  const RoundKeys rk(seed);
   for (int j = 0; j < nb; j += G * L) {
     Ctr4 s;
-    philox_groups(seed, stream, b0 + static_cast<std::uint64_t>(j), s);
+    philox_groups(rk, stream, b0 + static_cast<std::uint64_t>(j), s);
+    // Transform every group before storing any, so the independent polynomial chains of the
+    // groups can overlap in the pipeline.
+    vf32 z[G][4];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) body(s.c[0][g], s.c[1][g], s.c[2][g], s.c[3][g], z[g][0], z[g][1], z[g][2], z[g][3]);
     for (int g = 0; g < G; ++g) {
-      vf32 z0, z1, z2, z3;
-      body(s.c[0][g], s.c[1][g], s.c[2][g], s.c[3][g], z0, z1, z2, z3);
       const int e0 = 4 * (j + g * L);
       if (skip == 0 && e0 + 4 * L <= n) {
-        store_interleaved(z0, z1, z2, z3, out + e0);
+        store_interleaved(z[g][0], z[g][1], z[g][2], z[g][3], out + e0);
         direct_end = e0 + 4 * L;
       } else {
-        store_interleaved(z0, z1, z2, z3, buf + e0);
+        store_interleaved(z[g][0], z[g][1], z[g][2], z[g][3], buf + e0);
       }
     }
   }
@@ -273,9 +300,10 @@ static void trunc_f32(const KParams& kp, std::uint64_t seed, std::uint64_t strea
 
 // float64: Philox words from the vector generator, transforms from the scalar reference.
 static void words(std::uint64_t seed, std::uint64_t stream, std::uint64_t b0, int nb, std::uint32_t* w) {
+  const RoundKeys rk(seed);
   for (int j = 0; j < nb; j += G * L) {
     Ctr4 s;
-    philox_groups(seed, stream, b0 + static_cast<std::uint64_t>(j), s);
+    philox_groups(rk, stream, b0 + static_cast<std::uint64_t>(j), s);
     for (int g = 0; g < G; ++g) store_interleaved(s.c[0][g], s.c[1][g], s.c[2][g], s.c[3][g], w + 4 * (j + g * L));
   }
 }
