@@ -1,10 +1,12 @@
-"""initlab.torch.init_module: every parameter, name-derived streams, torch's default
-distributions (KS), low-precision modules, zero-copy, validation before writing."""
+"""initlab.torch.init_module (every parameter, name-derived streams, torch's default
+distributions (KS), low-precision modules, zero-copy, validation before writing) and
+initlab.torch.analyze (the same Trace as initlab.analyze)."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -189,3 +191,50 @@ def test_kwargs_reach_initializer():
     init_module(m, "trunc_normal", seed=0, std=0.02, a=-0.04, b=0.04)
     assert float(m.weight.detach().abs().max()) <= 0.04
     assert 0 < float(m.bias.detach().abs().max()) <= 1 / math.sqrt(1000)  # bias: torch's rule, U(±1/sqrt(fan_in))
+
+
+# ---- initlab.torch.analyze -------------------------------------------------------------------
+
+
+def test_analyze_matches_initlab_analyze_on_the_same_network():
+    from initlab import nn as inn
+
+    torch.manual_seed(0)
+    tm = nn.Sequential(nn.Linear(6, 16), nn.ReLU(inplace=True), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 3)).double()
+    nm = inn.Sequential(inn.Linear(6, 16), inn.ReLU(), inn.Linear(16, 16), inn.Tanh(), inn.Linear(16, 3))
+    for (k, p), q in zip(tm.named_parameters(), nm.parameters()):
+        q[...] = p.detach().numpy()
+    x = np.random.default_rng(1).standard_normal((32, 6))
+    grads_before = [p.grad for p in tm.parameters()]
+    t_torch = itorch_analyze(tm, torch.from_numpy(x), seed=3)
+    t_nn = initlab.analyze(nm, x, seed=3, predict=False)
+    assert [p.grad for p in tm.parameters()] == grads_before  # .grad restored (None)
+    assert len(t_torch) == len(t_nn) == 3
+    assert t_torch.loss == pytest.approx(t_nn.loss, rel=1e-12)
+    for a, b in zip(t_torch.layers, t_nn.layers):
+        assert (a.name, a.type, a.activation, a.shape) == (b.name, b.type, b.activation, b.shape)
+        for attr in ("pre", "post", "grad_pre", "grad_post", "weight_grad", "weight"):
+            da, db = getattr(a, attr), getattr(b, attr)
+            for key in ("mean", "var", "abs_max"):
+                assert da[key] == pytest.approx(db[key], rel=1e-9, abs=1e-15), (a.name, attr, key)
+        assert a.dead_fraction == b.dead_fraction and a.saturated_fraction == b.saturated_fraction
+    assert "Linear" in t_torch.table()
+
+
+def test_analyze_conv_mha_and_bf16():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 8))
+    tr = itorch_analyze(model, torch.randn(5, 3, 6, 6))
+    assert [l.type for l in tr.layers] == ["Conv2d", "Linear"] and tr.layers[0].activation == "ReLU"
+    assert tr.layers[0].grad_pre is not None and tr.layers[0].dead_fraction is not None
+    enc = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, batch_first=True)
+    tr = itorch_analyze(enc, torch.randn(2, 5, 8))
+    assert tr.layers[0].type == "MultiheadAttention" and tr.layers[0].shape == (2, 5, 8)
+    bf = nn.Sequential(nn.Linear(4, 4), nn.ReLU()).to(torch.bfloat16)
+    tr = itorch_analyze(bf, torch.randn(3, 4).to(torch.bfloat16))
+    assert tr.layers[0].pre["count"] == 12
+
+
+def itorch_analyze(*a, **k):
+    from initlab.torch import analyze
+
+    return analyze(*a, **k)

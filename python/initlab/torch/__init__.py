@@ -24,7 +24,8 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
         "(initlab itself works without it)"
     ) from e
 
+from ._analyze import analyze
 from ._init import METHODS, init_module
 from ._lsuv import lsuv
 
-__all__ = ["lsuv", "init_module", "METHODS"]
+__all__ = ["lsuv", "init_module", "analyze", "METHODS"]
