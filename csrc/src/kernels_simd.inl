@@ -11,6 +11,9 @@ typedef std::uint32_t vu32 __attribute__((vector_size(VB)));
 typedef std::int32_t vi32 __attribute__((vector_size(VB)));
 typedef float vf32 __attribute__((vector_size(VB)));
 typedef std::uint64_t vu64 __attribute__((vector_size(VB)));
+typedef std::int64_t vi64 __attribute__((vector_size(VB)));
+typedef double vf64 __attribute__((vector_size(VB)));
+constexpr int L64 = VB / 8;
 
 #if INITLAB_VB == 64
 typedef __m512i vreg;
@@ -298,7 +301,11 @@ static void trunc_f32(const KParams& kp, std::uint64_t seed, std::uint64_t strea
   });
 }
 
-// float64: Philox words from the vector generator, transforms from the scalar reference.
+// ---- float64 ------------------------------------------------------------------------------
+// Words come from the vector generator into a buffer; element i's 64-bit word is then simply
+// the little-endian uint64 at w + 2 i. Integer -> double conversions use exact bit tricks
+// (AVX2 has no 64-bit integer conversion), so they equal the scalar static_casts.
+
 static void words(std::uint64_t seed, std::uint64_t stream, std::uint64_t b0, int nb, std::uint32_t* w) {
   const RoundKeys rk(seed);
   for (int j = 0; j < nb; j += G * L) {
@@ -306,6 +313,124 @@ static void words(std::uint64_t seed, std::uint64_t stream, std::uint64_t b0, in
     philox_groups(rk, stream, b0 + static_cast<std::uint64_t>(j), s);
     for (int g = 0; g < G; ++g) store_interleaved(s.c[0][g], s.c[1][g], s.c[2][g], s.c[3][g], w + 4 * (j + g * L));
   }
+}
+
+static inline vf64 splatd(double x) { return (vf64){} + x; }
+
+// Exact double of 0 <= k < 2^53.
+static inline vf64 u53_to_double(vu64 k) {
+  const vf64 hi = (vf64)((k >> 1) | 0x4330000000000000ull) - 4503599627370496.0;  // 2^52 + (k >> 1), exact
+  const vf64 lo = (vf64)((k & 1ull) | 0x4330000000000000ull) - 4503599627370496.0;
+  return hi * 2.0 + lo;  // an integer below 2^53: exact
+}
+// Exact double of |t| < 2^51.
+static inline vf64 i51_to_double(vi64 t) {
+  return (vf64)((vu64)(t + (vi64){} + 0x4338000000000000ll)) - 6755399441055744.0;  // 1.5 * 2^52
+}
+
+static inline vf64 vlog64(vf64 x) {
+  const vu64 b = (vu64)x;
+  vi64 e = (vi64)((b >> 52) & 0x7ffull) - 1023;
+  vf64 m = (vf64)((b & 0xfffffffffffffull) | 0x3ff0000000000000ull);
+  const vi64 big = m > 1.4142135623730951;
+  m = big ? m * 0.5 : m;
+  e -= big;
+  const vf64 s = (m - 1.0) / (m + 1.0);
+  const vf64 s2 = s * s;
+  vf64 p = splatd(1.0 / 23.0);
+  p = 1.0 / 21.0 + s2 * p;
+  p = 1.0 / 19.0 + s2 * p;
+  p = 1.0 / 17.0 + s2 * p;
+  p = 1.0 / 15.0 + s2 * p;
+  p = 1.0 / 13.0 + s2 * p;
+  p = 1.0 / 11.0 + s2 * p;
+  p = 1.0 / 9.0 + s2 * p;
+  p = 1.0 / 7.0 + s2 * p;
+  p = 1.0 / 5.0 + s2 * p;
+  p = 1.0 / 3.0 + s2 * p;
+  const vf64 ed = i51_to_double(e);
+  return ed * 6.93147180369123816490e-01 + ((2.0 * s + 2.0 * s * (s2 * p)) + ed * 1.90821492927058770002e-10);
+}
+
+static inline void vsincos_2pi_u53(vu64 k, vf64& s_out, vf64& c_out) {
+  const vu64 q = (k + (1ull << 50)) >> 51;
+  const vi64 t = (vi64)k - (vi64)(q << 51);
+  const vf64 x = i51_to_double(t) * 6.9757369960172639e-16;
+  const vf64 x2 = x * x;
+  vf64 s = -1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 * (1.0 / 362880.0 + x2 * (-1.0 / 39916800.0 + x2 * (1.0 / 6227020800.0 + x2 * (-1.0 / 1307674368000.0 + x2 * (1.0 / 355687428096000.0)))))));
+  s = x + x * x2 * s;
+  vf64 c = -0.5 + x2 * (1.0 / 24.0 + x2 * (-1.0 / 720.0 + x2 * (1.0 / 40320.0 + x2 * (-1.0 / 3628800.0 + x2 * (1.0 / 479001600.0 + x2 * (-1.0 / 87178291200.0 + x2 * (1.0 / 20922789888000.0 + x2 * (-1.0 / 6402373705728000.0))))))));
+  c = 1.0 + x2 * c;
+  const vu64 qq = q & 3ull;
+  const vi64 odd = (qq & 1ull) != 0ull;
+  const vf64 sv = odd ? c : s;
+  const vf64 cv = odd ? s : c;
+  s_out = (qq >= 2ull) ? -sv : sv;
+  c_out = ((qq == 1ull) | (qq == 2ull)) ? -cv : cv;
+}
+
+static inline vf64 vsqrt64(vf64 x) {
+#if INITLAB_VB == 64
+  return (vf64)_mm512_sqrt_pd((__m512d)x);
+#elif INITLAB_VB == 32
+  return (vf64)_mm256_sqrt_pd((__m256d)x);
+#else
+  return (vf64)_mm_sqrt_pd((__m128d)x);
+#endif
+}
+
+static inline vf64 vclampd(vf64 v, double lo, double hi) {
+  v = (v < lo) ? splatd(lo) : v;
+  return (v > hi) ? splatd(hi) : v;
+}
+
+static void uniform_f64(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, double* out) {
+  alignas(64) std::uint32_t w[scalar_ref::kWordBuf];
+  const std::uint64_t b0 = g0 >> 1;
+  const int skip = static_cast<int>(g0 & 1u);
+  const int nb = (skip + n + 1) >> 1;
+  words(seed, stream, b0, nb, w);
+  const std::uint32_t* ws = w + 2 * skip;
+  int i = 0;
+  for (; i + L64 <= n; i += L64) {
+    vu64 x;
+    std::memcpy(&x, ws + 2 * i, sizeof(x));
+    const vf64 u = u53_to_double(x >> 11) * 1.1102230246251565404e-16;
+    const vf64 y = vclampd(kp.shift + kp.scale * u, kp.lo, kp.hi);
+    std::memcpy(out + i, &y, sizeof(y));
+  }
+  for (; i < n; ++i) {
+    const double u = static_cast<double>(static_cast<std::int64_t>(scalar_ref::word64(ws, i) >> 11)) * 1.1102230246251565404e-16;
+    out[i] = scalar_ref::clampd(kp.shift + kp.scale * u, kp.lo, kp.hi);
+  }
+}
+
+static void normal_f64(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, double* out) {
+  alignas(64) std::uint32_t w[scalar_ref::kWordBuf];
+  alignas(64) double z[kChunk + 64];
+  const std::uint64_t b0 = g0 >> 1;
+  const int skip = static_cast<int>(g0 & 1u);
+  const int nb = (skip + n + 1) >> 1;
+  words(seed, stream, b0, nb, w);
+  // Block j holds the pair (u1, angle) as 64-bit words 2j and 2j+1; process L64 blocks at a time.
+  for (int j = 0; j < nb; j += L64) {
+    vu64 x1, x2;
+    for (int l = 0; l < L64; ++l) {
+      x1[l] = scalar_ref::word64(w, 2 * (j + l));
+      x2[l] = scalar_ref::word64(w, 2 * (j + l) + 1);
+    }
+    const vf64 u1 = (u53_to_double(x1 >> 11) + 0.5) * 1.1102230246251565404e-16;
+    const vf64 r = vsqrt64(-2.0 * vlog64(u1));
+    vf64 s, c;
+    vsincos_2pi_u53(x2 >> 11, s, c);
+    const vf64 za = r * c, zb = r * s;
+    for (int l = 0; l < L64; ++l) {
+      z[2 * (j + l)] = za[l];
+      z[2 * (j + l) + 1] = zb[l];
+    }
+  }
+  const double* zs = z + skip;
+  for (int i = 0; i < n; ++i) out[i] = kp.shift + kp.scale * zs[i];
 }
 
 // bfloat16: the same integer rounding as lowp::bf16_from_f32, lane by lane.

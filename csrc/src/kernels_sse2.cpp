@@ -15,6 +15,6 @@
 namespace initlab::detail::k_sse2 {
 #include "kernels_impl.inl"
 #include "kernels_simd.inl"
-const KernelTable table = {uniform_f32, normal_f32, trunc_f32, scalar_ref::uniform_f64<words>,
-                           scalar_ref::normal_f64<words>, scalar_ref::trunc_f64<words>, to_f16, to_bf16};
+const KernelTable table = {uniform_f32, normal_f32, trunc_f32, uniform_f64,
+                           normal_f64, scalar_ref::trunc_f64<words>, to_f16, to_bf16};
 }  // namespace initlab::detail::k_sse2
