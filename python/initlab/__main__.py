@@ -1,0 +1,5 @@
+"""``python -m initlab``: the same commands as the ``initlab`` console script."""
+
+from .cli import main
+
+raise SystemExit(main())
