@@ -328,3 +328,15 @@ def test_nn_batchnorm_modes_and_state_restored(mode):
     for r in rm:
         r()
     assert all(abs(v - 1) < 0.1 for v in outs), outs
+
+
+def test_nn_pre_init_stream_is_the_parameter_name():
+    from initlab import nn
+    from initlab.lsuv import named_seeds
+
+    model = nn.mlp(8, 8, depth=2, seed=0)
+    x = np.random.default_rng(3).standard_normal((64, 8))
+    rep = initlab.lsuv(model, x, seed=5)
+    ref = np.empty((8, 8))
+    initlab.orthogonal_(ref, seed=named_seeds(5)("2.weight"))  # the second Linear, qualified name "2"
+    np.testing.assert_allclose(model[2].weight, ref * rep[1].scale, rtol=1e-12)

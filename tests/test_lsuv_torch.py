@@ -422,3 +422,17 @@ def test_modules_restricts_layers_and_target_var():
     rep = itorch.lsuv(model, torch.randn(64, 4), modules=["2"], target_var=4.0, seed=0)
     assert [r.name for r in rep.layers] == ["2"] and torch.equal(model[0].weight, w0)
     assert abs(rep[0].var_after - 4.0) < 0.1
+
+
+def test_stop_early_gives_the_same_result():
+    import copy
+
+    torch.manual_seed(2)
+    a = nn.Sequential(nn.Linear(6, 12), nn.ReLU(), nn.Linear(12, 12), nn.ReLU(), nn.Linear(12, 2)).double()
+    b = copy.deepcopy(a)
+    x = torch.randn(50, 6, dtype=torch.float64)
+    ra = itorch.lsuv(a, x, seed=0, stop_early=True)
+    rb = itorch.lsuv(b, x, seed=0, stop_early=False)
+    assert ra.to_dict() == rb.to_dict()
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)

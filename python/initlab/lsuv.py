@@ -456,9 +456,11 @@ class _ArrayParam:
 class _ArrayLayer:
     """One layer of a framework-neutral model: a weight array, an optional bias array."""
 
-    def __init__(self, index: int, weight: Any, bias: Any, name: str, kind: str, layout: Any, bias_axis: int) -> None:
+    def __init__(self, index: int, weight: Any, bias: Any, name: str, kind: str, layout: Any, bias_axis: int,
+                 stream_name: str) -> None:
         self.index = index
         self.name = name
+        self.stream_name = stream_name  # names the layer's Philox stream for the orthonormal pre-init
         self.kind = kind
         self.w = _ArrayParam(weight, f"weight of layer {name}")
         self.b = None if bias is None else _ArrayParam(bias, f"bias of layer {name}")
@@ -486,7 +488,7 @@ class _ArrayLayer:
     def orthogonalize(self, seeds: Callable[[str], Any]) -> None:
         from .orthogonal import orthogonal_
 
-        orthogonal_(self.w.obj, 1.0, seed=seeds(self.name), layout=self.layout)
+        orthogonal_(self.w.obj, 1.0, seed=seeds(self.stream_name), layout=self.layout)
 
     def rescale(self, s: float, shift: float | None) -> None:
         if shift is not None:
@@ -646,7 +648,7 @@ def _lsuv_arrays(weights: list[Any], x: Any, forward: Callable[[Any], Sequence[A
     if len(biases) != len(weights):
         raise ValueError(f"biases has {len(biases)} entries for {len(weights)} weights (use None for no bias)")
     layers = [_ArrayLayer(i, w, b, f"{i} (array, weight {'x'.join(map(str, np.shape(w)))})", "array", layout,
-                          bias_axis) for i, (w, b) in enumerate(zip(weights, biases))]
+                          bias_axis, f"{i}.weight") for i, (w, b) in enumerate(zip(weights, biases))]
     batches = _Batches(x, prepare)
 
     def outputs(batch: Any) -> Sequence[Any]:
@@ -731,7 +733,7 @@ def _lsuv_nn(model: Any, x: Any, *, batchnorm: str, stop_early: bool, **opts: An
             q, m = named[i]
             kind = type(m).__name__
             layers.append(_ArrayLayer(i, m.weight, m.bias, f"{q or '(root)'} ({kind})", kind, "torch",
-                                      1 if isinstance(m, Conv2d) else -1))
+                                      1 if isinstance(m, Conv2d) else -1, f"{q}.weight" if q else "weight"))
 
         def measure(k: int, batch: Any, check_zero: bool) -> _Moments:
             st.update(target=order[k], acc=_Moments(), seen=0, expect=st["counts"][order[k]], check_zero=check_zero,
