@@ -436,3 +436,23 @@ def test_stop_early_gives_the_same_result():
     assert ra.to_dict() == rb.to_dict()
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.equal(p, q)
+
+
+def test_tied_weight_layer_left_untouched():
+    class LM(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(20, 8)
+            self.body = nn.Linear(8, 8)
+            self.head = nn.Linear(8, 20, bias=False)
+            self.head.weight = self.emb.weight
+
+        def forward(self, idx):
+            return self.head(torch.relu(self.body(self.emb(idx))))
+
+    model = LM()
+    emb = model.emb.weight.clone()
+    with pytest.warns(RuntimeWarning, match=r"head \(shared with emb\)"):
+        rep = itorch.lsuv(model, torch.randint(0, 20, (16, 5)), seed=0)
+    assert [r.name for r in rep.layers] == ["body"] and rep.skipped == ["head"]
+    assert torch.equal(model.emb.weight, emb)

@@ -85,12 +85,13 @@ def _moments(a: Any) -> _Moments:
         nonfinite = int((~fin).sum())
         return _Moments(int(d.numel()), float(d.mean()), float(d.var(unbiased=False)) if d.numel() else 0.0,
                         float(d.abs().max()) if d.numel() else 0.0, nonfinite)
+    from ._buffers import _is_torch_tensor
     from .stats import stats
 
-    if not hasattr(a, "dtype") or (not hasattr(a, "device") and not isinstance(a, np.ndarray)):
-        a = np.asarray(a)
-    if hasattr(a, "detach"):
+    if _is_torch_tensor(a):
         a = a.detach()
+    elif not isinstance(a, np.ndarray):
+        a = np.asarray(a)  # other array types (read through NumPy)
     s = stats(a)
     return _Moments(int(s.count), float(s.mean), float(s.var), float(s.abs_max), int(s.nonfinite_count))
 

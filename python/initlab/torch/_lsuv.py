@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
@@ -185,6 +186,8 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
 
     Notes
     -----
+    A layer whose weight is tied to another module (an output head sharing the embedding matrix)
+    is left untouched, with a warning, and listed in ``report.skipped``.
     The module's train/eval flags, BatchNorm running statistics, the MHA fast-path flag and its
     hooks (initlab's are removed, the user's untouched) are restored on success and on error.
     Statistics are taken inside the forward hook, the moment the layer returns, so in-place
@@ -218,6 +221,27 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
     # MHA's out_proj is a Linear that never runs as a module: it belongs to its MHA layer.
     owned = {id(m.out_proj) for _, m in named if isinstance(m, nn.MultiheadAttention)}
     named = [(n, m) for n, m in named if id(m) not in owned]
+    # A weight tied to another module (e.g. an output head sharing the embedding matrix) cannot be
+    # rescaled for one layer without changing the other: such layers are left untouched.
+    holders: dict[int, list[str]] = {}
+    for mname, m in module.named_modules():
+        for p in m.parameters(recurse=False):
+            holders.setdefault(id(p), []).append(mname or "(root)")
+    tied = []
+    for n, m in named:
+        w = m.out_proj.weight if isinstance(m, nn.MultiheadAttention) else m.weight
+        others = [h for h in holders.get(id(w), []) if h != (n or "(root)") and not (
+            isinstance(m, nn.MultiheadAttention) and h == (f"{n}.out_proj" if n else "out_proj"))]
+        if others:
+            tied.append((n, others))
+    if tied:
+        warnings.warn("LSUV: layers whose weight is shared with another module are left untouched: "
+                      + ", ".join(f"{n or '(root)'} (shared with {', '.join(o)})" for n, o in tied), RuntimeWarning,
+                      stacklevel=2)
+        tied_names = {n for n, _ in tied}
+        named = [(n, m) for n, m in named if n not in tied_names]
+    if not named:
+        raise ValueError("LSUV: every rescalable layer of the model has a tied weight; nothing to do")
     batches = _Batches(x, prepare)
 
     # Probe state shared by the hooks of this call only (no module-level state).
@@ -276,12 +300,11 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
                 return st["acc"]
 
             if skipped:
-                import warnings
-
                 warnings.warn(f"LSUV: layers never called in the forward pass were left untouched: {', '.join(skipped)}",
                               RuntimeWarning, stacklevel=2)
             return run_lsuv(layers, measure, batches, tol=tol, max_iter=max_iter, target_var=target_var,
-                            center=center, orthogonal=orthogonal, seed=seed, forward_passes=1, skipped=skipped,
+                            center=center, orthogonal=orthogonal, seed=seed, forward_passes=1,
+                            skipped=skipped + [n or "(root)" for n, _ in tied],
                             calls=[st["counts"][i] for i in order])
     finally:
         for h in handles:
