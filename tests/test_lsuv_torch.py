@@ -4,7 +4,6 @@ implementations' bugs (anchors-api.md "LSUV"; user-needs.md §4)."""
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pytest

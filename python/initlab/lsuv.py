@@ -28,6 +28,7 @@ and a ``torch.nn.Module`` (forwarded to :func:`initlab.torch.lsuv`).
 
 from __future__ import annotations
 
+import collections.abc
 import hashlib
 import math
 import numbers
@@ -289,7 +290,7 @@ class _Batches:
         try:
             b = next(self._it)
         except StopIteration:
-            if iter(self._source) is not self._source:  # re-iterable: start over
+            if not isinstance(self._source, collections.abc.Iterator):  # re-iterable (list, DataLoader): start over
                 self._it = iter(self._source)
                 try:
                     b = next(self._it)

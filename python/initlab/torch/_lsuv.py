@@ -186,6 +186,8 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
 
     Notes
     -----
+    The rescaled weights (and biases) are copied once before anything is written, so that an
+    error can restore them: LSUV needs that much extra memory.
     A layer whose weight is tied to another module (an output head sharing the embedding matrix)
     is left untouched, with a warning, and listed in ``report.skipped``.
     The module's train/eval flags, BatchNorm running statistics, the MHA fast-path flag and its
