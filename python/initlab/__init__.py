@@ -44,6 +44,8 @@ from . import linalg
 from .orthogonal import delta_orthogonal_, orthogonal_
 # --- statistics, networks, analysis (issue: variance analysis) ---
 from .stats import Stats, stats
+from . import analysis, nn
+from .analysis import Trace, analyze
 # --- LSUV and schemes (issue: LSUV) ---
 from .lsuv import LSUVReport, lsuv
 
