@@ -238,3 +238,14 @@ def itorch_analyze(*a, **k):
     from initlab.torch import analyze
 
     return analyze(*a, **k)
+
+
+def test_lazy_and_device_errors():
+    m = nn.Sequential(nn.Linear(4, 4), nn.LazyLinear(3))
+    before = m[0].weight.clone()
+    with pytest.raises(ValueError, match="not materialized"):
+        init_module(m, seed=0)
+    assert torch.equal(m[0].weight, before)
+    m(torch.randn(2, 4))
+    init_module(m, seed=0)
+    assert not torch.equal(m[0].weight, before)

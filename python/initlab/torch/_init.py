@@ -180,6 +180,8 @@ def init_module(module: nn.Module, method: str = "kaiming_normal", *, seed: Any 
                 continue
             seen.add(id(p))
             qname = f"{mname}.{pname}" if mname else pname
+            if isinstance(p, nn.parameter.UninitializedParameter):
+                raise ValueError(f"parameter {qname} is not materialized yet (lazy module): run one forward pass first")
             if p.device.type != "cpu":
                 raise ValueError(f"parameter {qname} is on {p.device}; init_module fills CPU parameters in place")
             if not p.is_floating_point() or p.dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
