@@ -11,7 +11,8 @@
 
 Threads: INITLAB_BENCH_THREADS (first value, default 2) for both torch and initlab. Sizes:
 INITLAB_BENCH_LSUV="depth,width,batch" (default "20,4096,256", the issue's size) and
-INITLAB_BENCH_INIT_PARAMS (default 2.7e8 float32 parameters). Run:
+INITLAB_BENCH_INIT_PARAMS (default 2.7e8 float32 parameters); INITLAB_BENCH_ROUNDS (default 1)
+interleaved LSUV/replay rounds, the best of each kept. Run:
 ``pytest benchmarks/bench_lsuv.py -s`` (the ratios are printed and stored in extra_info).
 """
 
@@ -32,6 +33,7 @@ import initlab.torch as itorch  # noqa: E402
 THREADS = int(os.environ.get("INITLAB_BENCH_THREADS", "2").split(",")[0])
 DEPTH, WIDTH, BATCH = (int(v) for v in os.environ.get("INITLAB_BENCH_LSUV", "20,4096,256").split(","))
 INIT_PARAMS = float(os.environ.get("INITLAB_BENCH_INIT_PARAMS", "2.7e8"))
+ROUNDS = int(os.environ.get("INITLAB_BENCH_ROUNDS", "1"))
 
 
 def _mlp(depth: int, width: int) -> nn.Sequential:
@@ -41,16 +43,16 @@ def _mlp(depth: int, width: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _replay(model: nn.Sequential, x: torch.Tensor, rep) -> float:
-    """Seconds taken by the forward passes LSUV performed, done again without LSUV."""
-    t0 = time.perf_counter()
+def _replay(model: nn.Sequential, x: torch.Tensor, rep) -> tuple[float, float]:
+    """(wall, CPU) seconds of the forward passes LSUV performed, done again without LSUV."""
+    t0, c0 = time.perf_counter(), time.process_time()
     with torch.no_grad():
         model(x)  # discovery pass (full)
         for k, layer in enumerate(rep.layers):
-            sub = model[: 2 * k + 1]  # up to and including Linear k
+            sub = model[: 2 * k + 1]  # up to and including Linear k (LSUV stops the pass there)
             for _ in range(layer.iterations + 1):
                 sub(x)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def test_lsuv_overhead(benchmark):
@@ -59,35 +61,37 @@ def test_lsuv_overhead(benchmark):
     model = _mlp(DEPTH, WIDTH)
     x = torch.randn(BATCH, WIDTH)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-
-    def reset():
-        model.load_state_dict(state)
-
     with torch.no_grad():
         model(x)  # warm-up (allocator, thread pool)
-    out = {}
+    walls, cpus, fwd_walls, fwd_cpus = [], [], [], []
+    rep = None
 
     def run():
+        nonlocal rep
+        model.load_state_dict(state)
+        t0, c0 = time.perf_counter(), time.process_time()
         with initlab.num_threads(THREADS):
-            out["rep"] = itorch.lsuv(model, x, orthogonal=False)
+            rep = itorch.lsuv(model, x, orthogonal=False)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
 
     benchmark.group = f"lsuv torch MLP {DEPTH}x{WIDTH} batch {BATCH} t={THREADS}"
-    benchmark.pedantic(run, setup=reset, rounds=1, iterations=1)
-    t_lsuv = benchmark.stats.stats.median if getattr(benchmark, "stats", None) else None
-    if t_lsuv is None:  # --benchmark-disable
-        reset()
-        t0 = time.perf_counter()
-        run()
-        t_lsuv = time.perf_counter() - t0
-    rep = out["rep"]
-    assert rep.converged
-    t_fwd = _replay(model, x, rep)
-    ratio = t_lsuv / t_fwd
-    benchmark.extra_info.update(threads=THREADS, lsuv_s=t_lsuv, forward_s=t_fwd, ratio=ratio,
-                                forward_passes=rep.forward_passes)
-    full = sum(l.iterations + 1 for l in rep.layers)
-    print(f"\nLSUV {DEPTH}x{WIDTH} batch {BATCH} f32, {THREADS} threads: LSUV {t_lsuv:.2f} s, its forward passes "
-          f"{t_fwd:.2f} s ({rep.forward_passes} passes, {full} measurements) -> ratio {ratio:.3f} (target <= 1.3)")
+    # Other processes share the cores: LSUV and its replay are interleaved, the minimum of each kept.
+    for r in range(ROUNDS):
+        if r == 0:
+            benchmark.pedantic(run, rounds=1, iterations=1)
+        else:
+            run()
+        assert rep is not None and rep.converged
+        w, c = _replay(model, x, rep)
+        fwd_walls.append(w)
+        fwd_cpus.append(c)
+    ratio, ratio_cpu = min(walls) / min(fwd_walls), min(cpus) / min(fwd_cpus)
+    benchmark.extra_info.update(threads=THREADS, lsuv_s=min(walls), forward_s=min(fwd_walls), ratio=ratio,
+                                ratio_cpu=ratio_cpu, forward_passes=rep.forward_passes, rounds=ROUNDS)
+    print(f"\nLSUV {DEPTH}x{WIDTH} batch {BATCH} f32, {THREADS} threads, best of {ROUNDS}: LSUV {min(walls):.2f} s, "
+          f"its {rep.forward_passes} forward passes {min(fwd_walls):.2f} s -> ratio {ratio:.3f} wall, "
+          f"{ratio_cpu:.3f} CPU time (target <= 1.3)")
 
 
 def test_lsuv_orthogonal_preinit(benchmark):
