@@ -240,7 +240,6 @@ void run_tasks(const Walker& w, const Exec& ex, F&& body) {
 }  // namespace
 
 void fill(const Destination& dst, const Sampler& s, RngCoord rc, Exec ex) {
-  require(dst.data != nullptr || dst.ndim >= 0, "null destination");
   const Walker w(dst);
   const KParams kp = prepare(s, dst.dtype);
   if (w.total == 0) return;

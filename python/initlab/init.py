@@ -95,10 +95,14 @@ def _fill(t: Target, dist: int, p0: float, p1: float, lo: float, hi: float, seed
     _finish(t)
 
 
-def _check_params(dist: int, p0: float, p1: float, lo: float = 0.0, hi: float = 0.0) -> None:
-    # Validates parameters through the core (no writes) so that zero-size arrays get the same errors.
-    probe = np.empty(0, np.float64)
-    _core.fill(probe, 1, dist, p0, p1, lo, hi, 0, 0, [1], 0, 1, 0)
+_PROBE_DTYPES = {0: np.float32, 1: np.float64, 2: np.float16, 3: np.uint16}
+
+
+def _check_params(dist: int, p0: float, p1: float, lo: float = 0.0, hi: float = 0.0, code: int = 1) -> None:
+    # The core validates the parameters for the output dtype (e.g. that [a, b] holds a
+    # representable value) on an empty probe, so nothing is written and zero-size arrays get
+    # the same errors as the others.
+    _core.fill(np.empty(0, _PROBE_DTYPES[code]), code, dist, p0, p1, lo, hi, 0, 0, [1], 0, 1, 0)
 
 
 # ---- base samplers ---------------------------------------------------------------------------
@@ -134,7 +138,7 @@ def uniform_(tensor: T, a: float = 0.0, b: float = 1.0, *, seed: Any = None, glo
     t = as_target(tensor)
     a, b = _real("a", a), _real("b", b)
     _, gst, gbase = _block(t, global_shape, offset)
-    _check_params(_UNIFORM, a, b)
+    _check_params(_UNIFORM, a, b, code=t.code)
     _fill(t, _UNIFORM, a, b, 0.0, 0.0, seed, gst, gbase)
     return tensor
 
@@ -172,11 +176,7 @@ def trunc_normal_(tensor: T, mean: float = 0.0, std: float = 1.0, a: float = -2.
     t = as_target(tensor)
     mean, std, a, b = _real("mean", mean), _real("std", std), _real("a", a), _real("b", b)
     _, gst, gbase = _block(t, global_shape, offset)
-    _check_params(_TRUNC, mean, std, a, b)
-    # The representable-value check depends on the dtype: let the core run it on a 1-element probe.
-    if t.code != 1:
-        probe = np.empty(0, {0: np.float32, 2: np.float16}.get(t.code, np.uint16))
-        _core.fill(probe, t.code, _TRUNC, mean, std, a, b, 0, 0, [1], 0, 1, 0)
+    _check_params(_TRUNC, mean, std, a, b, code=t.code)
     _fill(t, _TRUNC, mean, std, a, b, seed, gst, gbase)
     return tensor
 
