@@ -50,3 +50,16 @@ from .analysis import Trace, analyze
 from .lsuv import LSUVReport, lsuv
 
 __version__ = "0.1.0"
+
+__all__ = [
+    # seeds, threads, SIMD
+    "Generator", "default_generator", "manual_seed", "get_num_threads", "set_num_threads", "num_threads",
+    "openmp_enabled", "simd_path", "set_simd_path", "available_simd_paths",
+    # the fill catalog
+    "uniform_", "normal_", "trunc_normal_", "constant_", "zeros_", "ones_", "eye_", "dirac_",
+    "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "lecun_uniform_",
+    "lecun_normal_", "variance_scaling_", "sparse_", "zero_init_", "orthogonal_", "delta_orthogonal_",
+    "calculate_gain", "compute_fans", "linalg",
+    # statistics, networks, analysis, LSUV
+    "stats", "Stats", "nn", "analysis", "analyze", "Trace", "lsuv", "LSUVReport",
+]
