@@ -458,27 +458,35 @@ static void uniform_f64(const KParams& kp, std::uint64_t seed, std::uint64_t str
 
 static void normal_f64(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, double* out) {
   alignas(64) std::uint32_t w[scalar_ref::kWordBuf];
-  alignas(64) double z[kChunk + 64];
+  alignas(64) double z[kChunk + 4 * 2 * 8 + 8];  // whole steps of K * L64 blocks
   const std::uint64_t b0 = g0 >> 1;
   const int skip = static_cast<int>(g0 & 1u);
   const int nb = (skip + n + 1) >> 1;
   words(seed, stream, b0, nb, w);
-  // Block j holds the pair (u1, angle) as 64-bit words 2j and 2j+1; process L64 blocks at a time.
-  for (int j = 0; j < nb; j += L64) {
-    vu64 x1, x2;
-    for (int l = 0; l < L64; ++l) {
-      x1[l] = scalar_ref::word64(w, 2 * (j + l));
-      x2[l] = scalar_ref::word64(w, 2 * (j + l) + 1);
+  // Block j holds the pair (u1, angle) as 64-bit words 2j and 2j+1; K vectors of L64 blocks
+  // per step, advanced together so their polynomial chains overlap.
+  constexpr int K = 4;
+  for (int j = 0; j < nb; j += K * L64) {
+    vf64 za[K], zb[K];
+#pragma GCC unroll 4
+    INITLAB_K {
+      vu64 x1, x2;
+      for (int l = 0; l < L64; ++l) {
+        x1[l] = scalar_ref::word64(w, 2 * (j + k * L64 + l));
+        x2[l] = scalar_ref::word64(w, 2 * (j + k * L64 + l) + 1);
+      }
+      const vf64 u1 = (u53_to_double(x1 >> 11) + 0.5) * 1.1102230246251565404e-16;
+      const vf64 r = vsqrt64(-2.0 * vlog64(u1));
+      vf64 sn, cs;
+      vsincos_2pi_u53(x2 >> 11, sn, cs);
+      za[k] = r * cs;
+      zb[k] = r * sn;
     }
-    const vf64 u1 = (u53_to_double(x1 >> 11) + 0.5) * 1.1102230246251565404e-16;
-    const vf64 r = vsqrt64(-2.0 * vlog64(u1));
-    vf64 s, c;
-    vsincos_2pi_u53(x2 >> 11, s, c);
-    const vf64 za = r * c, zb = r * s;
-    for (int l = 0; l < L64; ++l) {
-      z[2 * (j + l)] = za[l];
-      z[2 * (j + l) + 1] = zb[l];
-    }
+    for (int k = 0; k < K; ++k)
+      for (int l = 0; l < L64; ++l) {
+        z[2 * (j + k * L64 + l)] = za[k][l];
+        z[2 * (j + k * L64 + l) + 1] = zb[k][l];
+      }
   }
   const double* zs = z + skip;
   for (int i = 0; i < n; ++i) out[i] = kp.shift + kp.scale * zs[i];
