@@ -19,6 +19,7 @@ numbers of one run).
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -166,6 +167,9 @@ def test_orthogonal(benchmark, case, shape, dtype, threads):
         pytest.skip("scipy not installed")
     if case in ("scipy qr economic f32 + sign", "numpy qr + sign", "np.matmul") and threadpool_limits is None:
         pytest.skip("threadpoolctl is needed to run OpenBLAS on the same thread count")
+    # Let the previous case's thread pools (OpenMP, OpenBLAS, MKL spin-wait after each call)
+    # go to sleep, so that no case runs against another library's spinning threads.
+    time.sleep(0.5)
     with _Threads(threads):
         fn = _route(case, shape, dtype)
         if fn is None:
