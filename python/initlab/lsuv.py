@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["lsuv", "LSUVReport", "LSUVLayer"]
+__all__ = ["lsuv", "LSUVReport", "LSUVLayer", "named_seeds", "name_stream"]
 
 
 # ---- statistics ----------------------------------------------------------------------------
@@ -342,7 +342,7 @@ def _check_output(layer: Any, m: _Moments) -> None:
             "rescaled to a target variance; weights restored")
 
 
-def run_lsuv(layers: Sequence[Any], measure: Callable[[int, Any, bool], _Moments], batches: _Batches, *,
+def _run_lsuv(layers: Sequence[Any], measure: Callable[[int, Any, bool], _Moments], batches: _Batches, *,
              tol: float, max_iter: int, target_var: float, center: bool, orthogonal: bool, seed: Any,
              forward_passes: int = 0, skipped: Sequence[str] = (), calls: Sequence[int] | None = None) -> LSUVReport:
     """Algorithm 1 on layer adapters (internal; shared by the NumPy, initlab.nn and torch front ends).
@@ -669,7 +669,7 @@ def _lsuv_arrays(weights: list[Any], x: Any, forward: Callable[[Any], Sequence[A
             m.weight_part_zero = layers[i].weight_part_zero(o)
         return m
 
-    return run_lsuv(layers, measure, batches, tol=tol, max_iter=max_iter, target_var=target_var, center=center,
+    return _run_lsuv(layers, measure, batches, tol=tol, max_iter=max_iter, target_var=target_var, center=center,
                     orthogonal=orthogonal, seed=seed, forward_passes=1)
 
 
@@ -751,7 +751,7 @@ def _lsuv_nn(model: Any, x: Any, *, batchnorm: str, stop_early: bool, **opts: An
         if skipped:
             warnings.warn(f"LSUV: layers never called in the forward pass were left untouched: {', '.join(skipped)}",
                           RuntimeWarning, stacklevel=3)
-        return run_lsuv(layers, measure, batches, forward_passes=1, skipped=skipped,
+        return _run_lsuv(layers, measure, batches, forward_passes=1, skipped=skipped,
                         calls=[st["counts"][i] for i in order], **opts)
     finally:
         for r in removers:

@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-from ..lsuv import LSUVReport, _Batches, _check_options, _Moments, _moments, run_lsuv
+from ..lsuv import LSUVReport, _Batches, _check_options, _Moments, _moments, _run_lsuv
 
 __all__ = ["lsuv"]
 
@@ -304,7 +304,7 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
             if skipped:
                 warnings.warn(f"LSUV: layers never called in the forward pass were left untouched: {', '.join(skipped)}",
                               RuntimeWarning, stacklevel=2)
-            return run_lsuv(layers, measure, batches, tol=tol, max_iter=max_iter, target_var=target_var,
+            return _run_lsuv(layers, measure, batches, tol=tol, max_iter=max_iter, target_var=target_var,
                             center=center, orthogonal=orthogonal, seed=seed, forward_passes=1,
                             skipped=skipped + [n or "(root)" for n, _ in tied],
                             calls=[st["counts"][i] for i in order])
