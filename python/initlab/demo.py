@@ -167,21 +167,28 @@ def run_demo(*, depth: int = 8, width: int = 10, activation: str = "relu", batch
         p(label)
         p(_table(r))
         p(f"    -> {r.verdict}")
-    lsuv = getattr(initlab, "lsuv", None)  # LSUV is its own feature; shown once it is installed
-    if lsuv is not None:
-        gen = initlab.Generator(seed)
 
-        def make(t: int) -> nn.Sequential:
+    gen = initlab.Generator(seed)
+
+    def make(t: int) -> nn.Sequential:
+        # Orthogonal weights with zero bias (the experiment's setting), then LSUV's rescaling. With a
+        # single input a draw can leave every unit of a layer dead, which LSUV reports as an error
+        # rather than dividing by zero: such a draw is replaced by the next one.
+        for _ in range(100):
             net = nn.init_weights(build(), "orthogonal", bias=0.0, seed=gen)
-            lsuv(net, x)
-            return net
+            try:
+                initlab.lsuv(net, x, orthogonal=False, seed=gen)
+                return net
+            except ValueError:
+                continue
+        raise RuntimeError("LSUV: 100 weight draws in a row left a layer without signal")
 
-        r = _run_one("LSUV (orthogonal + unit variance)", make, x, seed, trials)
-        results.append(r)
-        p()
-        p(r.label)
-        p(_table(r))
-        p(f"    -> {r.verdict}")
+    r = _run_one("LSUV (orthogonal + unit variance)", make, x, seed, trials)
+    results.append(r)
+    p()
+    p(r.label)
+    p(_table(r))
+    p(f"    -> {r.verdict}")
 
     p()
     p("Verdicts (per-layer factor of the pre-activation variance; kept if within "
