@@ -678,6 +678,56 @@ class _Stop(BaseException):
     model's own ``except Exception`` cannot swallow it)."""
 
 
+class _HookProbe:
+    """State of one LSUV call's forward hooks (no module-level state).
+
+    The first pass is a discovery pass: it records the execution order of the hooked layers and
+    how often each runs. Every later pass measures one target layer: its outputs' moments are
+    pooled over all its calls, and the pass is cut short once they are all seen.
+    """
+
+    def __init__(self, stop_early: bool) -> None:
+        self.stop_early = stop_early
+        self.discover = True
+        self.order: list[int] = []
+        self.counts: dict[int, int] = {}
+        self.target = -1
+        self.acc = _Moments()
+        self.seen = 0
+        self.check_zero = False
+        self.layer: Any = None
+
+    def record(self, idx: int, out: Any, moments: Callable[[Any], _Moments]) -> None:
+        """Called by the hook of hooked layer ``idx`` with its output."""
+        if self.discover:
+            if idx not in self.counts:
+                self.order.append(idx)
+                self.counts[idx] = 0
+            self.counts[idx] += 1
+            return
+        if idx != self.target:
+            return
+        m = moments(out)
+        if self.check_zero:
+            m.weight_part_zero = self.layer.weight_part_zero(out)
+        self.acc = self.acc.merge(m)
+        self.seen += 1
+        if self.stop_early and self.seen >= self.counts[idx]:
+            raise _Stop
+
+    def measure(self, k: int, layer: Any, forward: Callable[[], Any], check_zero: bool, hint: str = "") -> _Moments:
+        """Run ``forward`` and return the pooled moments of the k-th layer in execution order."""
+        self.target, self.acc, self.seen = self.order[k], _Moments(), 0
+        self.check_zero, self.layer = check_zero, layer
+        try:
+            forward()
+        except _Stop:
+            pass
+        if self.seen == 0:
+            raise ValueError(f"LSUV: layer {layer.name} did not run in this forward pass (it ran in the first one){hint}")
+        return self.acc
+
+
 def _lsuv_nn(model: Any, x: Any, *, batchnorm: str, stop_early: bool, **opts: Any) -> LSUVReport:
     """LSUV on an :mod:`initlab.nn` network through its forward hooks (Linear and Conv2d layers)."""
     from .nn import BatchNorm, Conv2d, Linear
@@ -690,26 +740,11 @@ def _lsuv_nn(model: Any, x: Any, *, batchnorm: str, stop_early: bool, **opts: An
     seen_ids: set[int] = set()
     named = [(q, m) for q, m in named if not (id(m) in seen_ids or seen_ids.add(id(m)))]
     batches = _Batches(x, opts.pop("prepare"))
-    st: dict[str, Any] = {"discover": True, "order": [], "counts": {}, "target": -1, "acc": _Moments(), "seen": 0,
-                          "expect": 1, "check_zero": False, "layer": None}
+    probe = _HookProbe(stop_early)
 
     def make_hook(idx: int) -> Callable[..., None]:
         def hook(mod: Any, inp: Any, out: Any) -> None:
-            if st["discover"]:
-                if idx not in st["counts"]:
-                    st["order"].append(idx)
-                    st["counts"][idx] = 0
-                st["counts"][idx] += 1
-                return
-            if idx != st["target"]:
-                return
-            m = _moments(out)
-            if st["check_zero"]:
-                m.weight_part_zero = st["layer"].weight_part_zero(out)
-            st["acc"] = st["acc"].merge(m)
-            st["seen"] += 1
-            if stop_early and st["seen"] >= st["expect"]:
-                raise _Stop
+            probe.record(idx, out, _moments)
 
         return hook
 
@@ -725,11 +760,11 @@ def _lsuv_nn(model: Any, x: Any, *, batchnorm: str, stop_early: bool, **opts: An
         for i, (_, m) in enumerate(named):
             removers.append(m.register_forward_hook(make_hook(i)))
         model(batches.next())  # discovery pass: execution order and calls per layer
-        st["discover"] = False
-        order = st["order"]
+        probe.discover = False
+        order = probe.order
         if not order:
             raise ValueError("LSUV: none of the model's layers ran in the forward pass")
-        skipped = [f"{named[i][0]} ({type(named[i][1]).__name__})" for i in range(len(named)) if i not in st["counts"]]
+        skipped = [f"{named[i][0]} ({type(named[i][1]).__name__})" for i in range(len(named)) if i not in probe.counts]
         layers = []
         for i in order:
             q, m = named[i]
@@ -738,21 +773,13 @@ def _lsuv_nn(model: Any, x: Any, *, batchnorm: str, stop_early: bool, **opts: An
                                       1 if isinstance(m, Conv2d) else -1, f"{q}.weight" if q else "weight"))
 
         def measure(k: int, batch: Any, check_zero: bool) -> _Moments:
-            st.update(target=order[k], acc=_Moments(), seen=0, expect=st["counts"][order[k]], check_zero=check_zero,
-                      layer=layers[k])
-            try:
-                model(batch)
-            except _Stop:
-                pass
-            if st["seen"] == 0:
-                raise ValueError(f"LSUV: layer {layers[k].name} did not run in this forward pass (it ran in the first one)")
-            return st["acc"]
+            return probe.measure(k, layers[k], lambda: model(batch), check_zero)
 
         if skipped:
             warnings.warn(f"LSUV: layers never called in the forward pass were left untouched: {', '.join(skipped)}",
                           RuntimeWarning, stacklevel=3)
         return _run_lsuv(layers, measure, batches, forward_passes=1, skipped=skipped,
-                        calls=[st["counts"][i] for i in order], **opts)
+                        calls=[probe.counts[i] for i in order], **opts)
     finally:
         for r in removers:
             r()

@@ -9,16 +9,11 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-from ..lsuv import LSUVReport, _Batches, _check_options, _Moments, _moments, _run_lsuv
+from ..lsuv import LSUVReport, _Batches, _check_options, _HookProbe, _Moments, _moments, _run_lsuv
 
 __all__ = ["lsuv"]
 
 _CONV = (nn.modules.conv._ConvNd,)  # Conv1d/2d/3d and ConvTranspose1d/2d/3d (and their lazy forms)
-
-
-class _Stop(BaseException):
-    """Ends a forward pass once the measured layer has run (BaseException: a model's own
-    ``except Exception`` cannot swallow it)."""
 
 
 class _TorchLayer:
@@ -246,28 +241,13 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
         raise ValueError("LSUV: every rescalable layer of the model has a tied weight; nothing to do")
     batches = _Batches(x, prepare)
 
-    # Probe state shared by the hooks of this call only (no module-level state).
-    st: dict[str, Any] = {"discover": True, "order": [], "counts": {}, "target": -1, "acc": _Moments(),
-                          "seen": 0, "expect": 1, "check_zero": False, "layer": None}
+    probe = _HookProbe(stop_early)
 
     def make_hook(idx: int) -> Callable[..., None]:
         def hook(mod: nn.Module, inp: Any, out: Any) -> None:
-            if st["discover"]:
-                if idx not in st["counts"]:
-                    st["order"].append(idx)
-                    st["counts"][idx] = 0
-                st["counts"][idx] += 1
-                return
-            if idx != st["target"]:
-                return
             o = out[0] if isinstance(out, (tuple, list)) else out
-            m = _moments(o)  # right now: an in-place activation after this module cannot alter it
-            if st["check_zero"]:
-                m.weight_part_zero = st["layer"].weight_part_zero(o.detach())
-            st["acc"] = st["acc"].merge(m)
-            st["seen"] += 1
-            if stop_early and st["seen"] >= st["expect"]:
-                raise _Stop
+            # Measured right now: an in-place activation after this module cannot alter it.
+            probe.record(idx, o.detach(), _moments)
 
         return hook
 
@@ -277,9 +257,9 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
             for i, (_, m) in enumerate(named):
                 handles.append(m.register_forward_hook(make_hook(i)))
             module(batches.next())  # discovery pass: execution order and calls per layer
-            st["discover"] = False
-            order = st["order"]
-            skipped = [named[i][0] or "(root)" for i in range(len(named)) if i not in st["counts"]]
+            probe.discover = False
+            order = probe.order
+            skipped = [named[i][0] or "(root)" for i in range(len(named)) if i not in probe.counts]
             if not order:
                 raise ValueError("LSUV: none of the model's layers ran in the forward pass")
             # Built after the discovery pass, so lazy modules have materialized their weights.
@@ -290,16 +270,8 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
                                     "weight is needed")
 
             def measure(k: int, batch: Any, check_zero: bool) -> _Moments:
-                st.update(target=order[k], acc=_Moments(), seen=0, expect=st["counts"][order[k]],
-                          check_zero=check_zero, layer=layers[k])
-                try:
-                    module(batch)
-                except _Stop:
-                    pass
-                if st["seen"] == 0:
-                    raise ValueError(f"LSUV: layer {layers[k].name} did not run in this forward pass (it ran in the "
-                                     "first one); a data-dependent forward cannot be LSUV-initialized layer by layer")
-                return st["acc"]
+                return probe.measure(k, layers[k], lambda: module(batch), check_zero,
+                                     "; a data-dependent forward cannot be LSUV-initialized layer by layer")
 
             if skipped:
                 warnings.warn(f"LSUV: layers never called in the forward pass were left untouched: {', '.join(skipped)}",
@@ -307,7 +279,7 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
             return _run_lsuv(layers, measure, batches, tol=tol, max_iter=max_iter, target_var=target_var,
                             center=center, orthogonal=orthogonal, seed=seed, forward_passes=1,
                             skipped=skipped + [n or "(root)" for n, _ in tied],
-                            calls=[st["counts"][i] for i in order])
+                            calls=[probe.counts[i] for i in order])
     finally:
         for h in handles:
             h.remove()
