@@ -493,17 +493,32 @@ static void normal_f64(const KParams& kp, std::uint64_t seed, std::uint64_t stre
 }
 
 // bfloat16: the same integer rounding as lowp::bf16_from_f32, lane by lane.
+static inline vu32 bf16_round(const float* in) {
+  vu32 b;
+  std::memcpy(&b, in, sizeof(b));
+  const vi32 nan = (b & 0x7fffffffu) > 0x7f800000u;
+  const vu32 r = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+  const vu32 q = (b >> 16) | 0x40u;
+  return nan ? q : r;
+}
+
 static void to_bf16(const float* in, std::uint16_t* out, int n) {
   int i = 0;
+#if INITLAB_VB == 64
+  for (; i + L <= n; i += L)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtepi32_epi16((__m512i)bf16_round(in + i)));
+#elif INITLAB_VB == 32
+  for (; i + 2 * L <= n; i += 2 * L) {
+    // Values are < 2^16, so the saturating pack is exact; the permute undoes its lane interleave.
+    const __m256i p = _mm256_packus_epi32((__m256i)bf16_round(in + i), (__m256i)bf16_round(in + i + L));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_permute4x64_epi64(p, 0xD8));
+  }
+#else
   for (; i + L <= n; i += L) {
-    vu32 b;
-    std::memcpy(&b, in + i, sizeof(b));
-    const vi32 nan = (b & 0x7fffffffu) > 0x7f800000u;
-    const vu32 r = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
-    const vu32 q = (b >> 16) | 0x40u;
-    const vu32 h = nan ? q : r;
+    const vu32 h = bf16_round(in + i);
     for (int l = 0; l < L; ++l) out[i + l] = static_cast<std::uint16_t>(h[l]);
   }
+#endif
   for (; i < n; ++i) out[i] = lowp::bf16_from_f32(in[i]);
 }
 
