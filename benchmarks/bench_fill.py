@@ -13,10 +13,9 @@ import initlab
 
 from conftest import SIZES, THREADS, buffer, record
 
-torch = pytest.importorskip("torch") if False else None
 try:
-    import torch  # noqa: F811
-except ImportError:  # torch is optional
+    import torch
+except ImportError:  # torch is optional: its cases skip
     torch = None
 
 
