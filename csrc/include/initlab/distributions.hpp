@@ -6,10 +6,16 @@
 //       element g uses word (g mod 4) of block floor(g / 4).
 //   float64 outputs: one 64-bit word per element (low word first),
 //       element g uses words 2(g mod 2), 2(g mod 2)+1 of block floor(g / 2).
-// uniform   : u = (w >> 8) * 2^-24 (float) or (x >> 11) * 2^-53 (double); y = a + (b - a) u.
-// normal    : Box-Muller on the pairs of words of a block: elements (2j, 2j+1) of a block get
-//             r cos(theta), r sin(theta), r = sqrt(-2 log u1), theta = 2 pi u2.
-// trunc     : inverse CDF of one uniform per element; tails evaluated in log space.
+// uniform   : u = (w >> 8) * 2^-24 (float) or (x >> 11) * 2^-53 (double); y = a + (b - a) u,
+//             clamped to the largest representable value below b.
+// normal    : Box-Muller on the word pairs of a block: elements (2j, 2j+1) get r cos(theta),
+//             r sin(theta) with r = sqrt(-2 log u1), theta = 2 pi u2, where u1 comes from word 2j
+//             (float: (w >> 1) 2^-31 + 2^-32; double: ((x >> 11) + 0.5) 2^-53) and u2 from word
+//             2j + 1 (float: its top 24 bits; double: its top 53 bits); y = mean + std z.
+// trunc     : inverse CDF of one uniform per element (float: u = (2 (w >> 9) + 1) 2^-24, double:
+//             ((x >> 11) + 0.5) 2^-53, with 1 - u formed exactly from the complement bits), by the
+//             float32 inverse where its p-values resolve the interval and in double precision with
+//             the tails in log space otherwise.
 // Low-precision values are sampled in float32 and rounded to nearest-even.
 #pragma once
 #include <cstdint>
