@@ -12,10 +12,10 @@
 //             r sin(theta) with r = sqrt(-2 log u1), theta = 2 pi u2, where u1 comes from word 2j
 //             (float: (w >> 1) 2^-31 + 2^-32; double: ((x >> 11) + 0.5) 2^-53) and u2 from word
 //             2j + 1 (float: its top 24 bits; double: its top 53 bits); y = mean + std z.
-// trunc     : inverse CDF of one uniform per element (float: u = (2 (w >> 9) + 1) 2^-24, double:
-//             ((x >> 11) + 0.5) 2^-53, with 1 - u formed exactly from the complement bits), by the
-//             float32 inverse where its p-values resolve the interval and in double precision with
-//             the tails in log space otherwise.
+// trunc     : inverse CDF of one uniform per element, 1 - u formed exactly from the complement
+//             bits. Low-precision outputs use the float32 inverse, u = (2 (w >> 9) + 1) 2^-24, where
+//             its p-values resolve the interval, else the double-precision log-space inverse with
+//             u = (w + 0.5) 2^-32; float64 outputs always use the latter with u = ((x >> 11) + 0.5) 2^-53.
 // Low-precision values are sampled in float32 and rounded to nearest-even.
 #pragma once
 #include <cstdint>
