@@ -187,3 +187,14 @@ def test_simd_path_errors():
 def test_big_endian_rejected():
     x = np.full(8, 1.0, ">f4")
     _check(lambda a: initlab.normal_(a, seed=1), ValueError, x=x)
+
+
+def test_parameters_must_be_finite_in_the_compute_precision():
+    # float32 / float16 / bfloat16 fills are computed in float32: an overflow there is an error,
+    # not a silent inf/NaN, and the destination stays untouched.
+    _check(lambda x: initlab.uniform_(x, -3e38, 3e38, seed=1), ValueError)
+    _check(lambda x: initlab.normal_(x, 0.0, 1e39, seed=1), ValueError)
+    _check(lambda x: initlab.normal_(x, 1e39, 1.0, seed=1), ValueError)
+    big = np.empty(4)
+    initlab.normal_(big, 0.0, 1e39, seed=1)  # fine in float64
+    assert np.all(np.isfinite(big))

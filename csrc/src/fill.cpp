@@ -97,7 +97,9 @@ KParams prepare(const Sampler& s, DType d) {
       require(a <= b, "uniform_ expects a <= b (values in [a, b)), got a=" + num(a) + " > b=" + num(b));
       kp.shift = a;
       kp.scale = b - a;
-      require(std::isfinite(kp.scale), "uniform_: b - a overflows (a=" + num(a) + ", b=" + num(b) + ")");
+      require(std::isfinite(d == DType::f64 ? kp.scale : static_cast<double>(static_cast<float>(kp.scale))),
+              std::string("uniform_: b - a overflows the ") + (d == DType::f64 ? "float64" : "float32") +
+                  " arithmetic (a=" + num(a) + ", b=" + num(b) + ")");
       if (a == b) {
         kp.lo = kp.hi = to_dtype(d, a);  // the degenerate interval: every value is a
       } else {
@@ -115,6 +117,10 @@ KParams prepare(const Sampler& s, DType d) {
       require(std::isfinite(s.p1) && s.p1 >= 0.0, "normal_ expects std >= 0.0 and finite, got std=" + num(s.p1));
       kp.shift = s.p0;
       kp.scale = s.p1;
+      // Low-precision outputs are computed in float32: the parameters must be finite there.
+      require(d == DType::f64 || (std::isfinite(static_cast<float>(s.p0)) && std::isfinite(static_cast<float>(s.p1))),
+              "normal_: mean=" + num(s.p0) + " and std=" + num(s.p1) + " must be finite in float32 for a " +
+                  dtype_name(d) + " destination");
       kp.lo = -inf;
       kp.hi = inf;
       break;

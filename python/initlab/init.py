@@ -153,7 +153,7 @@ def normal_(tensor: T, mean: float = 0.0, std: float = 1.0, *, seed: Any = None,
     t = as_target(tensor)
     mean, std = _real("mean", mean), _real("std", std)
     _, gst, gbase = _block(t, global_shape, offset)
-    _check_params(_NORMAL, mean, std)
+    _check_params(_NORMAL, mean, std, code=t.code)
     _fill(t, _NORMAL, mean, std, 0.0, 0.0, seed, gst, gbase)
     return tensor
 
@@ -399,7 +399,7 @@ def sparse_(tensor: T, sparsity: float, std: float = 0.01, *, seed: Any = None) 
     sp, std = _real("sparsity", sparsity), _real("std", std)
     if not 0.0 <= sp <= 1.0:
         raise ValueError(f"sparsity must be in [0, 1], got {sp}")
-    _check_params(_NORMAL, 0.0, std)
+    _check_params(_NORMAL, 0.0, std, code=t.code)
     key, stream = resolve_seed(seed)
     if t.size == 0:
         return tensor
