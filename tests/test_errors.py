@@ -195,6 +195,7 @@ def test_parameters_must_be_finite_in_the_compute_precision():
     _check(lambda x: initlab.uniform_(x, -3e38, 3e38, seed=1), ValueError)
     _check(lambda x: initlab.normal_(x, 0.0, 1e39, seed=1), ValueError)
     _check(lambda x: initlab.normal_(x, 1e39, 1.0, seed=1), ValueError)
+    _check(lambda x: initlab.trunc_normal_(x, 0.0, 1e39, -np.inf, np.inf, seed=1), ValueError)
     big = np.empty(4)
     initlab.normal_(big, 0.0, 1e39, seed=1)  # fine in float64
     assert np.all(np.isfinite(big))

@@ -132,6 +132,9 @@ KParams prepare(const Sampler& s, DType d) {
       require(!std::isnan(a) && !std::isnan(b), "trunc_normal_ expects bounds that are not NaN, got a=" + num(a) +
                                                     ", b=" + num(b));
       require(a < b, "trunc_normal_ expects a < b, got a=" + num(a) + ", b=" + num(b));
+      require(d == DType::f64 || (std::isfinite(static_cast<float>(mean)) && std::isfinite(static_cast<float>(sd))),
+              "trunc_normal_: mean=" + num(mean) + " and std=" + num(sd) + " must be finite in float32 for a " +
+                  dtype_name(d) + " destination");
       kp.shift = mean;
       kp.scale = sd;
       kp.alpha = (a - mean) / sd;
