@@ -95,3 +95,18 @@ def test_bad_seeds(seed, exc):
 def test_bad_spawn():
     with pytest.raises(ValueError):
         initlab.Generator(1).spawn(-1)
+
+
+def test_generator_can_start_at_any_stream():
+    a = np.empty(64, np.float32)
+    b = np.empty(64, np.float32)
+    g = initlab.Generator(9, stream=5)
+    initlab.normal_(a, seed=g)
+    assert g.streams_used == 6
+    h = initlab.Generator(9)
+    for _ in range(6):
+        initlab.normal_(b, seed=h)  # the sixth call takes stream 5
+    assert a.tobytes() == b.tobytes()
+    for bad in (-1, 2**64, 1.5, True):
+        with pytest.raises(ValueError):
+            initlab.Generator(9, stream=bad)

@@ -37,6 +37,9 @@ class Generator:
     ----------
     seed : int or None
         64-bit key (``0 <= seed < 2**64``). ``None`` draws one from OS entropy.
+    stream : int, keyword-only, default 0
+        The first stream the generator hands out (e.g. a stream derived from a parameter's
+        name, so that one parameter's numbers do not depend on the others).
 
     Notes
     -----
@@ -46,11 +49,13 @@ class Generator:
     a lock, so the generator may be shared by Python threads (which call order then decides).
     """
 
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, seed: int | None = None, *, stream: int = 0) -> None:
         if seed is None:
             seed = int.from_bytes(os.urandom(8), "little")
         self._key = _check_seed_int(seed)
-        self._next = 0
+        if isinstance(stream, bool) or not isinstance(stream, (int, np.integer)) or not 0 <= int(stream) < _U64:
+            raise ValueError(f"stream must be an int in [0, 2**64), got {stream!r}")
+        self._next = int(stream)
         self._spawned = 0
         self._lock = threading.Lock()
 

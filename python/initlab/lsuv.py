@@ -131,9 +131,7 @@ def named_seeds(seed: Any) -> Callable[[str], Any]:
         key, _ = resolve_seed(seed)  # validates the int
 
     def at(name: str) -> Any:
-        g = Generator(key)
-        g._next = name_stream(name)  # a Generator positioned at this name's stream
-        return g
+        return Generator(key, stream=name_stream(name))
 
     return at
 
