@@ -11,7 +11,7 @@
 
 Threads: INITLAB_BENCH_THREADS (first value, default 2) for both torch and initlab. Sizes:
 INITLAB_BENCH_LSUV="depth,width,batch" (default "20,4096,256", the issue's size) and
-INITLAB_BENCH_INIT_PARAMS (default 2.7e8 float32 parameters); INITLAB_BENCH_ROUNDS (default 1)
+INITLAB_BENCH_INIT_PARAMS (default 1e9 float32 parameters, the issue's size: ~4 GB, ~30 s); INITLAB_BENCH_ROUNDS (default 1)
 interleaved LSUV/replay rounds, the best of each kept. Run:
 ``pytest benchmarks/bench_lsuv.py -s`` (the ratios are printed and stored in extra_info).
 """
@@ -32,7 +32,7 @@ import initlab.torch as itorch  # noqa: E402
 
 THREADS = int(os.environ.get("INITLAB_BENCH_THREADS", "2").split(",")[0])
 DEPTH, WIDTH, BATCH = (int(v) for v in os.environ.get("INITLAB_BENCH_LSUV", "20,4096,256").split(","))
-INIT_PARAMS = float(os.environ.get("INITLAB_BENCH_INIT_PARAMS", "2.7e8"))
+INIT_PARAMS = float(os.environ.get("INITLAB_BENCH_INIT_PARAMS", "1e9"))
 ROUNDS = int(os.environ.get("INITLAB_BENCH_ROUNDS", "1"))
 
 
