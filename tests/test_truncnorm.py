@@ -178,3 +178,22 @@ def test_lowp_moments_hard_regimes(dtype):
         scale = max(abs(d.mean()), d.std())
         assert abs(v.mean() - d.mean()) < 5 * d.std() / math.sqrt(N) + rel * scale
         assert abs(v.std() - d.std()) < 5 * d.std() * math.sqrt(2.0 / N) + 2 * rel * scale
+
+
+@pytest.mark.parametrize("dtype,mean,std", [(np.float16, 1e5, 1.0), (BF16, 3.3e38, 1e37), (np.float32, 3.3e38, 1e37)])
+def test_infinite_bound_never_gives_an_infinite_value(dtype, mean, std):
+    # The dtype cannot hold most of N(mean, std)'s values: the interval [-1, inf) is cut to the
+    # dtype's finite range, so samples pile up below the largest finite value instead of rounding to inf.
+    if dtype is None:
+        pytest.skip("ml_dtypes not installed")
+    x = np.empty(1000, dtype)
+    initlab.trunc_normal_(x, mean, std, -1.0, np.inf, seed=5)
+    v = as_f64(x)
+    assert np.all(np.isfinite(v)) and v.min() >= -1.0
+
+
+def test_interval_beyond_the_dtype_range_is_an_error():
+    x = np.full(8, 7.0, np.float16)
+    with pytest.raises(ValueError, match="no finite float16 value"):
+        initlab.trunc_normal_(x, 0.0, 1.0, 1e30, np.inf, seed=1)
+    assert np.all(x == 7.0)

@@ -73,6 +73,16 @@ double step(DType d, double v, bool up) {
   return v;
 }
 
+double max_finite(DType d) {
+  switch (d) {
+    case DType::f64: return std::numeric_limits<double>::max();
+    case DType::f32: return static_cast<double>(std::numeric_limits<float>::max());
+    case DType::f16: return 65504.0;
+    case DType::bf16: return static_cast<double>(lowp::bf16_to_f32(0x7f7f));
+  }
+  return std::numeric_limits<double>::max();
+}
+
 double smallest_at_least(DType d, double a) {
   if (std::isinf(a)) return a;
   double r = to_dtype(d, a);
@@ -135,10 +145,16 @@ KParams prepare(const Sampler& s, DType d) {
       require(d == DType::f64 || (std::isfinite(static_cast<float>(mean)) && std::isfinite(static_cast<float>(sd))),
               "trunc_normal_: mean=" + num(mean) + " and std=" + num(sd) + " must be finite in float32 for a " +
                   dtype_name(d) + " destination");
+      // The samples must be finite in the output dtype: the interval is cut to its finite range,
+      // so an infinite bound never lets a value round to +-inf (e.g. float16 with mean 1e5).
+      const double top = max_finite(d);
+      const double ae = std::max(a, -top), be = std::min(b, top);
+      require(ae < be, std::string("trunc_normal_: no finite ") + dtype_name(d) + " value lies in [" + num(a) + ", " +
+                           num(b) + "]; the interval has no representable mass");
       kp.shift = mean;
       kp.scale = sd;
-      kp.alpha = (a - mean) / sd;
-      kp.beta = (b - mean) / sd;
+      kp.alpha = (ae - mean) / sd;
+      kp.beta = (be - mean) / sd;
       require(kp.alpha < kp.beta, "trunc_normal_: the interval [a, b] = [" + num(a) + ", " + num(b) +
                                       "] is empty after standardizing by std=" + num(sd));
       kp.la = detail::log_ndtr_impl(kp.alpha);
@@ -163,8 +179,8 @@ KParams prepare(const Sampler& s, DType d) {
                (std::min(0.5, p_side + kp.m) <= 16.0 * kp.m && p_side + 5.9604644775390625e-08 * kp.m >= 1e-8);
       };
       kp.exact = !(low_prec && kp.m >= 1e-30 && ok_side(kp.pa) && ok_side(kp.qb));
-      kp.lo = smallest_at_least(d, a);
-      kp.hi = largest_at_most(d, b);
+      kp.lo = smallest_at_least(d, ae);
+      kp.hi = largest_at_most(d, be);
       require(kp.lo <= kp.hi, std::string("trunc_normal_: no ") + dtype_name(d) + " value lies in [" + num(a) +
                                   ", " + num(b) + "]; the interval has no representable mass");
       kp.clamp = true;

@@ -127,7 +127,10 @@ def calculate_gain(nonlinearity: str, param: Any = None) -> float:
             slope = param
         else:
             raise ValueError(f"negative_slope {param} not a valid number")
-        return math.sqrt(2.0 / (1 + slope**2))
+        if math.isnan(slope):
+            raise ValueError(f"negative_slope {param} not a valid number")
+        slope = float(slope)
+        return math.sqrt(2.0 / (1 + slope * slope))  # a product, not **: huge slopes give 0, not OverflowError
     if nonlinearity == "selu":
         return 3.0 / 4
     raise ValueError(f"Unsupported nonlinearity {nonlinearity}")

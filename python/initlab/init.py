@@ -236,6 +236,8 @@ def dirac_(tensor: T, groups: int = 1) -> T:
         raise ValueError(f"groups must be a positive int, got {groups!r}")
     if t.shape[0] % groups != 0:
         raise ValueError("dim 0 must be divisible by groups")
+    if t.size == 0:
+        return tensor
     zeros_(tensor)
     out_per = t.shape[0] // groups
     centre = tuple(k // 2 for k in t.shape[2:])
