@@ -170,15 +170,17 @@ KParams prepare(const Sampler& s, DType d) {
       } else {
         kp.m = 1.0 - kp.pa - kp.qb;
       }
-      // float32 inverse CDF only where its p-values resolve the interval to ~1e-6 relative.
+      // The direct inverse (float32 for low precision, Giles + Halley for float64) only where the
+      // p-values p = Phi(alpha) + u m resolve the interval: a side is used when its tail
+      // probability is below 1/2. float32 also needs its smallest p in the float32 inverse's range
+      // (>= 1e-8); everything else takes the log-space route.
       const bool low_prec = d != DType::f64;
-      // A side is used when its tail probability is below 1/2; its smallest p-value must stay in
-      // the float32 inverse's range (>= 1e-8) and resolve the interval.
       auto ok_side = [&](double p_side) {
-        return p_side >= 0.5 ||
-               (std::min(0.5, p_side + kp.m) <= 16.0 * kp.m && p_side + 5.9604644775390625e-08 * kp.m >= 1e-8);
+        if (p_side >= 0.5) return true;
+        if (!low_prec) return std::min(0.5, p_side + kp.m) <= 1e6 * kp.m;
+        return std::min(0.5, p_side + kp.m) <= 16.0 * kp.m && p_side + 5.9604644775390625e-08 * kp.m >= 1e-8;
       };
-      kp.exact = !(low_prec && kp.m >= 1e-30 && ok_side(kp.pa) && ok_side(kp.qb));
+      kp.exact = !(kp.m >= (low_prec ? 1e-30 : 1e-300) && ok_side(kp.pa) && ok_side(kp.qb));
       kp.lo = smallest_at_least(d, ae);
       kp.hi = largest_at_most(d, be);
       require(kp.lo <= kp.hi, std::string("trunc_normal_: no ") + dtype_name(d) + " value lies in [" + num(a) +

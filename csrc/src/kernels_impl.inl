@@ -150,7 +150,8 @@ static void trunc_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint64_
     const uint64_t k = word64(w, skip + i) >> 11;
     const double u = (static_cast<double>(static_cast<int64_t>(k)) + 0.5) * 1.1102230246251565404e-16;
     const double v = (static_cast<double>(static_cast<int64_t>((~k) & ((1ull << 53) - 1))) + 0.5) * 1.1102230246251565404e-16;
-    const double x = trunc_exact(u, v, kp.alpha, kp.beta, kp.la, kp.lb, kp.lca, kp.lcb);
+    const double x = kp.exact ? trunc_exact(u, v, kp.alpha, kp.beta, kp.la, kp.lb, kp.lca, kp.lcb)
+                              : trunc_fast64(u, v, kp.alpha, kp.beta, kp.pa, kp.qb, kp.m, kp.la, kp.lb, kp.lca, kp.lcb);
     out[i] = clampd(kp.shift + kp.scale * x, kp.lo, kp.hi);
   }
 }
