@@ -1,6 +1,7 @@
 // Private: double-precision normal CDF in log space and its inverse, for the truncated normal's
 // hard regimes (far tails, narrow intervals) and float64 outputs. Scalar; libm-free.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include "initlab/detmath.hpp"
 
@@ -70,7 +71,9 @@ inline double ndtri_from_log_impl(double log_p) {
     const double slope = exp_f64(-0.5 * x * x - kLogSqrt2Pi - lp);
     const double dx = (lp - log_p) / slope;
     x -= dx;
-    if (std::fabs(dx) <= 1e-15 * (std::fabs(x) + 1e-300)) break;
+    // Relative precision for |x| >= 1; near 0 the p-value's own rounding (~1e-16) is the floor,
+    // and asking for more only spins to the iteration cap.
+    if (std::fabs(dx) <= 1e-15 * std::max(std::fabs(x), 1.0)) break;
   }
   return x;
 }
