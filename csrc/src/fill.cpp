@@ -300,7 +300,10 @@ void fill(const Destination& dst, const Sampler& s, RngCoord rc, Exec ex) {
 
   // Low-precision outputs: the kernel clamps to bounds that are representable in the output
   // format, and round-to-nearest-even is monotonic, so the rounded value stays in bounds.
-  const detail::CvtF16 to16 = dt == DType::f16 ? kt.to_f16 : kt.to_bf16;
+  const bool bf = dt == DType::bf16;
+  const detail::Gen16 g16 = s.dist == Dist::uniform ? (bf ? kt.uniform_bf16 : kt.uniform_f16)
+                            : s.dist == Dist::normal ? (bf ? kt.normal_bf16 : kt.normal_f16)
+                                                     : (bf ? kt.trunc_bf16 : kt.trunc_f16);
 
   run_tasks(w, ex, [&](std::uint64_t g, std::int64_t mem, std::int64_t len, std::int64_t sl) {
     alignas(64) float tf[kChunk];
@@ -324,12 +327,11 @@ void fill(const Destination& dst, const Sampler& s, RngCoord rc, Exec ex) {
           for (int i = 0; i < n; ++i) std::memcpy(p + i * sl * 4, &tf[i], 4);
         }
       } else {
-        g32(kp, seed, stream, gc, n, tf);
         if (sl == 1) {
-          to16(tf, reinterpret_cast<std::uint16_t*>(p), n);
+          g16(kp, seed, stream, gc, n, reinterpret_cast<std::uint16_t*>(p));
         } else {
           alignas(64) std::uint16_t th[kChunk];
-          to16(tf, th, n);
+          g16(kp, seed, stream, gc, n, th);
           for (int i = 0; i < n; ++i) std::memcpy(p + i * sl * 2, &th[i], 2);
         }
       }

@@ -27,10 +27,16 @@ using GenF64 = void (*)(const KParams&, std::uint64_t seed, std::uint64_t stream
 // float32 -> float16 / bfloat16, round to nearest even (identical bits on every path).
 using CvtF16 = void (*)(const float* in, std::uint16_t* out, int n);
 
+// float16 / bfloat16 outputs: the float32 sampler's values rounded to nearest-even, written
+// directly (vector paths convert in registers, before the block-major store).
+using Gen16 = void (*)(const KParams&, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, std::uint16_t* out);
+
 struct KernelTable {
   GenF32 uniform_f32, normal_f32, trunc_f32;
   GenF64 uniform_f64, normal_f64, trunc_f64;
   CvtF16 to_f16, to_bf16;
+  Gen16 uniform_f16, normal_f16, trunc_f16;
+  Gen16 uniform_bf16, normal_bf16, trunc_bf16;
 };
 
 const KernelTable& kernels_for(Isa isa);

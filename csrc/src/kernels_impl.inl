@@ -163,4 +163,12 @@ static void to_bf16(const float* in, uint16_t* out, int n) {
   for (int i = 0; i < n; ++i) out[i] = lowp::bf16_from_f32(in[i]);
 }
 
+// A low-precision output through the float32 kernel and a rounding pass (the scalar route).
+template <GenF32 F, CvtF16 C>
+static void gen16(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, uint16_t* out) {
+  alignas(64) float t[kChunk];
+  F(kp, seed, stream, g0, n, t);
+  C(t, out, n);
+}
+
 }  // namespace scalar_ref

@@ -255,14 +255,75 @@ static inline vf32 vclamp(vf32 v, float lo, float hi) {
   return (v > hi) ? splatf(hi) : v;
 }
 
-// ---- float32 kernels ------------------------------------------------------------------------
+// ---- output sinks: how a step's four lane-vectors reach memory, block-major -------------------
+
+struct SinkF32 {
+  using T = float;
+  static void store(vf32 z0, vf32 z1, vf32 z2, vf32 z3, float* dst) { store_interleaved(z0, z1, z2, z3, dst); }
+  static void from_f32(const float* in, float* out, int n) { std::memcpy(out, in, static_cast<std::size_t>(n) * 4); }
+};
+
+static void to_f16(const float* in, std::uint16_t* out, int n);
+static void to_bf16(const float* in, std::uint16_t* out, int n);
+static inline vu32 bf16_round_finite(vf32 z);
+
+// float16 / bfloat16: rounded in registers, then the 16-bit lanes interleaved and stored.
+template <bool BF16>
+struct Sink16 {
+  using T = std::uint16_t;
+  static void from_f32(const float* in, std::uint16_t* out, int n) { BF16 ? to_bf16(in, out, n) : to_f16(in, out, n); }
+#if INITLAB_VB == 32
+  static __m128i narrow(vf32 z) {
+    if (BF16) {
+      const __m256i p = _mm256_packus_epi32((__m256i)bf16_round_finite(z), _mm256_setzero_si256());
+      return _mm256_castsi256_si128(_mm256_permute4x64_epi64(p, 0x08));  // 8 x u16 in lane order
+    }
+    return _mm256_cvtps_ph((__m256)z, _MM_FROUND_TO_NEAREST_INT);
+  }
+  static void store(vf32 z0, vf32 z1, vf32 z2, vf32 z3, std::uint16_t* dst) {
+    const __m128i h0 = narrow(z0), h1 = narrow(z1), h2 = narrow(z2), h3 = narrow(z3);
+    const __m128i t0 = _mm_unpacklo_epi16(h0, h1), t1 = _mm_unpackhi_epi16(h0, h1);
+    const __m128i t2 = _mm_unpacklo_epi16(h2, h3), t3 = _mm_unpackhi_epi16(h2, h3);
+    __m128i* o = reinterpret_cast<__m128i*>(dst);
+    _mm_storeu_si128(o + 0, _mm_unpacklo_epi32(t0, t2));  // blocks 0, 1
+    _mm_storeu_si128(o + 1, _mm_unpackhi_epi32(t0, t2));  // blocks 2, 3
+    _mm_storeu_si128(o + 2, _mm_unpacklo_epi32(t1, t3));  // blocks 4, 5
+    _mm_storeu_si128(o + 3, _mm_unpackhi_epi32(t1, t3));  // blocks 6, 7
+  }
+#elif INITLAB_VB == 64
+  static __m256i narrow(vf32 z) {
+    if (BF16) return _mm512_cvtepi32_epi16((__m512i)bf16_round_finite(z));
+    return _mm512_cvtps_ph((__m512)z, _MM_FROUND_TO_NEAREST_INT);
+  }
+  static void store(vf32 z0, vf32 z1, vf32 z2, vf32 z3, std::uint16_t* dst) {
+    const __m256i h0 = narrow(z0), h1 = narrow(z1), h2 = narrow(z2), h3 = narrow(z3);
+    const __m256i t0 = _mm256_unpacklo_epi16(h0, h1), t1 = _mm256_unpackhi_epi16(h0, h1);
+    const __m256i t2 = _mm256_unpacklo_epi16(h2, h3), t3 = _mm256_unpackhi_epi16(h2, h3);
+    const __m256i o0 = _mm256_unpacklo_epi32(t0, t2), o1 = _mm256_unpackhi_epi32(t0, t2);  // 0,1|8,9  2,3|10,11
+    const __m256i o2 = _mm256_unpacklo_epi32(t1, t3), o3 = _mm256_unpackhi_epi32(t1, t3);  // 4,5|12,13  6,7|14,15
+    __m256i* o = reinterpret_cast<__m256i*>(dst);
+    _mm256_storeu_si256(o + 0, _mm256_permute2x128_si256(o0, o1, 0x20));
+    _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(o2, o3, 0x20));
+    _mm256_storeu_si256(o + 2, _mm256_permute2x128_si256(o0, o1, 0x31));
+    _mm256_storeu_si256(o + 3, _mm256_permute2x128_si256(o2, o3, 0x31));
+  }
+#else
+  static void store(vf32 z0, vf32 z1, vf32 z2, vf32 z3, std::uint16_t* dst) {  // SSE2: no F16C
+    alignas(64) float t[4 * L];
+    store_interleaved(z0, z1, z2, z3, t);
+    from_f32(t, dst, 4 * L);
+  }
+#endif
+};
+
+// ---- kernels ----------------------------------------------------------------------------------
 // Each step draws G groups of L blocks, hands all G*4 word vectors to `body` (which transforms
-// them in lockstep) and stores the results block-major: straight into `out` for groups wholly
-// inside the window (when it starts on a block boundary), through `buf` otherwise.
-template <class Body>
-static inline void run_groups_all_f32(std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, float* out,
-                                      Body body) {
-  alignas(64) float buf[kChunk + 4 * 2 * 16 + 8];
+// them in lockstep) and stores the results block-major through the sink: straight into `out` for
+// groups wholly inside the window (when it starts on a block boundary), through `buf` otherwise.
+template <class Sink, class Body>
+static inline void run_groups_all(std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n,
+                                  typename Sink::T* out, Body body) {
+  alignas(64) typename Sink::T buf[kChunk + 4 * 2 * 16 + 8];
   const std::uint64_t b0 = g0 >> 2;
   const int skip = static_cast<int>(g0 & 3u);
   const int nb = (skip + n + 3) >> 2;
@@ -279,22 +340,24 @@ static inline void run_groups_all_f32(std::uint64_t seed, std::uint64_t stream, 
     for (int g = 0; g < G; ++g) {
       const int e0 = 4 * (j + g * L);
       if (skip == 0 && e0 + 4 * L <= n) {
-        store_interleaved(z[4 * g], z[4 * g + 1], z[4 * g + 2], z[4 * g + 3], out + e0);
+        Sink::store(z[4 * g], z[4 * g + 1], z[4 * g + 2], z[4 * g + 3], out + e0);
         direct_end = e0 + 4 * L;
       } else {
-        store_interleaved(z[4 * g], z[4 * g + 1], z[4 * g + 2], z[4 * g + 3], buf + e0);
+        Sink::store(z[4 * g], z[4 * g + 1], z[4 * g + 2], z[4 * g + 3], buf + e0);
       }
     }
   }
   if (direct_end < n)
-    std::memcpy(out + direct_end, buf + skip + direct_end, static_cast<std::size_t>(n - direct_end) * sizeof(float));
+    std::memcpy(out + direct_end, buf + skip + direct_end, static_cast<std::size_t>(n - direct_end) * sizeof(typename Sink::T));
 }
 
-static void uniform_f32(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, float* out) {
+template <class Sink>
+static void uniform_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n,
+                      typename Sink::T* out) {
   const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
   const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
   constexpr int K = G * 4;
-  run_groups_all_f32(seed, stream, g0, n, out, [&](const vu32* w, vf32* z) {
+  run_groups_all<Sink>(seed, stream, g0, n, out, [&](const vu32* w, vf32* z) {
 #pragma GCC unroll 8
     INITLAB_K {
       const vf32 x = __builtin_convertvector((vi32)(w[k] >> 8), vf32) * 5.9604644775390625e-08f;
@@ -303,10 +366,12 @@ static void uniform_f32(const KParams& kp, std::uint64_t seed, std::uint64_t str
   });
 }
 
-static void normal_f32(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, float* out) {
+template <class Sink>
+static void normal_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n,
+                     typename Sink::T* out) {
   const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
   constexpr int K = G * 2;  // Box-Muller pairs per step: (w0, w1) and (w2, w3) of every group
-  run_groups_all_f32(seed, stream, g0, n, out, [&](const vu32* w, vf32* z) {
+  run_groups_all<Sink>(seed, stream, g0, n, out, [&](const vu32* w, vf32* z) {
     vf32 u1[K], lg[K], sn[K], cs[K];
     vu32 ang[K];
 #pragma GCC unroll 8
@@ -326,16 +391,20 @@ static void normal_f32(const KParams& kp, std::uint64_t seed, std::uint64_t stre
   });
 }
 
-static void trunc_f32(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, float* out) {
+template <class Sink>
+static void trunc_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n,
+                    typename Sink::T* out) {
   if (kp.exact) {  // the hard regimes: double-precision log-space inverse, shared with the scalar path
-    scalar_ref::trunc_f32(kp, seed, stream, g0, n, out);
+    alignas(64) float t[kChunk];
+    scalar_ref::trunc_f32(kp, seed, stream, g0, n, t);
+    Sink::from_f32(t, out, n);
     return;
   }
   const float pa = static_cast<float>(kp.pa), qb = static_cast<float>(kp.qb), m = static_cast<float>(kp.m);
   const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
   const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
   constexpr int K = G * 4;
-  run_groups_all_f32(seed, stream, g0, n, out, [&](const vu32* w, vf32* z) {
+  run_groups_all<Sink>(seed, stream, g0, n, out, [&](const vu32* w, vf32* z) {
     vf32 p[K], x0[K];
     vi32 left[K];
 #pragma GCC unroll 8
@@ -497,6 +566,13 @@ static void normal_f64(const KParams& kp, std::uint64_t seed, std::uint64_t stre
 }
 
 // bfloat16: the same integer rounding as lowp::bf16_from_f32, lane by lane.
+// The samplers never produce NaN (parameters are finite, values clamped or at worst +-inf), and
+// for every non-NaN input this is exactly lowp::bf16_from_f32, without its NaN branch.
+static inline vu32 bf16_round_finite(vf32 z) {
+  const vu32 b = (vu32)z;
+  return (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
+}
+
 static inline vu32 bf16_round(const float* in) {
   vu32 b;
   std::memcpy(&b, in, sizeof(b));
