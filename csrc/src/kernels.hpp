@@ -34,7 +34,6 @@ using Gen16 = void (*)(const KParams&, std::uint64_t seed, std::uint64_t stream,
 struct KernelTable {
   GenF32 uniform_f32, normal_f32, trunc_f32;
   GenF64 uniform_f64, normal_f64, trunc_f64;
-  CvtF16 to_f16, to_bf16;
   Gen16 uniform_f16, normal_f16, trunc_f16;
   Gen16 uniform_bf16, normal_bf16, trunc_bf16;
 };

@@ -17,7 +17,6 @@ namespace initlab::detail::k_avx512 {
 #include "kernels_simd.inl"
 const KernelTable table = {uniform_k<SinkF32>,       normal_k<SinkF32>,       trunc_k<SinkF32>,
                            uniform_f64,              normal_f64,              scalar_ref::trunc_f64<words>,
-                           to_f16,                   to_bf16,
                            uniform_k<Sink16<false>>, normal_k<Sink16<false>>, trunc_k<Sink16<false>>,
                            uniform_k<Sink16<true>>,  normal_k<Sink16<true>>,  trunc_k<Sink16<true>>};
 }  // namespace initlab::detail::k_avx512

@@ -15,7 +15,7 @@ namespace initlab::detail::k_scalar {
 #include "kernels_impl.inl"
 using namespace scalar_ref;
 const KernelTable table = {uniform_f32, normal_f32, trunc_f32, uniform_f64<philox_words>, normal_f64<philox_words>,
-                           trunc_f64<philox_words>, to_f16, to_bf16,
+                           trunc_f64<philox_words>,
                            gen16<uniform_f32, to_f16>, gen16<normal_f32, to_f16>, gen16<trunc_f32, to_f16>,
                            gen16<uniform_f32, to_bf16>, gen16<normal_f32, to_bf16>, gen16<trunc_f32, to_bf16>};
 }  // namespace initlab::detail::k_scalar
