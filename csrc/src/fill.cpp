@@ -7,6 +7,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "initlab/distributions.hpp"
@@ -119,7 +120,6 @@ KParams prepare(const Sampler& s, DType d) {
       }
       require(kp.lo <= kp.hi, std::string("uniform_: no ") + dtype_name(d) + " value lies in [" + num(a) + ", " +
                                   num(b) + ")");
-      kp.clamp = true;
       break;
     }
     case Dist::normal: {
@@ -185,7 +185,6 @@ KParams prepare(const Sampler& s, DType d) {
       kp.hi = largest_at_most(d, be);
       require(kp.lo <= kp.hi, std::string("trunc_normal_: no ") + dtype_name(d) + " value lies in [" + num(a) +
                                   ", " + num(b) + "]; the interval has no representable mass");
-      kp.clamp = true;
       break;
     }
     case Dist::constant:
@@ -305,35 +304,31 @@ void fill(const Destination& dst, const Sampler& s, RngCoord rc, Exec ex) {
                             : s.dist == Dist::normal ? (bf ? kt.normal_bf16 : kt.normal_f16)
                                                      : (bf ? kt.trunc_bf16 : kt.trunc_f16);
 
+  // Contiguous runs are generated in place; strided ones through a chunk buffer, then scattered.
+  auto emit = [&](auto gen, auto* tmp, char* p, std::int64_t sl, std::uint64_t gc, int n) {
+    using T = std::remove_pointer_t<decltype(tmp)>;
+    if (sl == 1) {
+      gen(kp, seed, stream, gc, n, reinterpret_cast<T*>(p));
+      return;
+    }
+    gen(kp, seed, stream, gc, n, tmp);
+    for (int i = 0; i < n; ++i) std::memcpy(p + i * sl * static_cast<std::int64_t>(sizeof(T)), &tmp[i], sizeof(T));
+  };
+
   run_tasks(w, ex, [&](std::uint64_t g, std::int64_t mem, std::int64_t len, std::int64_t sl) {
-    alignas(64) float tf[kChunk];
     alignas(64) double td[kChunk];
+    alignas(64) float tf[kChunk];
+    alignas(64) std::uint16_t th[kChunk];
     for (std::int64_t c = 0; c < len; c += kChunk) {
       const int n = static_cast<int>(std::min<std::int64_t>(kChunk, len - c));
       const std::uint64_t gc = g + static_cast<std::uint64_t>(c);
       char* p = base + (mem + c * sl) * static_cast<std::int64_t>(isz);
       if (dt == DType::f64) {
-        if (sl == 1) {
-          g64(kp, seed, stream, gc, n, reinterpret_cast<double*>(p));
-        } else {
-          g64(kp, seed, stream, gc, n, td);
-          for (int i = 0; i < n; ++i) std::memcpy(p + i * sl * 8, &td[i], 8);
-        }
+        emit(g64, td, p, sl, gc, n);
       } else if (dt == DType::f32) {
-        if (sl == 1) {
-          g32(kp, seed, stream, gc, n, reinterpret_cast<float*>(p));
-        } else {
-          g32(kp, seed, stream, gc, n, tf);
-          for (int i = 0; i < n; ++i) std::memcpy(p + i * sl * 4, &tf[i], 4);
-        }
+        emit(g32, tf, p, sl, gc, n);
       } else {
-        if (sl == 1) {
-          g16(kp, seed, stream, gc, n, reinterpret_cast<std::uint16_t*>(p));
-        } else {
-          alignas(64) std::uint16_t th[kChunk];
-          g16(kp, seed, stream, gc, n, th);
-          for (int i = 0; i < n; ++i) std::memcpy(p + i * sl * 2, &th[i], 2);
-        }
+        emit(g16, th, p, sl, gc, n);
       }
     }
   });

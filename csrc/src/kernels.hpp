@@ -11,9 +11,8 @@ namespace initlab::detail {
 constexpr int kChunk = 1024;
 
 struct KParams {
-  // y = shift + scale * x, then clamped to [lo, hi] (in the kernel's precision).
+  // y = shift + scale * x, then clamped to [lo, hi] (in the kernel's precision; normal: +-inf).
   double shift = 0, scale = 1, lo = 0, hi = 0;
-  bool clamp = false;
   // Truncated normal (standardized bounds alpha < beta).
   double alpha = 0, beta = 0;
   double pa = 0, qb = 0, m = 0;          // Phi(alpha), Phi(-beta), Phi(beta) - Phi(alpha)

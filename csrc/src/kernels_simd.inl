@@ -263,15 +263,16 @@ struct SinkF32 {
   static void from_f32(const float* in, float* out, int n) { std::memcpy(out, in, static_cast<std::size_t>(n) * 4); }
 };
 
-static void to_f16(const float* in, std::uint16_t* out, int n);
-static void to_bf16(const float* in, std::uint16_t* out, int n);
 static inline vu32 bf16_round_finite(vf32 z);
 
 // float16 / bfloat16: rounded in registers, then the 16-bit lanes interleaved and stored.
 template <bool BF16>
 struct Sink16 {
   using T = std::uint16_t;
-  static void from_f32(const float* in, std::uint16_t* out, int n) { BF16 ? to_bf16(in, out, n) : to_f16(in, out, n); }
+  // Off the hot path (the hard truncation regimes, SSE2): the scalar rounding.
+  static void from_f32(const float* in, std::uint16_t* out, int n) {
+    BF16 ? scalar_ref::to_bf16(in, out, n) : scalar_ref::to_f16(in, out, n);
+  }
 #if INITLAB_VB == 32
   static __m128i narrow(vf32 z) {
     if (BF16) {
@@ -571,47 +572,4 @@ static void normal_f64(const KParams& kp, std::uint64_t seed, std::uint64_t stre
 static inline vu32 bf16_round_finite(vf32 z) {
   const vu32 b = (vu32)z;
   return (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
-}
-
-static inline vu32 bf16_round(const float* in) {
-  vu32 b;
-  std::memcpy(&b, in, sizeof(b));
-  const vi32 nan = (b & 0x7fffffffu) > 0x7f800000u;
-  const vu32 r = (b + 0x7fffu + ((b >> 16) & 1u)) >> 16;
-  const vu32 q = (b >> 16) | 0x40u;
-  return nan ? q : r;
-}
-
-static void to_bf16(const float* in, std::uint16_t* out, int n) {
-  int i = 0;
-#if INITLAB_VB == 64
-  for (; i + L <= n; i += L)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtepi32_epi16((__m512i)bf16_round(in + i)));
-#elif INITLAB_VB == 32
-  for (; i + 2 * L <= n; i += 2 * L) {
-    // Values are < 2^16, so the saturating pack is exact; the permute undoes its lane interleave.
-    const __m256i p = _mm256_packus_epi32((__m256i)bf16_round(in + i), (__m256i)bf16_round(in + i + L));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm256_permute4x64_epi64(p, 0xD8));
-  }
-#else
-  for (; i + L <= n; i += L) {
-    const vu32 h = bf16_round(in + i);
-    for (int l = 0; l < L; ++l) out[i + l] = static_cast<std::uint16_t>(h[l]);
-  }
-#endif
-  for (; i < n; ++i) out[i] = lowp::bf16_from_f32(in[i]);
-}
-
-// float16: F16C/AVX-512 hardware conversion is IEEE round-to-nearest-even, the same bits as
-// lowp::f16_from_f32 (tests compare them); SSE2 has no conversion instruction.
-static void to_f16(const float* in, std::uint16_t* out, int n) {
-  int i = 0;
-#if INITLAB_VB == 64
-  for (; i + 16 <= n; i += 16)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i), _mm512_cvtps_ph(_mm512_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
-#elif INITLAB_VB == 32
-  for (; i + 8 <= n; i += 8)
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm256_cvtps_ph(_mm256_loadu_ps(in + i), _MM_FROUND_TO_NEAREST_INT));
-#endif
-  for (; i < n; ++i) out[i] = lowp::f16_from_f32(in[i]);
 }

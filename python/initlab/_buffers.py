@@ -16,7 +16,6 @@ import numpy as np
 # Codes shared with the core (csrc/include/initlab/distributions.hpp: DType).
 F32, F64, F16, BF16 = 0, 1, 2, 3
 _NP_CODES = {np.dtype(np.float32): F32, np.dtype(np.float64): F64, np.dtype(np.float16): F16}
-DTYPE_NAMES = {F32: "float32", F64: "float64", F16: "float16", BF16: "bfloat16"}
 _ACCEPTED = "float32, float64, float16 or bfloat16"
 
 
@@ -40,34 +39,33 @@ class Target:
     def ndim(self) -> int:
         return int(self.array.ndim)
 
-    @property
-    def dtype_name(self) -> str:
-        return DTYPE_NAMES[self.code]
-
 
 def _is_torch_tensor(t: Any) -> bool:
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(t, torch.Tensor)
 
 
-def _torch_target(t: Any) -> Target:
+def _torch_view(t: Any, action: str) -> tuple[np.ndarray, int]:
+    """Zero-copy NumPy view of a dense CPU float tensor's memory and its dtype code."""
     import torch
 
     if t.device.type != "cpu":
-        raise ValueError(f"only CPU tensors can be filled in place, got a tensor on {t.device}")
+        raise ValueError(f"only CPU tensors can be {action} in place, got a tensor on {t.device} (call .cpu() first)")
     if t.is_sparse or t.layout != torch.strided:
         raise ValueError(f"only dense strided tensors are supported, got layout {t.layout}")
-    if t.is_complex() or not t.is_floating_point():
-        raise TypeError(f"unsupported dtype {t.dtype}; accepted: {_ACCEPTED}")
     codes = {torch.float32: F32, torch.float64: F64, torch.float16: F16, torch.bfloat16: BF16}
     if t.dtype not in codes:
         raise TypeError(f"unsupported dtype {t.dtype}; accepted: {_ACCEPTED}")
-    if t.is_conj() or t.is_neg():
-        raise ValueError("tensors with a lazy conjugate/negative bit cannot be filled in place")
     code = codes[t.dtype]
     d = t.detach()
     # .numpy() shares memory (never copies) for CPU tensors; bfloat16 goes through an int16 view.
-    arr = d.view(torch.int16).numpy().view(np.uint16) if code == BF16 else d.numpy()
+    return (d.view(torch.int16).numpy().view(np.uint16) if code == BF16 else d.numpy()), code
+
+
+def _torch_target(t: Any) -> Target:
+    if t.is_conj() or t.is_neg():
+        raise ValueError("tensors with a lazy conjugate/negative bit cannot be filled in place")
+    arr, code = _torch_view(t, "filled")
     return Target(t, arr, code)
 
 
@@ -107,6 +105,32 @@ def as_target(t: Any) -> Target:
     if t.size and not t.flags.aligned:
         raise ValueError("destination array is not aligned")
     return Target(t, arr, code)
+
+
+def as_source(a: Any) -> tuple[np.ndarray, int]:
+    """A read-only view of an input's memory and its dtype code (bfloat16 as uint16 bits).
+
+    Unlike :func:`as_target` it accepts read-only arrays, converts lists and scalars (integers and
+    bools become float64; an integer *ndarray* is a ``TypeError``) and reads a copy where the
+    memory cannot be read in place (non-native byte order, unaligned, lazily negated tensors).
+    """
+    if _is_torch_tensor(a):
+        return _torch_view(a.resolve_neg() if a.is_neg() else a, "read")
+    if not isinstance(a, np.ndarray):
+        arr = np.asarray(a)
+        a = arr.astype(np.float64) if arr.dtype.kind in "biu" else arr
+    dt = a.dtype
+    if dt.name == "bfloat16":
+        code, arr = BF16, a.view(np.uint16) if a.ndim else a.reshape(1).view(np.uint16).reshape(())
+    elif dt.kind == "f" and dt.newbyteorder("=") in _NP_CODES:
+        if not dt.isnative:
+            a = a.astype(dt.newbyteorder("="))
+        code, arr = _NP_CODES[a.dtype], a
+    else:
+        raise TypeError(f"unsupported dtype {dt}; accepted: {_ACCEPTED} (convert with .astype(np.float64))")
+    if arr.size and (not arr.flags.aligned or any(s % arr.itemsize for s in arr.strides)):
+        arr = np.array(arr, order="C")  # exotic byte strides: read a copy
+    return arr, code
 
 
 def c_strides(shape: tuple[int, ...]) -> list[int]:

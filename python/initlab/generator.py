@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["Generator", "manual_seed", "default_generator", "SeedLike"]
+__all__ = ["Generator", "manual_seed", "default_generator"]
 
 _U64 = 1 << 64
 _SPAWN_TAG = 0x5350574E  # "SPWN": keeps spawned keys apart from every sampling counter
@@ -105,16 +105,15 @@ class Generator:
     def _out(self, size: Any, dtype: Any, out: Any) -> Any:
         from ._buffers import as_target
 
+        shape = None if size is None else (tuple(int(s) for s in size) if np.iterable(size) else (int(size),))
         if out is not None:
             t = as_target(out)
-            if size is not None and tuple(np.atleast_1d(size)) != t.shape and size != t.shape:
+            if shape is not None and shape != t.shape:
                 raise ValueError(f"size {size} does not match out.shape {t.shape}")
             return out
-        dt = _resolve_dtype(dtype)
-        shape = () if size is None else (tuple(int(s) for s in size) if np.iterable(size) else (int(size),))
-        if any(s < 0 for s in shape):
+        if shape is not None and any(s < 0 for s in shape):
             raise ValueError(f"negative dimensions are not allowed, got size={size}")
-        return np.empty(shape, dtype=dt)
+        return np.empty(() if shape is None else shape, dtype=_resolve_dtype(dtype))
 
     def uniform(self, size: Any = None, low: float = 0.0, high: float = 1.0, dtype: Any = np.float32, out: Any = None) -> Any:
         """Samples from U[low, high) of the given size and dtype (or into ``out``). Consumes one stream."""
@@ -172,9 +171,6 @@ def manual_seed(seed: int) -> Generator:
     with _default_lock:
         _default = g
     return g
-
-
-SeedLike = "int | Generator | None"
 
 
 def resolve_seed(seed: Any) -> tuple[int, int]:

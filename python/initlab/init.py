@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Sequence, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
 from . import _core
-from ._buffers import BF16, F16, Target, as_target, c_strides
+from ._buffers import BF16, Target, as_target, c_strides, store
 from ._simd import _isa_code
 from ._threads import get_num_threads
 from .fans import calculate_gain, check_mode, compute_fans, fan_for_mode
@@ -182,7 +182,11 @@ def trunc_normal_(tensor: T, mean: float = 0.0, std: float = 1.0, a: float = -2.
 
 
 def constant_(tensor: T, val: float) -> T:
-    """Fill with ``val`` (rounded once to the dtype) in place and return the same object."""
+    """Fill with ``val`` in place and return the same object.
+
+    ``val`` is rounded to the dtype: directly for float64/float32, through float32 for
+    float16/bfloat16 (as the samplers do). Any real value is accepted, inf and NaN included (as torch).
+    """
     t = as_target(tensor)
     v = _real("val", val)
     if t.size:
@@ -457,8 +461,6 @@ def zero_init_(tensor: T, *, constant: str = "code") -> T:
         mat = c * (np.eye(p_out, 2**m) @ _hadamard(2**m) @ np.eye(2**m, p_in))
     full = np.zeros(t.shape)
     full[(slice(None), slice(None)) + tuple((k - 1) // 2 for k in t.shape[2:])] = mat
-    from ._buffers import store
-
     store(t, full)
     _finish(t)
     return tensor

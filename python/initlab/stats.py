@@ -8,21 +8,17 @@ ones included, and torch CPU tensors, zero-copy), accumulates in float64 and ret
 from __future__ import annotations
 
 import math
-import sys
 from typing import Any
 
 import numpy as np
 
 from . import _core
+from ._buffers import as_source as _as_input
 from ._simd import _isa_code
 from ._threads import get_num_threads
 
 __all__ = ["stats", "Stats"]
 
-# Codes shared with the core (csrc/include/initlab/distributions.hpp: DType).
-_F32, _F64, _F16, _BF16 = 0, 1, 2, 3
-_NP_CODES = {np.dtype(np.float32): _F32, np.dtype(np.float64): _F64, np.dtype(np.float16): _F16}
-_ACCEPTED = "float32, float64, float16 or bfloat16"
 # Below this many elements a second thread costs more than it saves.
 _SERIAL_BELOW = 1 << 16
 
@@ -116,49 +112,6 @@ class Stats:
             )
             return f"Stats({body})"
         return f"Stats(shape={self.shape}, count={int(self.count.flat[0]) if self.count.size else 0}, nonfinite_count={int(self.nonfinite_count.sum())} in all)"
-
-
-def _is_torch_tensor(t: Any) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(t, torch.Tensor)
-
-
-def _as_input(a: Any) -> tuple[np.ndarray, int]:
-    """A read-only view of the input's memory and its dtype code (bfloat16 as uint16 bits)."""
-    if _is_torch_tensor(a):
-        import torch
-
-        if a.device.type != "cpu":
-            raise ValueError(f"initlab.stats reads CPU tensors in place; got a tensor on {a.device} (call .cpu() first)")
-        if a.layout != torch.strided:
-            raise ValueError(f"only dense strided tensors are supported, got layout {a.layout}")
-        codes = {torch.float32: _F32, torch.float64: _F64, torch.float16: _F16, torch.bfloat16: _BF16}
-        if a.dtype not in codes:
-            raise TypeError(f"unsupported dtype {a.dtype}; accepted: {_ACCEPTED}")
-        t = a.detach()
-        if t.is_neg():  # a lazy negation: the memory does not hold the values
-            t = t.resolve_neg()
-        code = codes[t.dtype]
-        arr = t.view(torch.int16).numpy().view(np.uint16) if code == _BF16 else t.numpy()
-        return arr, code
-    if not isinstance(a, np.ndarray):
-        # Lists and scalars: convert; integers and bools become float64 (an ndarray of those is an error).
-        arr = np.asarray(a)
-        if arr.dtype.kind in "biu":
-            arr = arr.astype(np.float64)
-        a = arr
-    dt = a.dtype
-    if dt.name == "bfloat16":
-        code, arr = _BF16, a.view(np.uint16) if a.ndim else a.reshape(1).view(np.uint16).reshape(())
-    elif dt.newbyteorder("=") in _NP_CODES and dt.kind == "f":
-        if not dt.isnative:
-            a = a.astype(dt.newbyteorder("="))  # a copy of an input is harmless
-        code, arr = _NP_CODES[a.dtype], a
-    else:
-        raise TypeError(f"unsupported dtype {dt}; accepted: {_ACCEPTED} (convert with .astype(np.float64))")
-    if arr.size and (not arr.flags.aligned or any(s % arr.itemsize for s in arr.strides)):
-        arr = np.array(arr, order="C")  # exotic byte strides: read a copy
-    return arr, code
 
 
 def _normalize_axis(axis: Any, ndim: int) -> tuple[int, ...]:
