@@ -27,7 +27,7 @@ using GenF64 = void (*)(const KParams&, std::uint64_t seed, std::uint64_t stream
 using CvtF16 = void (*)(const float* in, std::uint16_t* out, int n);
 
 // float16 / bfloat16 outputs: the float32 sampler's values rounded to nearest-even, written
-// directly (vector paths convert in registers, before the block-major store).
+// directly (the AVX2/AVX-512 paths convert in registers, before the block-major store).
 using Gen16 = void (*)(const KParams&, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, std::uint16_t* out);
 
 struct KernelTable {
