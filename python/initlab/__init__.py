@@ -51,6 +51,31 @@ from .lsuv import LSUVReport, lsuv
 
 __version__ = "0.1.0"
 
+# Optional parts load on first use, so `import initlab` stays light and needs no extra:
+# `initlab.torch.init_module(...)` works without a separate `import initlab.torch`.
+_LAZY_MODULES = ("torch", "dask", "keras", "jax", "schemes")
+_LAZY_NAMES = {
+    "gain": "activation_gain",
+    "register_activation": "activation_gain",
+    "evaluate": "evaluation",
+    "Evaluation": "evaluation",
+    "Manifest": "manifest",
+}
+
+
+def __getattr__(name: str):
+    import importlib
+
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"{__name__}.{name}")
+    if name in _LAZY_NAMES:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY_NAMES[name]}"), name)
+    raise AttributeError(f"module 'initlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(__all__) | set(_LAZY_MODULES) | {"__version__"})
+
 __all__ = [
     # seeds, threads, SIMD
     "Generator", "default_generator", "manual_seed", "get_num_threads", "set_num_threads", "num_threads",
@@ -62,4 +87,8 @@ __all__ = [
     "calculate_gain", "compute_fans", "linalg",
     # statistics, networks, analysis, LSUV
     "stats", "Stats", "nn", "analysis", "analyze", "Trace", "lsuv", "LSUVReport",
+    # activation theory, evaluation, manifests (loaded on first use)
+    "gain", "register_activation", "evaluate", "Evaluation", "Manifest",
 ]
+
+del annotations
