@@ -1,0 +1,253 @@
+"""Lazy Dask arrays filled by initlab, block by block.
+
+``initlab.dask.normal((100_000, 50_000), std=0.02, chunks="auto", seed=0)`` returns a
+``dask.array.Array`` whose every block is filled by initlab's core with ``global_shape=`` and
+``offset=`` set to the block's place in the array. Determinism contract: because initlab's value
+at an element is a pure function of (seed, stream, distribution, parameters, dtype, global
+index), ``.compute()`` equals the in-memory fill of the whole array bit for bit, for any
+chunking and any scheduler (threads, processes, ``dask.distributed``), and any block computed
+alone equals that block of the full fill.
+
+Seeds: an ``int`` (stream 0, as the in-memory call), an :class:`initlab.Generator` (it hands out
+one stream when the array is *built*, so the graph itself is deterministic and computing it
+twice gives the same numbers), or ``None`` (the default generator's next stream, also at build
+time).
+
+Functions (positional parameters and defaults as the in-memory ``*_`` initializers; ``layout``
+and the other keyword options pass through): :func:`uniform`, :func:`normal`,
+:func:`trunc_normal`, :func:`xavier_uniform`, :func:`xavier_normal`, :func:`kaiming_uniform`,
+:func:`kaiming_normal`, :func:`lecun_uniform`, :func:`lecun_normal`, :func:`variance_scaling`,
+:func:`sparse` (blocks hold whole columns: its seeded zero mask ranks the rows of each column),
+:func:`orthogonal` (one block only: a QR couples every element) and :func:`to_npy` (store any
+Dask array into one ``.npy`` file, block by block, from any scheduler).
+
+Requires Dask (``pip install initlab[dask]``).
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+import os
+from typing import Any
+
+import numpy as np
+
+try:
+    import dask
+    import dask.array as da
+    from dask.base import tokenize
+except ImportError as e:  # pragma: no cover - exercised only without dask
+    raise ImportError("initlab.dask needs Dask; install it with `pip install initlab[dask]`") from e
+
+from . import _blockwise
+
+__all__ = [
+    "uniform", "normal", "trunc_normal", "xavier_uniform", "xavier_normal", "kaiming_uniform",
+    "kaiming_normal", "lecun_uniform", "lecun_normal", "variance_scaling", "sparse", "orthogonal", "to_npy",
+    "from_initializer",
+]
+
+
+def _check_shape(shape: Any) -> tuple[int, ...]:
+    items = (shape,) if isinstance(shape, numbers.Integral) and not isinstance(shape, bool) else shape
+    try:
+        out = tuple(items)
+    except TypeError:
+        raise TypeError(f"shape must be an int or a tuple of ints, got {shape!r}") from None
+    bad = [s for s in out if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0]
+    if bad:
+        raise ValueError(f"shape must hold non-negative ints, got {shape!r} (bad entries: {bad})")
+    return tuple(int(s) for s in out)
+
+
+def _block_task(name: str, args: tuple, options: dict, key: int, stream: int, global_shape: tuple[int, ...],
+                dtype: np.dtype, block_info: Any = None) -> np.ndarray:
+    # Runs on a worker: allocate the block, fill it as its place in the global array.
+    info = block_info[None]
+    loc = info["array-location"]
+    block = np.empty(tuple(b - a for a, b in loc), dtype)
+    return _blockwise.fill_block(block, name, args, options, key, stream, global_shape, tuple(a for a, _ in loc))
+
+
+def from_initializer(init: Any, shape: Any, *args: Any, chunks: Any = "auto", dtype: Any = "float32",
+                     seed: Any = None, **options: Any) -> da.Array:
+    """A Dask array filled by a blockwise initlab initializer.
+
+    Parameters
+    ----------
+    init : str or callable
+        A catalog name (``"normal"``, ``"kaiming_uniform"``, ...; a trailing underscore is
+        accepted) or the in-place function itself (``initlab.normal_``).
+    shape : int or tuple of int
+        The global shape.
+    *args
+        The initializer's positional parameters (e.g. ``mean, std`` for ``normal``).
+    chunks : str, int, tuple or dict, default "auto"
+        Any chunk specification Dask accepts (``dask.array.core.normalize_chunks``).
+    dtype : {"float32", "float64", "float16", "bfloat16"}
+    seed : int, initlab.Generator or None
+        Resolved to one (key, stream) now, when the graph is built.
+    **options
+        Keyword options of the initializer (``layout``, ``mode``, ...).
+
+    Returns
+    -------
+    dask.array.Array
+        Computes to exactly ``fill(np.empty(shape, dtype), *args, seed=seed, **options)``.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Everything the in-memory initializer would raise for the global shape, checked now;
+        orthogonal or an unknown name; for ``sparse``, chunks that split the rows.
+    """
+    name = _blockwise.resolve_init(init)
+    shape = _check_shape(shape)
+    dt = _blockwise.resolve_dtype(dtype)
+    for k in ("global_shape", "offset"):
+        if k in options:
+            raise TypeError(f"{k}= is set by initlab.dask for each block; do not pass it")
+    _blockwise.validate(name, shape, dt, args, options)
+    if name == "sparse":
+        chunks = _sparse_chunks(chunks, shape, dt)
+    norm = da.core.normalize_chunks(chunks, shape, dtype=dt)
+    key, stream = _blockwise.resolve_stream(seed)
+    task = functools.partial(_block_task, name, tuple(args), dict(options), key, stream, shape, dt)
+    token = tokenize(name, shape, norm, dt.str, dt.name, args, sorted(options.items(), key=lambda kv: kv[0]),
+                     key, stream)
+    return da.map_blocks(task, chunks=norm, dtype=dt, meta=np.empty((0,) * len(shape), dt),
+                         name=f"initlab-{name}-{token}")
+
+
+def _sparse_chunks(chunks: Any, shape: tuple[int, ...], dt: np.dtype) -> Any:
+    rows = shape[0]
+    if isinstance(chunks, str) and chunks == "auto":
+        return (rows, "auto") if rows else "auto"
+    norm = da.core.normalize_chunks(chunks, shape, dtype=dt)
+    if len(norm[0]) > 1:
+        raise ValueError(
+            f"sparse needs chunks of whole columns (its seeded mask ranks all {rows} rows of each column), "
+            f"got row chunks {norm[0]}; use chunks=({rows}, <column chunks>) or chunks='auto'"
+        )
+    return norm
+
+
+def _factory(name: str, signature: str) -> Any:
+    def f(shape: Any, *args: Any, chunks: Any = "auto", dtype: Any = "float32", seed: Any = None,
+          **options: Any) -> da.Array:
+        return from_initializer(name, shape, *args, chunks=chunks, dtype=dtype, seed=seed, **options)
+
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = (
+        f"Lazy Dask array of ``initlab.{name}_`` over the whole ``shape``.\n\n"
+        f"``{name}(shape, {signature}*, chunks='auto', dtype='float32', seed=None, **options)``; the "
+        f"positional parameters and options are those of ``initlab.{name}_``.\n"
+        f"``.compute()`` equals ``initlab.{name}_(np.empty(shape, dtype), ..., seed=seed)`` bit for bit, "
+        "for any chunking and scheduler. See :func:`from_initializer` for the parameters and errors."
+    )
+    return f
+
+
+uniform = _factory("uniform", "a=0.0, b=1.0, ")
+normal = _factory("normal", "mean=0.0, std=1.0, ")
+trunc_normal = _factory("trunc_normal", "mean=0.0, std=1.0, a=-2.0, b=2.0, ")
+xavier_uniform = _factory("xavier_uniform", "gain=1.0, ")
+xavier_normal = _factory("xavier_normal", "gain=1.0, ")
+kaiming_uniform = _factory("kaiming_uniform", "a=0, mode='fan_in', nonlinearity='leaky_relu', ")
+kaiming_normal = _factory("kaiming_normal", "a=0, mode='fan_in', nonlinearity='leaky_relu', ")
+lecun_uniform = _factory("lecun_uniform", "")
+lecun_normal = _factory("lecun_normal", "")
+variance_scaling = _factory("variance_scaling", "scale=1.0, mode='fan_in', distribution='truncated_normal', ")
+sparse = _factory("sparse", "sparsity, std=0.01, ")
+sparse.__doc__ += (
+    "\n\nThe zero mask ranks the rows of each column, so every block holds whole columns: "
+    "``chunks='auto'`` chunks the columns only; chunks that split the rows raise ``ValueError``."
+)
+
+
+def _orthogonal_task(args: tuple, options: dict, key: int, stream: int, shape: tuple[int, ...],
+                     dtype: np.dtype) -> np.ndarray:
+    from .generator import Generator
+    from .orthogonal import orthogonal_
+
+    return orthogonal_(np.empty(shape, dtype), *args, seed=Generator(key, stream=stream), **options)
+
+
+def orthogonal(shape: Any, gain: float = 1.0, *, chunks: Any = "auto", dtype: Any = "float32", seed: Any = None,
+               **options: Any) -> da.Array:
+    """A Dask array of ``initlab.orthogonal_`` — only as a single block.
+
+    Every element of an orthogonal matrix depends on the whole matrix (a QR), so it cannot be
+    filled block by block: ``chunks`` must resolve to one block (``chunks=-1`` or a shape that
+    covers the array; ``"auto"`` is accepted when Dask's automatic chunking gives one block).
+    Rechunk the result afterwards if you need smaller blocks.
+
+    Raises
+    ------
+    ValueError
+        ``chunks`` that split the array, and everything ``orthogonal_`` raises.
+    """
+    shape = _check_shape(shape)
+    dt = _blockwise.resolve_dtype(dtype)
+    norm = da.core.normalize_chunks(chunks, shape, dtype=dt)
+    split = [k for k, c in enumerate(norm) if len(c) > 1]
+    if split:
+        raise ValueError(
+            f"orthogonal cannot be computed block by block (a QR couples every element); chunks {norm} split "
+            f"dimension(s) {split}. Pass chunks=-1 (one block) and rechunk the result if needed"
+        )
+    from .orthogonal import orthogonal_
+
+    orthogonal_(np.empty((0,) * len(shape), dt) if len(shape) >= 2 else np.empty(shape, dt), gain, seed=0,
+                **options)
+    key, stream = _blockwise.resolve_stream(seed)
+    task = functools.partial(_orthogonal_task, (gain,), dict(options), key, stream, shape, dt)
+    token = tokenize("orthogonal", shape, dt.str, gain, sorted(options.items()), key, stream)
+    return da.map_blocks(task, chunks=norm, dtype=dt, meta=np.empty((0,) * len(shape), dt),
+                         name=f"initlab-orthogonal-{token}")
+
+
+class _NpyRegion:
+    """A picklable ``da.store`` target: writes a region into an existing ``.npy`` file through a
+    short-lived memory map in whichever process runs the task (nothing is shipped but the path)."""
+
+    def __init__(self, path: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.path, self.shape, self.dtype = path, shape, dtype
+
+    def __setitem__(self, key: Any, value: np.ndarray) -> None:
+        mm = np.lib.format.open_memmap(self.path, mode="r+")
+        try:
+            mm[key] = value
+            mm.flush()
+        finally:
+            del mm
+
+
+def to_npy(x: da.Array, path: str | os.PathLike, *, compute: bool = True, **store_kwargs: Any) -> Any:
+    """Store a Dask array into one ``.npy`` file without ever holding the whole array.
+
+    The file (header and full size) is created first; then every block is written into its
+    region through a memory map opened by the process that computed it, so the threaded,
+    process and ``dask.distributed`` schedulers all work (the workers must see ``path``). Blocks
+    are disjoint, so no lock is needed. Progress: wrap the call in
+    ``dask.diagnostics.ProgressBar()`` or use ``distributed.progress`` on the returned future.
+
+    Parameters
+    ----------
+    x : dask.array.Array
+    path : str or PathLike
+        The ``.npy`` file to create (overwritten if it exists).
+    compute : bool, default True
+        ``False`` returns the delayed store (``dask.array.store(..., compute=False)``).
+    **store_kwargs
+        Passed to :func:`dask.array.store` (e.g. ``scheduler=``).
+
+    Returns
+    -------
+    The result of :func:`dask.array.store`; read the file back with ``np.load(path, mmap_mode="r")``.
+    """
+    path = os.fspath(path)
+    dt = np.dtype(x.dtype)
+    np.lib.format.open_memmap(path, mode="w+", dtype=dt, shape=tuple(int(s) for s in x.shape))
+    return da.store(x, _NpyRegion(path, tuple(x.shape), dt), lock=False, compute=compute, **store_kwargs)

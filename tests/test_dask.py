@@ -1,0 +1,178 @@
+"""initlab.dask: lazy arrays whose blocks initlab fills equal the in-memory fill bit for bit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("dask.array")
+import dask.array as da  # noqa: E402
+
+import initlab  # noqa: E402
+import initlab.dask as idk  # noqa: E402
+
+# (name, shape, positional args, options)
+CASES = [
+    ("uniform", (37, 23), (-0.5, 2.0), {}),
+    ("normal", (41, 19), (0.25, 3.0), {}),
+    ("trunc_normal", (29, 31), (0.0, 1.0, -1.5, 0.5), {}),
+    ("xavier_uniform", (24, 18, 3), (1.3,), {}),
+    ("xavier_normal", (33, 17), (), {}),
+    ("kaiming_uniform", (20, 9, 5), (0.1,), {"mode": "fan_out"}),
+    ("kaiming_normal", (31, 13), (), {"nonlinearity": "relu"}),
+    ("lecun_uniform", (3, 11, 16), (), {"layout": "keras"}),
+    ("lecun_normal", (27, 22), (), {}),
+    ("variance_scaling", (5, 12, 14), (2.0, "fan_avg", "uniform"), {"layout": "jax"}),
+]
+
+
+def _reference(name, shape, args, options, seed, dtype=np.float32):
+    return getattr(initlab, name + "_")(np.empty(shape, dtype), *args, seed=seed, **options)
+
+
+def _random_chunks(rng, shape):
+    """Uneven chunks along every axis, with 1-element chunks mixed in."""
+    out = []
+    for n in shape:
+        sizes, left = [], n
+        while left:
+            s = int(min(left, rng.choice([1, 1, 2, 3, 5, 8, max(1, n // 2)])))
+            sizes.append(s)
+            left -= s
+        out.append(tuple(sizes))
+    return tuple(out)
+
+
+@pytest.mark.parametrize("name,shape,args,options", CASES, ids=[c[0] for c in CASES])
+def test_random_chunkings_equal_in_memory_fill(name, shape, args, options):
+    rng = np.random.default_rng(sum(map(ord, name)))
+    ref = _reference(name, shape, args, options, seed=1234)
+    for trial in range(4):
+        chunks = _random_chunks(rng, shape)
+        x = getattr(idk, name)(shape, *args, chunks=chunks, seed=1234, **options)
+        assert x.chunks == chunks
+        got = x.compute(scheduler="threads" if trial % 2 else "synchronous")
+        assert got.dtype == np.float32
+        assert got.tobytes() == ref.tobytes(), (name, chunks)
+
+
+def test_one_element_chunks_and_single_block():
+    shape = (7, 5)
+    ref = _reference("normal", shape, (), {}, seed=99)
+    assert idk.normal(shape, chunks=1, seed=99).compute().tobytes() == ref.tobytes()
+    assert idk.normal(shape, chunks=-1, seed=99).compute().tobytes() == ref.tobytes()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16", "bfloat16"])
+def test_low_and_double_precision(dtype):
+    if dtype == "bfloat16":
+        pytest.importorskip("ml_dtypes")
+    x = idk.trunc_normal((19, 13), 0.0, 0.02, -0.04, 0.04, chunks=(4, 6), dtype=dtype, seed=5)
+    ref = initlab.trunc_normal_(np.empty((19, 13), x.dtype), 0.0, 0.02, -0.04, 0.04, seed=5)
+    assert x.dtype == ref.dtype
+    assert x.compute().tobytes() == ref.tobytes()
+
+
+def test_processes_scheduler():
+    ref = _reference("kaiming_normal", (64, 48), (), {}, seed=7)
+    x = idk.kaiming_normal((64, 48), chunks=(13, 17), seed=7)
+    assert x.compute(scheduler="processes", num_workers=2).tobytes() == ref.tobytes()
+
+
+def test_local_cluster_processes(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    shape = (96, 40)
+    ref = _reference("variance_scaling", shape, (1.5, "fan_in", "truncated_normal"), {}, seed=11)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=50) as cluster, distributed.Client(cluster) as client:
+        x = idk.variance_scaling(shape, 1.5, "fan_in", "truncated_normal", chunks=(7, 9), seed=11)
+        got = client.compute(x).result()
+        assert len(client.scheduler_info()["workers"]) == 2
+        # Each worker process writes its blocks straight into the file (no gather on the client).
+        idk.to_npy(x, tmp_path / "w.npy")
+    assert got.tobytes() == ref.tobytes()
+    assert np.load(tmp_path / "w.npy").tobytes() == ref.tobytes()
+
+
+def test_generator_seed_takes_one_stream_at_build_time():
+    g = initlab.Generator(42)
+    x = idk.normal((12, 10), chunks=(5, 3), seed=g)
+    y = idk.normal((12, 10), chunks=(5, 3), seed=g)
+    assert g.streams_used == 2
+    g2 = initlab.Generator(42)
+    rx = initlab.normal_(np.empty((12, 10), np.float32), seed=g2)
+    ry = initlab.normal_(np.empty((12, 10), np.float32), seed=g2)
+    # Computing twice gives the same numbers: the stream was fixed when the graph was built.
+    assert x.compute().tobytes() == rx.tobytes() == x.compute().tobytes()
+    assert y.compute().tobytes() == ry.tobytes()
+    assert x.name != y.name
+
+
+def test_graph_names_are_deterministic_for_int_seeds():
+    a = idk.uniform((10, 10), chunks=3, seed=1)
+    assert a.name == idk.uniform((10, 10), chunks=3, seed=1).name
+    assert a.name != idk.uniform((10, 10), chunks=3, seed=2).name
+
+
+def test_sparse_blocks_of_whole_columns_equal_sparse_():
+    shape = (40, 29)
+    ref = initlab.sparse_(np.empty(shape, np.float32), 0.3, 0.5, seed=8)
+    for chunks in [(40, 1), (40, (10, 3, 16)), "auto"]:
+        got = idk.sparse(shape, 0.3, 0.5, chunks=chunks, seed=8).compute()
+        assert got.tobytes() == ref.tobytes(), chunks
+    assert int((ref == 0).sum(axis=0).min()) == 12  # ceil(0.3 * 40) per column: the mask is really there
+    with pytest.raises(ValueError, match="whole columns"):
+        idk.sparse(shape, 0.3, chunks=(20, 5), seed=8)
+
+
+def test_orthogonal_single_block_only():
+    x = idk.orthogonal((12, 5), 2.0, chunks=-1, seed=3)
+    assert x.compute().tobytes() == initlab.orthogonal_(np.empty((12, 5), np.float32), 2.0, seed=3).tobytes()
+    with pytest.raises(ValueError, match="split dimension"):
+        idk.orthogonal((12, 5), chunks=(4, 5), seed=3)
+    with pytest.raises(ValueError, match="not blockwise"):
+        idk.from_initializer("orthogonal", (12, 5), chunks=4)
+
+
+def test_errors_are_raised_at_build_time():
+    with pytest.raises(ValueError, match="std"):
+        idk.normal((4, 4), 0.0, -1.0)
+    with pytest.raises(ValueError, match="fewer than 2 dimensions"):
+        idk.xavier_uniform((8,))
+    with pytest.raises(ValueError, match="fan_sideways"):
+        idk.kaiming_normal((4, 4), mode="fan_sideways")
+    with pytest.raises(TypeError, match="dtype"):
+        idk.normal((4, 4), dtype="int32")
+    with pytest.raises(TypeError, match="offset"):
+        idk.normal((4, 4), offset=(0, 0))
+    with pytest.raises(ValueError, match="bad entries"):
+        idk.normal((4, -1, 2.5))
+    with pytest.raises(ValueError, match="accepted"):
+        idk.from_initializer("gaussian", (4, 4))
+
+
+def test_to_npy_and_zarr_round_trip(tmp_path):
+    shape = (53, 31)
+    ref = _reference("uniform", shape, (-1.0, 1.0), {}, seed=21)
+    x = idk.uniform(shape, -1.0, 1.0, chunks=(10, 7), seed=21)
+    path = tmp_path / "w.npy"
+    idk.to_npy(x, path, scheduler="threads")
+    back = np.load(path, mmap_mode="r")
+    assert back.shape == shape and back.dtype == np.float32
+    assert np.asarray(back).tobytes() == ref.tobytes()
+    zarr = pytest.importorskip("zarr")
+    x.to_zarr(str(tmp_path / "w.zarr"))
+    z = zarr.open_array(str(tmp_path / "w.zarr"), mode="r")
+    assert z.chunks == (10, 7)
+    assert np.asarray(z[...]).tobytes() == ref.tobytes()
+    assert da.from_zarr(str(tmp_path / "w.zarr")).compute().tobytes() == ref.tobytes()
+
+
+def test_lazy_attribute_and_progress_bar(capsys):
+    from dask.diagnostics import ProgressBar
+
+    assert initlab.dask is idk
+    with ProgressBar(minimum=0, dt=0.001):
+        out = idk.normal((20, 20), chunks=5, seed=0).compute(scheduler="sync")
+    assert out.tobytes() == _reference("normal", (20, 20), (), {}, seed=0).tobytes()
+    assert "100%" in capsys.readouterr().out
