@@ -8,6 +8,7 @@
 """
 
 from .theory import JacobianSpectrum, MeanFieldPrediction, jacobian_spectrum, predict
+from .stability import Stability, depth_stability
 from .trace import Finding, LayerTrace, Trace, analyze
 
 __all__ = [
@@ -19,4 +20,6 @@ __all__ = [
     "MeanFieldPrediction",
     "jacobian_spectrum",
     "JacobianSpectrum",
+    "depth_stability",
+    "Stability",
 ]
