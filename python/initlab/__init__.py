@@ -60,6 +60,7 @@ _LAZY_NAMES = {
     "evaluate": "evaluation",
     "Evaluation": "evaluation",
     "Manifest": "manifest",
+    "fill_file": "outofcore",
 }
 
 
@@ -89,6 +90,8 @@ __all__ = [
     "stats", "Stats", "nn", "analysis", "analyze", "Trace", "lsuv", "LSUVReport",
     # activation theory, evaluation, manifests (loaded on first use)
     "gain", "register_activation", "evaluate", "Evaluation", "Manifest",
+    # out-of-core file fills (loaded on first use)
+    "fill_file",
 ]
 
 del annotations

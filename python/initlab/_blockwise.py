@@ -12,6 +12,7 @@ block must hold whole columns (every row). ``orthogonal_`` is not blockwise at a
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Callable
 
 import numpy as np
@@ -19,7 +20,7 @@ import numpy as np
 from . import init as _init
 from .generator import Generator, _resolve_dtype, resolve_seed
 
-__all__ = ["BLOCKWISE", "resolve_init", "fill_block", "sparse_block", "validate", "resolve_dtype", "resolve_stream"]
+__all__ = ["BLOCKWISE", "check_shape", "resolve_init", "fill_block", "sparse_block", "validate", "resolve_dtype", "resolve_stream"]
 
 # name -> in-place fill; every one accepts seed=, global_shape=, offset=.
 BLOCKWISE: dict[str, Callable[..., Any]] = {
@@ -54,6 +55,19 @@ def resolve_init(init: Any) -> str:
                 "be filled block by block; fill it in memory (initlab.orthogonal_) or as a single block"
             )
     raise ValueError(f"unknown or non-blockwise initializer {init!r}; accepted: {sorted(BLOCKWISE) + list(_SPECIAL)}")
+
+
+def check_shape(shape: Any) -> tuple[int, ...]:
+    """An int or a sequence of non-negative ints as a tuple; the error lists every bad entry."""
+    items = (shape,) if isinstance(shape, numbers.Integral) and not isinstance(shape, bool) else shape
+    try:
+        out = tuple(items)
+    except TypeError:
+        raise TypeError(f"shape must be an int or a tuple of ints, got {shape!r}") from None
+    bad = [s for s in out if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0]
+    if bad:
+        raise ValueError(f"shape must hold non-negative ints, got {shape!r} (bad entries: {bad})")
+    return tuple(int(s) for s in out)
 
 
 def resolve_dtype(dtype: Any) -> np.dtype:

@@ -27,7 +27,6 @@ Requires Dask (``pip install initlab[dask]``).
 from __future__ import annotations
 
 import functools
-import numbers
 import os
 from typing import Any
 
@@ -47,18 +46,6 @@ __all__ = [
     "kaiming_normal", "lecun_uniform", "lecun_normal", "variance_scaling", "sparse", "orthogonal", "to_npy",
     "from_initializer",
 ]
-
-
-def _check_shape(shape: Any) -> tuple[int, ...]:
-    items = (shape,) if isinstance(shape, numbers.Integral) and not isinstance(shape, bool) else shape
-    try:
-        out = tuple(items)
-    except TypeError:
-        raise TypeError(f"shape must be an int or a tuple of ints, got {shape!r}") from None
-    bad = [s for s in out if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0]
-    if bad:
-        raise ValueError(f"shape must hold non-negative ints, got {shape!r} (bad entries: {bad})")
-    return tuple(int(s) for s in out)
 
 
 def _block_task(name: str, args: tuple, options: dict, key: int, stream: int, global_shape: tuple[int, ...],
@@ -103,7 +90,7 @@ def from_initializer(init: Any, shape: Any, *args: Any, chunks: Any = "auto", dt
         orthogonal or an unknown name; for ``sparse``, chunks that split the rows.
     """
     name = _blockwise.resolve_init(init)
-    shape = _check_shape(shape)
+    shape = _blockwise.check_shape(shape)
     dt = _blockwise.resolve_dtype(dtype)
     for k in ("global_shape", "offset"):
         if k in options:
@@ -188,7 +175,7 @@ def orthogonal(shape: Any, gain: float = 1.0, *, chunks: Any = "auto", dtype: An
     ValueError
         ``chunks`` that split the array, and everything ``orthogonal_`` raises.
     """
-    shape = _check_shape(shape)
+    shape = _blockwise.check_shape(shape)
     dt = _blockwise.resolve_dtype(dtype)
     norm = da.core.normalize_chunks(chunks, shape, dtype=dt)
     split = [k for k, c in enumerate(norm) if len(c) > 1]
