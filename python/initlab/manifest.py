@@ -116,6 +116,8 @@ class Manifest:
         self.left_alone: list[LeftAlone] = list(left_alone)
         self.recipe = recipe
         self.seed = seed
+        #: an optional report attached by the producer (``recipe="auto"``: the validation Trace)
+        self.validation: Any = None
         self._index: dict[str, Entry] = {}
         for e in self.entries:
             self._index[e.name] = e

@@ -5,9 +5,15 @@ initlab's fills, and variance analysis.
   the output projection of MultiheadAttention, in execution order, BatchNorm-aware; the
   module's train/eval state, BatchNorm running statistics and hooks are restored afterwards,
   also when an error is raised.
-* :func:`init_module` — re-initialize every parameter with initlab's fills (zero-copy,
-  multi-threaded, bfloat16/float16 included), each parameter's stream derived from its
-  qualified name.
+* :func:`init_module` / :func:`plan` — whole-model initialization by a recipe (``"torch_default"``,
+  ``"hf"``, ``"timm"``, ``"auto"`` or one initializer) of :class:`Rule` objects matched on module
+  type, qualified name and role; :func:`plan` is the dry run and returns the same
+  :class:`~initlab.manifest.Manifest`. Files by role: ``roles.py`` (what a parameter is),
+  ``rules.py`` (Rule, resolution, fills), ``recipes.py`` (the named recipes), ``auto.py`` (the
+  traced ``"auto"`` recipe), ``hf_record.py`` (reading HF's ``_init_weights``),
+  ``initialize.py`` (the engine).
+* :func:`materialize` — meta-device models to real storage, parameters, buffers and ties;
+  :func:`fast_init` — any library's constructor on initlab's fills.
 * :func:`analyze` — per-layer forward/backward statistics, the same ``Trace`` as
   :func:`initlab.analyze`.
 
@@ -25,7 +31,20 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
     ) from e
 
 from ._analyze import analyze
-from ._init import METHODS, init_module
 from ._lsuv import lsuv
+from .initialize import init_module, plan
+from .materialize import materialize
+from .recipes import METHODS, RECIPES
+from .roles import ROLES
+from .rules import Rule
 
-__all__ = ["lsuv", "init_module", "analyze", "METHODS"]
+__all__ = ["lsuv", "init_module", "plan", "materialize", "fast_init", "Rule", "analyze", "METHODS",
+           "RECIPES", "ROLES"]
+
+
+def __getattr__(name: str):
+    if name == "fast_init":
+        from .fast_init import fast_init
+
+        return fast_init
+    raise AttributeError(f"module 'initlab.torch' has no attribute {name!r}")

@@ -1,0 +1,250 @@
+"""Whole-model initialization: :func:`plan` (a dry run) and :func:`init_module`.
+
+Both build the same list of (parameter, resolved fill, stream) from the recipe's rules, so the
+:class:`~initlab.manifest.Manifest` a dry run returns is exactly what ``init_module`` does.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+
+from ..manifest import Entry, LeftAlone, Manifest
+from .recipes import build_recipe
+from .roles import ParamInfo, param_infos
+from .rules import Fill, Rule, execute
+
+__all__ = ["plan", "init_module"]
+
+_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+_UNKNOWN = ("error", "skip", "keep")
+
+
+def _dtype_name(dt: torch.dtype) -> str:
+    return str(dt).replace("torch.", "")
+
+
+def _only_predicate(only: Any) -> Callable[[str], bool] | None:
+    if only is None:
+        return None
+    if callable(only):
+        return lambda n: bool(only(n))
+    prefixes = (only,) if isinstance(only, str) else tuple(only)
+    bad = [p for p in prefixes if not isinstance(p, str)]
+    if bad or not prefixes:
+        raise TypeError(f"only= takes module-name prefixes (str or a list of str) or a predicate on the "
+                        f"qualified name; got {only!r}")
+
+    def pred(name: str) -> bool:
+        return any(p == "" or name == p or name.startswith(p + ".") for p in prefixes)
+
+    return pred
+
+
+class _Plan:
+    """The resolved work: entries for the manifest and what to execute."""
+
+    def __init__(self) -> None:
+        self.work: list[tuple[ParamInfo, Fill, str]] = []  # (info, fill, rule label)
+        self.left: list[LeftAlone] = []
+        self.recipe = ""
+
+
+def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, unknown: str,
+               options: dict[str, Any], *, allow_meta: bool = False) -> _Plan:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    if unknown not in _UNKNOWN:
+        raise ValueError(f"unknown must be one of {_UNKNOWN}, got {unknown!r}")
+    user_rules = list(rules)
+    bad_rules = [r for r in user_rules if not isinstance(r, Rule)]
+    if bad_rules:
+        raise TypeError(f"rules= takes Rule objects; got {bad_rules!r}")
+    pred = _only_predicate(only)
+    infos = list(param_infos(model))
+    name, recipe_rules = build_recipe(recipe, model, infos, dict(options))
+    all_rules = user_rules + recipe_rules
+    out = _Plan()
+    out.recipe = name
+    problems: list[str] = []
+    missing: list[str] = []
+    for info in infos:
+        p = info.param
+        names = (info.name,) + info.aliases
+        if pred is not None and not any(pred(n) for n in names):
+            out.left.append(LeftAlone(info.name, "parameter", "not selected by only="))
+            continue
+        if isinstance(p, nn.parameter.UninitializedParameter):
+            problems.append(f"{info.name} is not materialized yet (lazy module): run one forward pass first")
+            continue
+        if p.device.type == "meta" and not allow_meta:
+            problems.append(f"{info.name} is on the meta device: use initlab.torch.materialize(model, ...)")
+            continue
+        if p.device.type not in ("cpu", "meta"):
+            problems.append(f"{info.name} is on {p.device}; initlab fills CPU parameters in place")
+            continue
+        if p.dtype not in _DTYPES:
+            problems.append(f"{info.name} has dtype {p.dtype}; accepted: float32, float64, float16, bfloat16")
+            continue
+        rule = next((r for r in all_rules if r.matches(info)), None)
+        if rule is None:
+            if unknown == "error":
+                missing.append(f"{info.name} ({info.module_type}, role {info.role or 'none'}, shape {tuple(p.shape)})")
+            else:
+                out.left.append(LeftAlone(info.name, "parameter", f"no rule in recipe {name!r} (unknown={unknown!r})"))
+            continue
+        try:
+            fill = rule.resolve(info)
+        except (ValueError, TypeError) as e:
+            problems.append(f"{info.name}: {e}")
+            continue
+        if fill.init == "keep":
+            out.left.append(LeftAlone(info.name, "parameter", f"kept as constructed ({rule.label})"))
+            continue
+        if fill.init in ("normal", "uniform", "trunc_normal", "constant", "orthogonal") and info.extra.get("padding_idx") is not None \
+                and info.role == "embedding":
+            pad = info.extra["padding_idx"] % p.shape[0] if p.shape[0] else 0
+            if fill.init != "constant" and ("zero_row", pad) not in fill.post:
+                fill = Fill(fill.init, fill.params, fill.post + (("zero_row", pad),), fill.fn)
+        out.work.append((info, fill, rule.label))
+    if missing:
+        problems.insert(0, f"no rule in recipe {name!r} for {len(missing)} parameter(s): " + "; ".join(missing)
+                        + ". Add rules=[initlab.torch.Rule(...)] for them, or pass unknown='keep' to leave them as they are")
+    if problems:
+        raise ValueError("; ".join(problems))
+    for b_name, buf in model.named_buffers():
+        out.left.append(LeftAlone(b_name, "buffer", "buffers are not initialized by recipes"))
+    return out
+
+
+def _manifest(pl: _Plan, seed: Any) -> Manifest:
+    from ..lsuv import name_stream
+
+    entries = []
+    for info, fill, label in pl.work:
+        params = {k: v for k, v in fill.params.items() if k != "fn"}
+        if fill.post:
+            params["post"] = [list(op) for op in fill.post]
+        entries.append(Entry(
+            name=info.name, shape=info.shape, dtype=_dtype_name(info.param.dtype), module=info.module_type,
+            role=info.role, rule=label if label.startswith(pl.recipe) else f"{pl.recipe}: {label}", init=fill.init, params=params,
+            stream=name_stream(info.name) if fill.random else None, tied=info.aliases))
+    seed_repr = seed if isinstance(seed, (int, type(None))) else repr(seed)
+    return Manifest(entries, pl.left, recipe=pl.recipe, seed=seed_repr)
+
+
+def plan(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = None, rules: Iterable[Rule] = (),
+         only: Any = None, unknown: str = "error", **options: Any) -> Manifest:
+    """What :func:`init_module` would do to ``model``, without writing anything.
+
+    Takes exactly the arguments of :func:`init_module` and returns the
+    :class:`~initlab.manifest.Manifest` that call would return; works on meta-device models.
+    """
+    return _manifest(_make_plan(model, recipe, rules, only, unknown, options, allow_meta=True), seed)
+
+
+def _run(pl: _Plan, seed: Any) -> None:
+    from ..lsuv import named_seeds
+
+    try:
+        from ._dtensor import local_shard
+    except ImportError:  # pragma: no cover - the module ships with initlab
+        local_shard = None  # type: ignore[assignment]
+    seeds = named_seeds(seed)  # validates the seed before the first write
+    with torch.no_grad():
+        for info, fill, _ in pl.work:
+            p = info.param
+            shard = local_shard(p) if local_shard is not None else None
+            if shard is not None:
+                local, gshape, offset = shard
+                execute(fill, local, seeds(info.name), global_shape=gshape, offset=offset)
+            else:
+                execute(fill, p, seeds(info.name))
+
+
+def init_module(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = None,
+                rules: Iterable[Rule] = (), only: Any = None, unknown: str = "error",
+                method: str | None = None, return_manifest: bool = False, **options: Any) -> Any:
+    """Initialize every parameter of ``model`` in place by a recipe; return ``model``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Parameters on the CPU (plain tensors or DTensor shards), float32/float64/float16/
+        bfloat16; written zero-copy (the ``Parameter`` objects and ``requires_grad`` are kept).
+    recipe : str or list of Rule
+        ``"torch_default"`` (each torch.nn module's own ``reset_parameters`` distributions;
+        HF ``Conv1D`` its own N(0, 0.02)), ``"hf"`` (Hugging Face ``_init_weights``
+        conventions: read from the config and recorded from the model's own ``_init_weights``),
+        ``"timm"`` (ViT / ConvNeXt / ResNet conventions; option ``family=``, ``layer_scale=``),
+        ``"auto"`` (from the traced forward pass; option ``example_input=``), or one
+        initializer name for every weight: ``"kaiming_normal"``, ``"kaiming_uniform"``,
+        ``"xavier_normal"``, ``"xavier_uniform"``, ``"lecun_normal"``, ``"lecun_uniform"``,
+        ``"orthogonal"``, ``"normal"``, ``"trunc_normal"``, ``"variance_scaling"`` (their
+        options as keywords, e.g. ``nonlinearity="relu"``, ``std=0.02``; norms get 1/0,
+        biases 0 — ``bias="torch_default"`` keeps torch's — tokens N(0, 0.02) truncated at 2σ,
+        scalars such as layer scales are kept). Or a list of :class:`Rule`.
+    seed : int, Generator or None
+        Each parameter's stream is derived from its qualified name relative to ``model``
+        (``initlab.lsuv.named_seeds``): adding a layer leaves the others' values unchanged, and
+        ``only=`` gives exactly the whole-model call's values. A tied parameter is filled once,
+        under its first name, and stays tied.
+    rules : list of Rule
+        Tried before the recipe's own rules (first match decides).
+    only : str, list of str or callable, optional
+        Module-name prefixes (``"h.0"``, ``["encoder", "pooler"]``) or a predicate on the
+        qualified name: only those parameters are written; the others are listed in the
+        manifest as not selected.
+    unknown : {"error", "skip", "keep"}
+        A parameter no rule matches: ``"error"`` (a ValueError listing **every** such
+        parameter), or leave it as it is (``"skip"``/``"keep"``; it is listed in the manifest).
+    method : str, optional
+        Old name of ``recipe`` (kept for compatibility).
+    return_manifest : bool
+        Return ``(model, manifest)`` instead of ``model``.
+    **options
+        Options of the recipe (see above).
+
+    Returns
+    -------
+    torch.nn.Module or (torch.nn.Module, Manifest)
+
+    Raises
+    ------
+    ValueError
+        Unknown recipe/role/option values, parameters without a rule (``unknown="error"``),
+        parameters on a non-CPU or meta device, lazy parameters. Everything is checked before
+        the first write: on error no parameter has changed.
+    TypeError
+        Options a recipe does not take; a non-Module.
+
+    Notes
+    -----
+    Determinism: with an int seed, each value is a pure function of (seed, parameter name,
+    recipe, index) — the same for any thread count and for a DTensor shard filled alone.
+    Buffers are not touched (see :func:`initlab.torch.materialize`).
+    """
+    if method is not None:
+        recipe = method
+    example = options.get("example_input") if recipe == "auto" else None
+    validate = options.pop("validate", True) if recipe == "auto" else None
+    pl = _make_plan(model, recipe, rules, only, unknown, options)
+    _run(pl, seed)
+    manifest = _manifest(pl, seed)
+    if recipe == "auto" and example is not None and validate:
+        manifest.validation = _validate(model, example)
+    return (model, manifest) if return_manifest else model
+
+
+def _validate(model: nn.Module, example: Any) -> Any:
+    """One analyze pass on the user's probe batch: per-layer forward and backward scale."""
+    from ._analyze import analyze
+
+    try:
+        return analyze(model, example)
+    except Exception as e:  # noqa: BLE001 - the validation is a report, never a reason to fail
+        warnings.warn(f"initlab.torch.init_module(recipe='auto'): the validation pass failed: {e}", stacklevel=3)
+        return None

@@ -1,0 +1,120 @@
+"""Give a model built on ``torch.device("meta")`` real storage, initialized: :func:`materialize`."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+
+from ..manifest import LeftAlone, Manifest
+from .initialize import _make_plan, _manifest, _run
+from .rules import Rule
+
+__all__ = ["materialize"]
+
+
+def _tie_groups(model: nn.Module) -> list[list[tuple[nn.Module, str]]]:
+    """Every parameter registered under more than one (module, name), grouped by identity."""
+    groups: dict[int, list[tuple[nn.Module, str]]] = {}
+    for _, mod in model.named_modules(remove_duplicate=False):
+        for pname, p in mod.named_parameters(recurse=False):
+            groups.setdefault(id(p), [])
+            if not any(m is mod and n == pname for m, n in groups[id(p)]):
+                groups[id(p)].append((mod, pname))
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = None, device: Any = "cpu",
+                rules: Iterable[Rule] = (), unknown: str = "error", factory: Callable[[], nn.Module] | None = None,
+                return_manifest: bool = False, **options: Any) -> Any:
+    """Allocate a meta-device model on ``device`` and initialize everything in it; return it.
+
+    Parameters are initialized by ``recipe`` exactly as :func:`init_module` would (same rules,
+    same streams: the values equal those of ``init_module`` on an eagerly built copy with the
+    same seed); tied parameters stay tied (one tensor, filled once); every buffer gets the value
+    an eager construction gives (normalization running statistics reset; buffers computed at
+    construction, such as rotary ``inv_freq`` or BERT's ``position_ids``, recomputed — for a
+    Hugging Face model from its config, otherwise from ``factory``).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Built under ``torch.device("meta")`` (parameters already on ``device`` are
+        re-initialized too).
+    recipe, seed, rules, unknown, **options
+        As :func:`initlab.torch.init_module`. A rule ``"keep"`` cannot keep a value that was
+        never computed: on a meta parameter it is an error unless ``factory`` is given.
+    device : str or torch.device
+        Only ``"cpu"`` is filled by initlab's core.
+    factory : callable, optional
+        Builds the same model (eagerly); used to recompute buffers a non-Hugging Face model
+        computes at construction, and the values of parameters a rule keeps. Parameters of the
+        twin are placed on the meta device, so no full-size parameter is allocated.
+    return_manifest : bool
+        Return ``(model, manifest)``; the manifest also lists each buffer and how it was restored.
+
+    Raises
+    ------
+    ValueError
+        Everything :func:`init_module` raises, a non-CPU ``device``, a buffer that cannot be
+        restored (named, with the hint to pass ``factory``); all checked before allocation.
+    """
+    dev = torch.device(device)
+    if dev.type != "cpu":
+        raise ValueError(f"materialize fills CPU storage; got device={device!r}")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    example = options.get("example_input") if recipe == "auto" else None
+    # Plan on the meta model first: every error surfaces before anything is allocated.
+    pl = _make_plan(model, recipe, rules, None, unknown, dict(options), allow_meta=True)
+    kept_meta = [x.name for x in pl.left if x.kind == "parameter" and _is_meta(model, x.name)]
+    if kept_meta and factory is None:
+        raise ValueError(f"parameters {kept_meta} are kept by the recipe but have no value on the meta device; "
+                         "pass factory=<a function that builds the model> to take their constructed values, "
+                         "or a rule that initializes them")
+    ties = _tie_groups(model)
+    model.to_empty(device=dev)
+    for group in ties:  # to_empty gives each registration its own tensor: tie them again
+        mod0, n0 = group[0]
+        p0 = mod0._parameters[n0]
+        for mod, n in group[1:]:
+            mod._parameters[n] = p0
+    tie_fn = getattr(model, "tie_weights", None)
+    if callable(tie_fn):
+        try:
+            tie_fn()
+        except Exception:  # noqa: BLE001 - ties were already restored by identity above
+            pass
+    from .buffers import restore_buffers
+
+    restored = restore_buffers(model, factory=factory)
+    if kept_meta:
+        _copy_kept(model, factory, kept_meta)
+    opts = dict(options)
+    pl = _make_plan(model, recipe, rules, None, unknown, opts)
+    _run(pl, seed)
+    if recipe == "auto" and example is not None and options.get("validate", True):
+        from .initialize import _validate
+
+        _validate(model, example)
+    if not return_manifest:
+        return model
+    man = _manifest(pl, seed)
+    left = [x for x in man.left_alone if x.kind != "buffer"]
+    left += [LeftAlone(name, "buffer", how) for name, how in restored]
+    return model, Manifest(man.entries, left, recipe=man.recipe, seed=man.seed)
+
+
+def _is_meta(model: nn.Module, name: str) -> bool:
+    try:
+        return model.get_parameter(name).device.type == "meta"
+    except AttributeError:
+        return False
+
+
+def _copy_kept(model: nn.Module, factory: Callable[[], nn.Module], names: list[str]) -> None:
+    twin = factory()
+    with torch.no_grad():
+        for n in names:
+            model.get_parameter(n).copy_(twin.get_parameter(n))

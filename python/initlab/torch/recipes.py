@@ -1,0 +1,281 @@
+"""Recipes: named, ordered lists of rules for whole models.
+
+* ``"torch_default"`` — each torch.nn module's own ``reset_parameters`` distributions.
+* ``"hf"`` — Hugging Face transformers' ``_init_weights`` conventions, read from the model's
+  config and, for a ``PreTrainedModel``, recorded from the model's own ``_init_weights``
+  (without letting it write), so architecture-specific choices (GPT-2's scaled ``c_proj``,
+  ViT's truncated-normal tokens, Gemma's ``(1 + w)`` norms at 0) come out exactly.
+* ``"timm"`` — timm's conventions for its ViT / ConvNeXt / ResNet families.
+* ``"auto"`` — initialization chosen from the traced forward pass (see :mod:`.activations`).
+* a single initializer name (``"kaiming_normal"``, ``"xavier_uniform"``, ``"orthogonal"``, ...)
+  for every weight, with norms 1/0 and biases 0.
+
+Each builder returns a list of :class:`~initlab.torch.rules.Rule`; the first rule that matches
+a parameter decides.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from .roles import ParamInfo, is_linear_like, is_norm
+from .rules import Fill, FnRule, Rule, resolve_named
+
+__all__ = ["RECIPES", "METHODS", "build_recipe"]
+
+METHODS = (
+    "kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "lecun_normal",
+    "lecun_uniform", "orthogonal", "normal", "trunc_normal", "variance_scaling",
+)
+RECIPES = ("torch_default", "hf", "timm", "auto") + METHODS
+
+_WEIGHT_ROLES = ("weight", "attention_qkv", "attention_out", "mlp_in", "mlp_out", "head",
+                 "input_to_hidden", "recurrent", "embedding")
+
+
+def _bound(b: float) -> Fill:
+    return Fill("uniform", {"a": -b, "b": b, "bound": b})
+
+
+def _const(v: float) -> Fill:
+    return Fill("constant", {"value": float(v)})
+
+
+def _owner_weight(info: ParamInfo) -> torch.Tensor | None:
+    w = getattr(info.module, "weight", None)
+    return w if isinstance(w, torch.Tensor) else None
+
+
+# ---- torch_default ----------------------------------------------------------------------------
+
+
+def _torch_default(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -> list[Rule]:
+    from .roles import weight_fans
+
+    mha_out_bias = {id(m.out_proj.bias) for m in model.modules()
+                    if isinstance(m, nn.MultiheadAttention) and m.out_proj.bias is not None}
+
+    def linear_bias(i: ParamInfo) -> Fill:
+        w = _owner_weight(i)
+        fi = weight_fans(None, tuple(w.shape))[0] if w is not None and w.dim() >= 2 else 0
+        return _bound(1.0 / math.sqrt(fi)) if fi > 0 else _const(0.0)
+
+    torch_linear = (nn.Linear, nn.modules.conv._ConvNd)
+    return [
+        FnRule("torch_default: MultiheadAttention out_proj.bias 0", lambda i: id(i.param) in mha_out_bias, lambda i: _const(0.0)),
+        FnRule("torch_default: HF Conv1D weight N(0, 0.02)",
+               lambda i: is_linear_like(i.module) and not isinstance(i.module, nn.Linear) and i.pname == "weight",
+               lambda i: Fill("normal", {"mean": 0.0, "std": 0.02})),
+        FnRule("torch_default: HF Conv1D bias 0",
+               lambda i: is_linear_like(i.module) and not isinstance(i.module, nn.Linear) and i.pname == "bias",
+               lambda i: _const(0.0)),
+        FnRule("torch_default: Linear/Conv weight kaiming_uniform(a=sqrt(5))",
+               lambda i: isinstance(i.module, torch_linear) and i.pname == "weight",
+               lambda i: _bound(1.0 / math.sqrt(i.fan_in)) if i.fan_in > 0 else _const(0.0)),
+        FnRule("torch_default: Linear/Conv bias U(+-1/sqrt(fan_in))",
+               lambda i: isinstance(i.module, torch_linear) and i.pname == "bias", linear_bias),
+        FnRule("torch_default: Bilinear U(+-1/sqrt(in1))", lambda i: isinstance(i.module, nn.Bilinear),
+               lambda i: _bound(1.0 / math.sqrt(i.module.weight.shape[1])) if i.module.weight.shape[1] else _const(0.0)),
+        FnRule("torch_default: Embedding N(0, 1)",
+               lambda i: isinstance(i.module, (nn.Embedding, nn.EmbeddingBag)) and i.pname == "weight",
+               lambda i: Fill("normal", {"mean": 0.0, "std": 1.0})),
+        FnRule("torch_default: norm weight 1", lambda i: i.role == "norm_weight", lambda i: _const(1.0)),
+        FnRule("torch_default: norm bias 0", lambda i: i.role == "norm_bias", lambda i: _const(0.0)),
+        FnRule("torch_default: MultiheadAttention in_proj xavier_uniform",
+               lambda i: isinstance(i.module, nn.MultiheadAttention) and i.role == "attention_qkv",
+               lambda i: resolve_named("xavier_uniform", {}, i)),
+        FnRule("torch_default: MultiheadAttention in_proj_bias 0",
+               lambda i: isinstance(i.module, nn.MultiheadAttention) and i.pname == "in_proj_bias", lambda i: _const(0.0)),
+        FnRule("torch_default: MultiheadAttention bias_k/bias_v xavier_normal",
+               lambda i: isinstance(i.module, nn.MultiheadAttention) and i.pname in ("bias_k", "bias_v"),
+               lambda i: resolve_named("xavier_normal", {}, i)),
+        FnRule("torch_default: RNN U(+-1/sqrt(hidden))", lambda i: isinstance(i.module, (nn.RNNBase, nn.RNNCellBase)),
+               lambda i: _bound(1.0 / math.sqrt(i.module.hidden_size)) if i.module.hidden_size else _const(0.0)),
+        FnRule("torch_default: PReLU init", lambda i: isinstance(i.module, nn.PReLU) and i.pname == "weight",
+               lambda i: _const(float(getattr(i.module, "init", 0.25)))),
+    ]
+
+
+# ---- common pieces of the other recipes --------------------------------------------------------
+
+
+def _common_tail(opts: dict[str, Any], token_std: float = 0.02) -> list[Rule]:
+    """Norms 1/0, biases 0, tokens truncated normal, scalars kept."""
+    bias = opts.get("bias", "zeros")
+    rules: list[Rule] = [
+        Rule("ones", role="norm_weight", label="norm weight 1"),
+        Rule("zeros", role="norm_bias", label="norm bias 0"),
+        Rule("trunc_normal", role="token", std=token_std, a=-2 * token_std, b=2 * token_std,
+             label=f"token trunc_normal(std={token_std})"),
+        Rule("keep", role="scalar", label="scalar kept as constructed"),
+    ]
+    if bias == "zeros":
+        rules.insert(0, Rule("zeros", role="bias", label="bias 0"))
+    return rules
+
+
+def _method(name: str) -> Callable[..., list[Rule]]:
+    def build(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -> list[Rule]:
+        o = {k: v for k, v in opts.items() if k != "bias"}
+        if name == "orthogonal":
+            o = {"gain": o.get("gain", 1.0)} if o else {}
+        init_rule = FnRule(f"{name} on every weight (>= 2 dims)",
+                           lambda i: i.param.dim() >= 2 and i.role not in ("norm_weight", "token"),
+                           lambda i: resolve_named(name, o, i))
+        rules = [init_rule] + _common_tail(opts)
+        if opts.get("bias", "zeros") == "torch_default":
+            rules += _torch_default(model, infos, {})
+        return rules
+
+    return build
+
+
+# ---- hf -------------------------------------------------------------------------------------
+
+
+def _hf_std(config: Any) -> float:
+    for key in ("initializer_range", "init_std", "initializer_factor"):
+        v = getattr(config, key, None)
+        if isinstance(v, (int, float)) and v:
+            return float(v)
+    get = getattr(config, "get_text_config", None)
+    if callable(get):
+        v = getattr(get(), "initializer_range", None)
+        if isinstance(v, (int, float)) and v:
+            return float(v)
+    return 0.02
+
+
+def _hf(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -> list[Rule]:
+    from .hf_record import record_hf_init
+
+    config = getattr(model, "config", None)
+    std = float(opts.get("std", _hf_std(config) if config is not None else 0.02))
+    recorded = record_hf_init(model, infos) if opts.get("record", True) else {}
+    rules: list[Rule] = [
+        FnRule("hf: model._init_weights", lambda i: id(i.param) in recorded, lambda i: recorded[id(i.param)]),
+        FnRule(f"hf: linear/Conv1D/conv weight N(0, {std})",
+               lambda i: i.pname == "weight" and (is_linear_like(i.module)
+                                                   or isinstance(i.module, nn.modules.conv._ConvNd)),
+               lambda i: Fill("normal", {"mean": 0.0, "std": std})),
+        Rule("normal", role="embedding", std=std, label=f"hf: embedding N(0, {std})"),
+        FnRule("hf: LSTM weights xavier_uniform", lambda i: isinstance(i.module, nn.LSTM) and "weight" in i.pname,
+               lambda i: resolve_named("xavier_uniform", {}, i)),
+    ]
+    return rules + _common_tail(opts, token_std=std)
+
+
+# ---- timm -----------------------------------------------------------------------------------
+
+
+def timm_family(model: nn.Module, infos: list[ParamInfo]) -> str:
+    """``"vit"`` (has cls/pos tokens), ``"convnext"`` (depthwise 7x7 convs or layer scales) or ``"resnet"``."""
+    if any(i.role == "token" for i in infos):
+        return "vit"
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d) and m.groups == m.in_channels and m.groups > 1 and max(m.kernel_size) >= 7:
+            return "convnext"
+    if any(i.role == "scalar" and i.param.dim() == 1 for i in infos):
+        return "convnext"
+    return "resnet"
+
+
+def _timm(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -> list[Rule]:
+    family = opts.get("family") or timm_family(model, infos)
+    if family not in ("vit", "convnext", "resnet"):
+        raise ValueError(f"family {family!r} is not one of 'vit', 'convnext', 'resnet'")
+    ls = opts.get("layer_scale")
+    # timm's trunc_normal_(std=.02) keeps torch's absolute bounds a=-2, b=2 (about 100 sigma).
+    tn = {"std": 0.02, "a": -2.0, "b": 2.0}
+    rules: list[Rule] = []
+    if family == "vit":
+        rules += [
+            Rule("trunc_normal", name=("*pos_embed", "*pos_embedding", "*position_embeddings"), **tn,
+                 label="timm vit: pos_embed trunc_normal(std=.02)"),
+            Rule("normal", name=("*cls_token", "*reg_token", "*register_tokens", "*dist_token"), std=1e-6,
+                 label="timm vit: cls/reg token N(0, 1e-6)"),
+            Rule("zeros", name="*mask_token", label="timm vit: mask token 0"),
+            FnRule("timm vit: Linear weight trunc_normal(std=.02)",
+                   lambda i: isinstance(i.module, nn.Linear) and i.pname == "weight",
+                   lambda i: Fill("trunc_normal", {"mean": 0.0, **tn})),
+            FnRule("timm vit: Linear bias 0", lambda i: isinstance(i.module, nn.Linear) and i.pname == "bias",
+                   lambda i: _const(0.0)),
+        ]
+        rest = _torch_default(model, infos, {})
+    elif family == "convnext":
+        rules += [
+            FnRule("timm convnext: Conv/Linear weight trunc_normal(std=.02)",
+                   lambda i: isinstance(i.module, (nn.Linear, nn.modules.conv._ConvNd)) and i.pname == "weight",
+                   lambda i: Fill("trunc_normal", {"mean": 0.0, **tn})),
+            FnRule("timm convnext: Conv/Linear bias 0",
+                   lambda i: isinstance(i.module, (nn.Linear, nn.modules.conv._ConvNd)) and i.pname == "bias",
+                   lambda i: _const(0.0)),
+        ]
+        rest = _torch_default(model, infos, {})
+    else:
+        rules += [
+            Rule("zeros", role="norm_weight", name=tuple(i.name for i in infos if i.extra.get("last_norm_in_block")) or "\0",
+                 label="timm resnet: zero-init last BN of each block"),
+            FnRule("timm resnet: Conv weight kaiming_normal(fan_out, relu)",
+                   lambda i: isinstance(i.module, nn.modules.conv._ConvNd) and i.pname == "weight",
+                   lambda i: resolve_named("kaiming_normal", {"mode": "fan_out", "nonlinearity": "relu"}, i)),
+        ]
+        rest = _torch_default(model, infos, {})
+    scal = (Rule("constant", role="scalar", value=float(ls), label=f"timm: layer scale {ls}") if ls is not None
+            else Rule("keep", role="scalar", label="timm: layer scale kept as constructed"))
+    return rules + [scal, Rule("ones", role="norm_weight", label="norm weight 1"),
+                    Rule("zeros", role="norm_bias", label="norm bias 0")] + rest
+
+
+# ---- auto -----------------------------------------------------------------------------------
+
+
+def _auto(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -> list[Rule]:
+    from .auto import auto_rules
+
+    return auto_rules(model, infos, opts) + _common_tail(opts)
+
+
+_BUILDERS: dict[str, Callable[..., list[Rule]]] = {
+    "torch_default": _torch_default, "hf": _hf, "timm": _timm, "auto": _auto,
+    **{m: _method(m) for m in METHODS},
+}
+
+# Options each recipe accepts (beyond the engine's own).
+RECIPE_OPTIONS: dict[str, set[str]] = {
+    "torch_default": set(),
+    "hf": {"std", "record", "bias"},
+    "timm": {"family", "layer_scale"},
+    "auto": {"example_input", "bias", "output_std", "validate"},
+    "kaiming_normal": {"a", "mode", "nonlinearity", "bias"},
+    "kaiming_uniform": {"a", "mode", "nonlinearity", "bias"},
+    "xavier_normal": {"gain", "bias"}, "xavier_uniform": {"gain", "bias"},
+    "lecun_normal": {"bias"}, "lecun_uniform": {"bias"}, "orthogonal": {"gain", "bias"},
+    "normal": {"mean", "std", "bias"}, "trunc_normal": {"mean", "std", "a", "b", "bias"},
+    "variance_scaling": {"scale", "mode", "distribution", "bias"},
+}
+
+
+def build_recipe(recipe: Any, model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -> tuple[str, list[Rule]]:
+    """``(name, rules)`` for ``recipe`` (a name or a list of rules) on ``model``."""
+    if isinstance(recipe, str):
+        if recipe not in _BUILDERS:
+            raise ValueError(f"unknown recipe {recipe!r}; accepted: {', '.join(RECIPES)} or a list of Rule")
+        bad = sorted(set(opts) - RECIPE_OPTIONS[recipe])
+        if bad:
+            raise TypeError(f"recipe {recipe!r} does not take options {bad}; accepted: "
+                            f"{sorted(RECIPE_OPTIONS[recipe]) or 'none'}")
+        if opts.get("bias", "zeros") not in ("zeros", "torch_default"):
+            raise ValueError(f"bias must be 'zeros' or 'torch_default', got {opts['bias']!r}")
+        return recipe, _BUILDERS[recipe](model, infos, opts)
+    rules = list(recipe)
+    bad = [r for r in rules if not isinstance(r, Rule)]
+    if bad:
+        raise TypeError(f"a recipe is a name or a list of Rule objects; got {bad!r}")
+    if opts:
+        raise TypeError(f"options {sorted(opts)} only apply to a named recipe")
+    return "custom", rules

@@ -1,0 +1,227 @@
+"""What each parameter of a model *is*, recognized by structure: :func:`param_infos`.
+
+Rules (``initlab.torch.rules``) match on a parameter's **role**; this module assigns roles by
+looking at the module that owns the parameter and at the parameter's name and shape, never at a
+fixed list of class names only, so Hugging Face, timm and home-made building blocks are
+recognized like torch's own:
+
+* linear-like modules: ``nn.Linear``, ``nn.Bilinear`` and Hugging Face's ``Conv1D`` (a linear
+  layer whose weight is stored ``(in, out)``: its fans are read transposed);
+* norms: torch's normalization modules and any module whose class name contains ``Norm`` and
+  whose own parameters are 1-D ``weight``/``bias`` (``LlamaRMSNorm``, ``T5LayerNorm``, ...);
+* transformer projections by their conventional names (``q_proj``, ``c_attn``, ``query``, ...);
+* bare parameters: layer-scale and residual multipliers are ``"scalar"``; cls / position /
+  register / mask tokens are ``"token"``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+
+__all__ = ["ROLES", "ParamInfo", "param_infos", "is_norm", "is_linear_like", "weight_fans",
+           "residual_block_last_norms"]
+
+ROLES = (
+    "weight", "bias", "embedding", "norm_weight", "norm_bias", "recurrent", "input_to_hidden",
+    "attention_qkv", "attention_out", "mlp_in", "mlp_out", "head", "residual_out", "scalar", "token",
+)
+
+_TORCH_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.LocalResponseNorm)
+_CONVS = (nn.modules.conv._ConvNd,)
+_RNNS = (nn.RNNBase, nn.RNNCellBase)
+
+# Conventional sub-module names of transformer projections (HF, timm, nanoGPT, torch).
+_QKV = re.compile(r"(^|\.)(q_proj|k_proj|v_proj|qkv_proj|c_attn|query|key|value|qkv|q|k|v|wq|wk|wv|"
+                  r"in_proj|query_key_value|Wqkv)$")
+_ATT_OUT = re.compile(r"(^|\.)(o_proj|out_proj|wo|attention\.output\.dense|attn\.c_proj|attn\.proj|"
+                      r"attention\.dense|self_attn\.dense|dense_out)$")
+_MLP_IN = re.compile(r"(^|\.)(fc1|c_fc|up_proj|gate_proj|gate_up_proj|w1|w3|wi|wi_0|wi_1|"
+                     r"intermediate\.dense|mlp\.fc_in|dense_h_to_4h|lin1)$")
+_MLP_OUT = re.compile(r"(^|\.)(fc2|down_proj|w2|mlp\.c_proj|mlp\.proj|mlp\.fc_out|dense_4h_to_h|lin2|"
+                      r"(?<!attention\.)output\.dense)$")
+_HEAD = re.compile(r"(^|\.)(lm_head|classifier|head|fc|score|qa_outputs|pooler\.dense|heads?\.\w+)$")
+_TOKEN = re.compile(r"(cls_token|pos_embed|pos_embedding|position_embeddings|reg_token|register_tokens|"
+                    r"dist_token|mask_token|query_tokens|class_embedding|positional_embedding)$")
+_SCALAR = re.compile(r"(^|\.)(gamma|gamma_\d|ls\d?\.\w+|layer_scale\w*|layerscale\w*|alpha|scale|res_scale|"
+                     r"resweight|skip_scale|beta)$")
+
+
+def is_norm(mod: nn.Module) -> bool:
+    """Whether ``mod`` is a normalization layer: torch's own, or by structure (a class name
+    containing ``Norm`` whose own parameters are 1-D) — RMSNorm/LayerNorm-like modules of any
+    library are norms whatever their exact class name."""
+    if isinstance(mod, _TORCH_NORMS):
+        return True
+    if "norm" not in type(mod).__name__.lower():
+        return False
+    own = list(mod.named_parameters(recurse=False))
+    return bool(own) and all(p.dim() == 1 for _, p in own)
+
+
+def is_linear_like(mod: nn.Module) -> bool:
+    """Whether ``mod`` is a linear layer: ``nn.Linear`` or Hugging Face's ``Conv1D``."""
+    return isinstance(mod, nn.Linear) or _is_hf_conv1d(mod)
+
+
+def _is_hf_conv1d(mod: nn.Module) -> bool:
+    # transformers.pytorch_utils.Conv1D: weight (nx, nf) = (in, out), y = x @ W + b
+    w = getattr(mod, "weight", None)
+    return (type(mod).__name__ == "Conv1D" and hasattr(mod, "nf") and isinstance(w, torch.Tensor)
+            and w.dim() == 2 and w.shape[1] == mod.nf)
+
+
+def weight_fans(mod: nn.Module | None, shape: tuple[int, ...]) -> tuple[int, int]:
+    """(fan_in, fan_out) of a weight of ``shape`` owned by ``mod``; HF ``Conv1D`` reads (in, out)."""
+    if mod is not None and _is_hf_conv1d(mod) and len(shape) == 2:
+        return int(shape[0]), int(shape[1])
+    if len(shape) < 2:
+        n = int(shape[0]) if shape else 1
+        return n, n
+    rf = math.prod(shape[2:]) if len(shape) > 2 else 1
+    return int(shape[1]) * rf, int(shape[0]) * rf
+
+
+@dataclass
+class ParamInfo:
+    """One parameter as the rule engine sees it.
+
+    ``name`` is the qualified name relative to the root (its first name when tied; the others
+    are in ``aliases``); ``module_name``/``module`` own it under ``pname``; ``fan_in``/``fan_out``
+    are read in the module's own weight layout (HF ``Conv1D`` transposed); ``extra`` carries
+    structural facts the recipes use (``padding_idx``, ``last_norm_in_block``, ``gates``, ...).
+    """
+
+    name: str
+    module_name: str
+    pname: str
+    module: nn.Module
+    param: torch.Tensor
+    role: str | None
+    fan_in: int
+    fan_out: int
+    aliases: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.param.shape)  # a DTensor's shape is its global shape
+
+    @property
+    def module_type(self) -> str:
+        return type(self.module).__name__
+
+
+def _role(mname: str, mod: nn.Module, pname: str, p: torch.Tensor, head_name: str | None) -> str | None:
+    qname = f"{mname}.{pname}" if mname else pname
+    if isinstance(mod, (nn.Embedding, nn.EmbeddingBag)) and pname == "weight":
+        return "embedding"
+    if is_norm(mod):
+        return "norm_weight" if pname == "weight" else "norm_bias" if pname == "bias" else "scalar"
+    if isinstance(mod, _RNNS):
+        if pname.startswith("weight_hh"):
+            return "recurrent"
+        if pname.startswith("weight_ih"):
+            return "input_to_hidden"
+        if pname.startswith("bias"):
+            return "bias"
+        return None
+    if isinstance(mod, nn.MultiheadAttention):
+        if pname in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"):
+            return "attention_qkv"
+        if pname in ("in_proj_bias", "bias_k", "bias_v"):
+            return "bias"
+    if is_linear_like(mod) or isinstance(mod, (nn.Bilinear,) + _CONVS):
+        if pname != "weight":
+            return "bias" if pname == "bias" else None
+        if mname == head_name or _HEAD.search(mname) and mname.count(".") <= 1:
+            return "head"
+        if _QKV.search(mname):
+            return "attention_qkv"
+        if _ATT_OUT.search(mname) or (isinstance(mod, nn.Linear) and mname.endswith("out_proj")):
+            return "attention_out"
+        if _MLP_IN.search(mname):
+            return "mlp_in"
+        if _MLP_OUT.search(mname):
+            return "mlp_out"
+        return "weight"
+    # Bare parameters of other modules.
+    if _TOKEN.search(pname):
+        return "token"
+    if pname == "bias" or pname.endswith("_bias"):
+        return "bias"
+    if _SCALAR.search(qname) or p.numel() == 1:
+        return "scalar"
+    return None
+
+
+def residual_block_last_norms(model: nn.Module) -> set[str]:
+    """Qualified names of the last norm's weight in each ResNet-style residual block.
+
+    A block is recognized by structure, as torchvision/timm build them: children ``conv1``,
+    ``bn1``, ``conv2``, ``bn2`` (and ``conv3``/``bn3`` for a bottleneck), optionally a
+    ``downsample``; its last BN is ``bn3`` when present, else ``bn2``. ConvNeXt/ViT-style blocks
+    have no such norm (their residual scalars are layer scales).
+    """
+    out: set[str] = set()
+    for mname, mod in model.named_modules():
+        ch = dict(mod.named_children())
+        if all(k in ch for k in ("conv1", "bn1", "conv2", "bn2")) and is_norm(ch["bn2"]):
+            last = "bn3" if "bn3" in ch and "conv3" in ch else "bn2"
+            if getattr(ch[last], "weight", None) is not None:
+                out.add(f"{mname}.{last}.weight" if mname else f"{last}.weight")
+    return out
+
+
+def _head_name(model: nn.Module) -> str | None:
+    # The output layer: the HF output embeddings when defined, else the last linear-like module
+    # registered at depth <= 1 whose name looks like a head.
+    get = getattr(model, "get_output_embeddings", None)
+    if callable(get):
+        try:
+            head = get()
+        except Exception:  # noqa: BLE001 - some HF models raise for base classes
+            head = None
+        if head is not None:
+            for n, m in model.named_modules():
+                if m is head:
+                    return n
+    return None
+
+
+def param_infos(model: nn.Module) -> Iterator[ParamInfo]:
+    """Every distinct parameter of ``model`` with its role and fans, in registration order.
+
+    A parameter registered under several names (tied weights) is yielded once, under the first
+    name, with the other names in ``aliases``.
+    """
+    head = _head_name(model)
+    last_norms = residual_block_last_norms(model)
+    first: dict[int, ParamInfo] = {}
+    for mname, mod in model.named_modules(remove_duplicate=False):
+        for pname, p in mod.named_parameters(recurse=False):
+            qname = f"{mname}.{pname}" if mname else pname
+            key = id(p)
+            if key in first:
+                info = first[key]
+                if qname != info.name and qname not in info.aliases:
+                    info.aliases = info.aliases + (qname,)
+                continue
+            shape = tuple(p.shape)
+            fi, fo = weight_fans(mod, shape) if p.dim() >= 1 else (1, 1)
+            info = ParamInfo(qname, mname, pname, mod, p, _role(mname, mod, pname, p, head), fi, fo)
+            if isinstance(mod, (nn.Embedding,)) and mod.padding_idx is not None and pname == "weight":
+                info.extra["padding_idx"] = int(mod.padding_idx)
+            if qname in last_norms:
+                info.extra["last_norm_in_block"] = True
+            if isinstance(mod, _RNNS):
+                info.extra["hidden_size"] = int(mod.hidden_size)
+                info.extra["gates"] = {nn.LSTM: 4, nn.LSTMCell: 4, nn.GRU: 3, nn.GRUCell: 3}.get(type(mod), 1)
+                info.extra["rnn_kind"] = type(mod).__name__
+            first[key] = info
+            yield info

@@ -1,0 +1,326 @@
+"""Rules: which parameters get what. :class:`Rule` and the resolved :class:`Fill`.
+
+A rule matches on the owning module's type, the parameter's qualified name (a glob on the full
+dotted name, tied aliases included) and/or its role (see :mod:`initlab.torch.roles`), and says
+what to do: an initlab initializer with its options, a constant, ``"keep"`` or a callable.
+Resolving a rule against one parameter turns fan-based initializers into their numbers (the
+std or bound computed from the fans in the module's own weight layout, the gain), which is what
+the manifest records and what is then filled.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from .roles import ROLES, ParamInfo
+
+__all__ = ["Rule", "FnRule", "Fill", "INITIALIZERS", "execute", "resolve_named"]
+
+# Keras/JAX truncated normal correction: std of N(0,1) truncated to [-2, 2].
+_TRUNC_STD = 0.87962566103423978
+
+INITIALIZERS = (
+    "normal", "uniform", "trunc_normal", "kaiming_normal", "kaiming_uniform", "xavier_normal",
+    "xavier_uniform", "lecun_normal", "lecun_uniform", "variance_scaling", "orthogonal",
+    "zeros", "ones", "constant", "keep",
+)
+_OPTIONS = {
+    "normal": {"mean", "std"},
+    "uniform": {"a", "b"},
+    "trunc_normal": {"mean", "std", "a", "b"},
+    "kaiming_normal": {"a", "mode", "nonlinearity"},
+    "kaiming_uniform": {"a", "mode", "nonlinearity"},
+    "xavier_normal": {"gain"},
+    "xavier_uniform": {"gain"},
+    "lecun_normal": set(),
+    "lecun_uniform": set(),
+    "variance_scaling": {"scale", "mode", "distribution"},
+    "orthogonal": {"gain"},
+    "zeros": set(), "ones": set(), "constant": {"value"}, "keep": set(),
+}
+_MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+
+
+@dataclass(frozen=True)
+class Fill:
+    """A rule resolved for one parameter: the primitive fill and its numbers.
+
+    ``init`` is one of ``"normal"``, ``"uniform"``, ``"trunc_normal"``, ``"constant"``,
+    ``"orthogonal"``, ``"recurrent_orthogonal"`` (orthogonal per gate block), ``"keep"`` or
+    ``"callable"``; ``params`` holds the numbers (``std``, ``bound``, ``a``/``b``, ``value``,
+    ``gain``, ``fan_in``/``fan_out``, ...); ``post`` lists exact edits after the fill
+    (``("zero_row", i)`` for an embedding's padding row, ``("constant_slice", lo, hi, v)`` for
+    a gate's bias).
+    """
+
+    init: str
+    params: dict[str, Any] = field(default_factory=dict)
+    post: tuple[tuple[Any, ...], ...] = ()
+    fn: Callable[..., Any] | None = None
+
+    @property
+    def random(self) -> bool:
+        return self.init in ("normal", "uniform", "trunc_normal", "orthogonal", "recurrent_orthogonal", "callable")
+
+
+def _fan(info: ParamInfo, mode: str) -> float:
+    fi, fo = info.fan_in, info.fan_out
+    return {"fan_in": fi, "fan_out": fo, "fan_avg": (fi + fo) / 2.0, "fan_geo_avg": math.sqrt(fi * fo)}[mode]
+
+
+def _gain(nonlinearity: str, a: Any) -> float:
+    from ..fans import calculate_gain
+
+    return float(calculate_gain(nonlinearity, a))
+
+
+def resolve_named(init: str, opts: dict[str, Any], info: ParamInfo) -> Fill:
+    """Turn a named initializer with options into a primitive :class:`Fill` for ``info``."""
+    o = dict(opts)
+    if init == "normal":
+        return Fill("normal", {"mean": float(o.get("mean", 0.0)), "std": float(o.get("std", 1.0))})
+    if init == "uniform":
+        return Fill("uniform", {"a": float(o.get("a", 0.0)), "b": float(o.get("b", 1.0))})
+    if init == "trunc_normal":
+        return Fill("trunc_normal", {"mean": float(o.get("mean", 0.0)), "std": float(o.get("std", 1.0)),
+                                     "a": float(o.get("a", -2.0)), "b": float(o.get("b", 2.0))})
+    if init in ("zeros", "ones", "constant"):
+        return Fill("constant", {"value": {"zeros": 0.0, "ones": 1.0}.get(init, float(o.get("value", 0.0)))})
+    if init == "keep":
+        return Fill("keep")
+    if init == "orthogonal":
+        return Fill("orthogonal", {"gain": float(o.get("gain", 1.0))})
+    if init in ("kaiming_normal", "kaiming_uniform"):
+        mode = o.get("mode", "fan_in")
+        if mode not in _MODES:
+            raise ValueError(f"mode {mode!r} is not one of {_MODES}")
+        a = o.get("a", 0)
+        nl = o.get("nonlinearity", "leaky_relu")
+        g = _gain(nl, a)
+        fan = _fan(info, mode)
+        common = {"gain": g, "mode": mode, "fan": fan}
+        if init == "kaiming_normal":
+            return Fill("normal", {"mean": 0.0, "std": g / math.sqrt(fan) if fan > 0 else 0.0, **common})
+        b = g * math.sqrt(3.0 / fan) if fan > 0 else 0.0
+        return Fill("uniform", {"a": -b, "b": b, "bound": b, **common})
+    if init in ("xavier_normal", "xavier_uniform"):
+        g = float(o.get("gain", 1.0))
+        s = info.fan_in + info.fan_out
+        fans = {"gain": g, "fan_in": info.fan_in, "fan_out": info.fan_out}
+        if init == "xavier_normal":
+            return Fill("normal", {"mean": 0.0, "std": g * math.sqrt(2.0 / s) if s > 0 else 0.0, **fans})
+        b = g * math.sqrt(6.0 / s) if s > 0 else 0.0
+        return Fill("uniform", {"a": -b, "b": b, "bound": b, **fans})
+    if init in ("lecun_normal", "lecun_uniform"):
+        return resolve_named("variance_scaling", {"scale": 1.0, "mode": "fan_in",
+                                                  "distribution": "truncated_normal" if init == "lecun_normal" else "uniform"},
+                             info)
+    if init == "variance_scaling":
+        scale = float(o.get("scale", 1.0))
+        mode = o.get("mode", "fan_in")
+        dist = o.get("distribution", "truncated_normal")
+        if mode not in _MODES:
+            raise ValueError(f"mode {mode!r} is not one of {_MODES}")
+        fan = _fan(info, mode)
+        var = scale / max(fan, 1.0)
+        common = {"scale": scale, "mode": mode, "fan": fan}
+        if dist in ("truncated_normal", "normal"):
+            s = math.sqrt(var) / _TRUNC_STD
+            return Fill("trunc_normal", {"mean": 0.0, "std": s, "a": -2.0 * s, "b": 2.0 * s, **common})
+        if dist == "untruncated_normal":
+            return Fill("normal", {"mean": 0.0, "std": math.sqrt(var), **common})
+        if dist == "uniform":
+            b = math.sqrt(3.0 * var)
+            return Fill("uniform", {"a": -b, "b": b, "bound": b, **common})
+        raise ValueError(f"distribution {dist!r} is not one of 'truncated_normal', 'normal', "
+                         "'untruncated_normal', 'uniform'")
+    raise ValueError(f"unknown initializer {init!r}; accepted: {', '.join(INITIALIZERS)}")
+
+
+def _as_tuple(x: Any) -> tuple[Any, ...] | None:
+    if x is None:
+        return None
+    return tuple(x) if isinstance(x, (list, tuple, set, frozenset)) else (x,)
+
+
+class Rule:
+    """One rule of a recipe: a match and what matched parameters get.
+
+    Parameters
+    ----------
+    init : str, float, int or callable
+        An initializer name (``"normal"``, ``"uniform"``, ``"trunc_normal"``, ``"kaiming_normal"``,
+        ``"kaiming_uniform"``, ``"xavier_normal"``, ``"xavier_uniform"``, ``"lecun_normal"``,
+        ``"lecun_uniform"``, ``"variance_scaling"``, ``"orthogonal"``, ``"zeros"``, ``"ones"``,
+        ``"constant"``), ``"keep"`` (leave the parameter as constructed), a number (a constant),
+        or a callable ``fn(tensor, seed)`` that fills ``tensor`` in place (``seed`` is the
+        parameter's own ``initlab.Generator``, derived from its name).
+    module : type, str or tuple of them, optional
+        Match the owning module's type (``isinstance``) or class name (a glob such as
+        ``"*RMSNorm"``).
+    name : str or tuple of str, optional
+        Globs on the qualified parameter name (e.g. ``"*.c_proj.weight"``); a tied parameter
+        matches under any of its names.
+    role : str or tuple of str, optional
+        Roles from :data:`initlab.torch.roles.ROLES`; ``"residual_out"`` matches the
+        ``"attention_out"`` and ``"mlp_out"`` roles too.
+    label : str, optional
+        How the manifest names this rule (default: a description of the match).
+    **options
+        The initializer's options (``std=0.02``, ``mode="fan_out"``, ``nonlinearity="relu"``,
+        ``gain=...``, ``value=...``).
+
+    A rule without ``module``, ``name`` and ``role`` matches every parameter.
+    """
+
+    def __init__(self, init: Any, *, module: Any = None, name: Any = None, role: Any = None,
+                 label: str | None = None, **options: Any) -> None:
+        problems = []
+        if isinstance(init, bool) or not (isinstance(init, (str, int, float)) or callable(init)):
+            problems.append(f"init must be an initializer name, a number or a callable, got {init!r}")
+        elif isinstance(init, str):
+            if init not in INITIALIZERS:
+                problems.append(f"unknown initializer {init!r}; accepted: {', '.join(INITIALIZERS)} "
+                                "(or a number, or a callable)")
+            else:
+                bad = sorted(set(options) - _OPTIONS[init])
+                if bad:
+                    problems.append(f"options {bad} are not accepted by {init!r}; accepted: "
+                                    f"{sorted(_OPTIONS[init]) or 'none'}")
+        elif options:
+            problems.append(f"options {sorted(options)} only apply to a named initializer")
+        roles = _as_tuple(role)
+        for r in roles or ():
+            if r not in ROLES:
+                problems.append(f"unknown role {r!r}; accepted: {', '.join(ROLES)}")
+        mods = _as_tuple(module)
+        for m in mods or ():
+            if not (isinstance(m, str) or isinstance(m, type)):
+                problems.append(f"module must be a type or a class-name glob, got {m!r}")
+        names = _as_tuple(name)
+        for n in names or ():
+            if not isinstance(n, str):
+                problems.append(f"name must be a glob string, got {n!r}")
+        if problems:
+            raise ValueError("invalid Rule: " + "; ".join(problems))
+        self.init = init
+        self.module = mods
+        self.name = names
+        self.role = roles
+        self.options = options
+        self.label = label or self._describe()
+
+    def _describe(self) -> str:
+        parts = []
+        if self.module:
+            parts.append("module=" + "|".join(m if isinstance(m, str) else m.__name__ for m in self.module))
+        if self.name:
+            parts.append("name=" + "|".join(self.name))
+        if self.role:
+            parts.append("role=" + "|".join(self.role))
+        return " ".join(parts) or "all"
+
+    def __repr__(self) -> str:
+        opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        init = self.init if not callable(self.init) else getattr(self.init, "__name__", "callable")
+        return f"Rule({init!r}{opts}, {self.label})"
+
+    def matches(self, info: ParamInfo) -> bool:
+        """Whether this rule applies to the parameter ``info``."""
+        if self.module is not None:
+            ok = False
+            for m in self.module:
+                if isinstance(m, str):
+                    ok = ok or fnmatch.fnmatchcase(type(info.module).__name__, m)
+                else:
+                    ok = ok or isinstance(info.module, m)
+            if not ok:
+                return False
+        if self.name is not None:
+            names = (info.name,) + info.aliases
+            if not any(fnmatch.fnmatchcase(n, g) for n in names for g in self.name):
+                return False
+        if self.role is not None:
+            role = info.role
+            roles = set(self.role)
+            if "residual_out" in roles:
+                roles |= {"attention_out", "mlp_out"}
+            if role not in roles:
+                return False
+        return True
+
+    def resolve(self, info: ParamInfo) -> Fill:
+        """The :class:`Fill` this rule gives the parameter ``info``."""
+        if callable(self.init) and not isinstance(self.init, str):
+            return Fill("callable", {"fn": getattr(self.init, "__name__", "callable")}, fn=self.init)
+        if isinstance(self.init, (int, float)):
+            return Fill("constant", {"value": float(self.init)})
+        return resolve_named(self.init, self.options, info)
+
+
+class FnRule(Rule):
+    """A rule whose match and resolution are functions of the parameter (recipe internals)."""
+
+    def __init__(self, label: str, match: Callable[[ParamInfo], bool], resolve: Callable[[ParamInfo], Fill]) -> None:
+        self.init, self.module, self.name, self.role, self.options = "fn", None, None, None, {}
+        self.label = label
+        self._match, self._resolve = match, resolve
+
+    def matches(self, info: ParamInfo) -> bool:
+        return bool(self._match(info))
+
+    def resolve(self, info: ParamInfo) -> Fill:
+        return self._resolve(info)
+
+    def __repr__(self) -> str:
+        return f"FnRule({self.label!r})"
+
+
+
+def execute(fill: Fill, t: torch.Tensor, seed: Any, *, global_shape: Any = None, offset: Any = None) -> None:
+    """Write ``fill`` into ``t`` (a plain tensor or the local block of a sharded one)."""
+    from .. import init as I
+    from ..orthogonal import orthogonal_
+
+    p = fill.params
+    shard = {} if global_shape is None else {"global_shape": tuple(global_shape), "offset": tuple(offset)}
+    if fill.init == "normal":
+        I.normal_(t, p["mean"], p["std"], seed=seed, **shard)
+    elif fill.init == "uniform":
+        I.uniform_(t, p["a"], p["b"], seed=seed, **shard)
+    elif fill.init == "trunc_normal":
+        I.trunc_normal_(t, p["mean"], p["std"], p["a"], p["b"], seed=seed, **shard)
+    elif fill.init == "constant":
+        I.constant_(t, p["value"])
+    elif fill.init == "orthogonal":
+        if shard:
+            raise ValueError("orthogonal initialization needs the whole matrix; it cannot fill one shard")
+        orthogonal_(t, p["gain"], seed=seed)
+    elif fill.init == "recurrent_orthogonal":
+        if shard:
+            raise ValueError("orthogonal initialization needs the whole matrix; it cannot fill one shard")
+        h = p["hidden_size"]
+        gen = seed
+        for k in range(t.shape[0] // h):
+            orthogonal_(t[k * h:(k + 1) * h], p["gain"], seed=gen.spawn(1)[0] if hasattr(gen, "spawn") else gen)
+    elif fill.init == "callable":
+        fill.fn(t, seed)
+    elif fill.init == "keep":
+        return
+    else:  # pragma: no cover - Fill objects come from resolve_named
+        raise AssertionError(fill.init)
+    row0 = 0 if offset is None else int(offset[0])
+    for op in fill.post:
+        if op[0] == "zero_row":
+            r = op[1] - row0
+            if 0 <= r < t.shape[0]:
+                t[r].zero_()
+        elif op[0] == "constant_slice":
+            lo, hi = max(op[1] - row0, 0), min(op[2] - row0, t.shape[0])
+            if lo < hi:
+                t[lo:hi].fill_(op[3])
