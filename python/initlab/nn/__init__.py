@@ -13,7 +13,7 @@ through initlab's initializers.
 
 from .activations import GELU, SELU, Activation, LeakyReLU, ReLU, Sigmoid, Tanh, get_activation
 from .builders import GlobalAvgPool, init_weights, mlp, residual_mlp, resnet
-from .layers import BatchNorm, Conv2d, LayerNorm, Linear
+from .layers import BatchNorm, Conv2d, LayerNorm, Linear, ScalarBias
 from .module import Flatten, Identity, Module, Residual, Sequential
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "Conv2d",
     "LayerNorm",
     "BatchNorm",
+    "ScalarBias",
     "Activation",
     "ReLU",
     "LeakyReLU",

@@ -1,4 +1,4 @@
-"""Layers with parameters: Linear, Conv2d (NCHW), LayerNorm, BatchNorm."""
+"""Layers with parameters: Linear, Conv2d (NCHW), LayerNorm, BatchNorm, ScalarBias."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from .module import Module
 
-__all__ = ["Linear", "Conv2d", "LayerNorm", "BatchNorm"]
+__all__ = ["Linear", "Conv2d", "LayerNorm", "BatchNorm", "ScalarBias"]
 
 
 def as_generator(seed: Any) -> Any:
@@ -281,3 +281,31 @@ class BatchNorm(Module):
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps:g}, momentum={self.momentum:g}, affine={self.weight is not None}"
+
+
+class ScalarBias(Module):
+    """``y = x + bias`` with one trainable scalar ``bias`` (a 0-d array).
+
+    Fixup (Zhang et al. 2019) inserts these (init 0) before each convolution, linear and
+    activation layer of a residual branch.
+
+    Parameters
+    ----------
+    value : float, default 0.0
+        Initial value.
+    dtype : float32 or float64, default float64
+    """
+
+    def __init__(self, value: float = 0.0, *, dtype: Any = np.float64) -> None:
+        super().__init__()
+        self._add_param("bias", np.array(float(value), dtype=_check_dtype(dtype)))
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        return x + self.bias
+
+    def _backward(self, dy: np.ndarray) -> np.ndarray:
+        self._accumulate("bias", np.array(np.sum(dy)))
+        return dy
+
+    def extra_repr(self) -> str:
+        return f"bias={float(self.bias):g}"

@@ -209,10 +209,12 @@ class Sequential(Module):
 
 
 class Residual(Module):
-    """``y = shortcut(x) + alpha * branch(x)`` with a scalar, trainable ``alpha``.
+    """``y = shortcut(x) + alpha * branch(x) [+ bias]`` with a scalar, trainable ``alpha``.
 
     ``alpha=0`` gives SkipInit (De & Smith 2020) / ReZero (Bachlechner et al. 2020): every
-    block starts as the identity.
+    block starts as the identity. Fixup (Zhang et al. 2019) uses ``alpha`` as its scalar
+    multiplier (init 1) and adds the scalar ``bias`` after it (init 0, ``bias2b`` in the
+    reference code).
 
     Parameters
     ----------
@@ -222,14 +224,29 @@ class Residual(Module):
         Initial value of the scalar parameter ``alpha`` (a 0-d array).
     shortcut : Module, optional
         Projection for the skip path when shapes change (default: the identity).
+    bias : float, optional
+        Initial value of a scalar parameter ``bias`` added to the scaled branch (0-d array);
+        ``None`` (default): no such parameter. See also :meth:`add_bias`.
     """
 
-    def __init__(self, branch: Module, alpha: float = 1.0, shortcut: Module | None = None) -> None:
+    def __init__(self, branch: Module, alpha: float = 1.0, shortcut: Module | None = None, *,
+                 bias: float | None = None) -> None:
         super().__init__()
         self._children["branch"] = branch
         if shortcut is not None:
             self._children["shortcut"] = shortcut
         self._add_param("alpha", np.array(float(alpha)))
+        self.bias: np.ndarray | None = None
+        if bias is not None:
+            self._add_param("bias", np.array(float(bias)))
+
+    def add_bias(self, value: float = 0.0) -> np.ndarray:
+        """Give the block its scalar ``bias`` parameter (set to ``value`` if it exists); returns it."""
+        if self.bias is None:
+            self._add_param("bias", np.array(float(value)))
+        else:
+            self.bias[...] = value
+        return self.bias
 
     @property
     def branch(self) -> Module:
@@ -240,13 +257,15 @@ class Residual(Module):
         f = self.branch.forward(x)
         self._f = f
         s = self._children["shortcut"].forward(x) if "shortcut" in self._children else x
-        return s + self.alpha * f
+        return s + self.alpha * f + self.bias if self.bias is not None else s + self.alpha * f
 
     def _backward(self, dy: np.ndarray) -> np.ndarray:
         self._accumulate("alpha", np.array(np.sum(dy * self._f)))
+        if self.bias is not None:
+            self._accumulate("bias", np.array(np.sum(dy)))
         dx = self.branch.backward(self.alpha * dy)
         ds = self._children["shortcut"].backward(dy) if "shortcut" in self._children else dy
         return dx + ds
 
     def extra_repr(self) -> str:
-        return f"alpha={float(self.alpha):g}"
+        return f"alpha={float(self.alpha):g}" + (f", bias={float(self.bias):g}" if self.bias is not None else "")
