@@ -1,0 +1,380 @@
+"""Construct any library's model on initlab's fills: :func:`fast_init`.
+
+Model constructors (torch's ``reset_parameters``, Hugging Face's ``_init_weights``, timm's
+``init_weights``) spend their time in ``torch.nn.init`` and a few ``Tensor`` methods, most of
+it filling large weights on one or two threads. Inside a ``fast_init`` block those calls run on
+initlab's multi-threaded Philox fills with exactly the arguments the library passed, so the
+model gets the library's own distributions, faster, and reproducibly for a seed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import sys
+import threading
+import types
+from collections import Counter
+from typing import Any, Callable
+
+import torch
+
+from ..generator import Generator
+
+__all__ = ["fast_init"]
+
+# The torch.nn.init functions that are redirected (captured at import, before any patching).
+_INIT_NAMES = (
+    "uniform_", "normal_", "trunc_normal_", "constant_", "zeros_", "ones_", "eye_", "dirac_",
+    "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_",
+)
+_TORCH_INIT = {n: getattr(torch.nn.init, n) for n in _INIT_NAMES}
+_SIGNATURES = {n: inspect.signature(f) for n, f in _TORCH_INIT.items()}
+_TENSOR_METHODS = ("normal_", "uniform_", "zero_", "fill_")
+
+_FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+_EXACT_CONST_DTYPES = (torch.float32, torch.float64)  # a constant is rounded to these as torch does
+_PLAIN_TYPES = (torch.Tensor, torch.nn.Parameter)
+# Constant fills smaller than this stay on torch: the values are identical and torch's call is cheaper.
+_CONST_MIN_NUMEL = 1 << 16
+_TORCH_MODES = ("fan_in", "fan_out")
+
+
+class _Frame:
+    """One active ``with fast_init(...)`` block on one thread."""
+
+    __slots__ = ("seed", "counts")
+
+    def __init__(self, seed: Any, counts: Counter) -> None:
+        self.seed = seed  # an initlab.Generator, or None for the module-wide default generator
+        self.counts = counts
+
+
+_tls = threading.local()  # .stack: list[_Frame]; .passthrough: depth of calls into torch originals
+_install_lock = threading.RLock()
+_install_count = 0
+_patched: list[tuple[Any, str, Any, bool]] = []  # (owner, name, saved value, owner had its own entry)
+_wrappers: dict[int, Callable] = {}  # id(original) -> wrapper, so re-installs reuse the same objects
+
+
+def _frame() -> _Frame | None:
+    """The innermost block on this thread, or None (other threads are never redirected)."""
+    if getattr(_tls, "passthrough", 0):
+        return None
+    stack = getattr(_tls, "stack", None)
+    return stack[-1] if stack else None
+
+
+def _call_original(fr: _Frame | None, label: str, orig: Callable, args: tuple, kwargs: dict) -> Any:
+    if fr is not None:
+        fr.counts[(label, "torch")] += 1
+    _tls.passthrough = getattr(_tls, "passthrough", 0) + 1
+    try:
+        return orig(*args, **kwargs)
+    finally:
+        _tls.passthrough -= 1
+
+
+def _servable(t: Any, *, autograd_inplace: bool) -> bool:
+    """Whether initlab can write ``t`` in place with torch's semantics (else: torch's own call)."""
+    if type(t) not in _PLAIN_TYPES:  # subclasses (DTensor, fake/lazy tensors, ...) keep their own dispatch
+        return False
+    if t.device.type != "cpu" or t.layout is not torch.strided or t.dtype not in _FLOAT_DTYPES:
+        return False
+    if t.numel() == 0 or t.is_conj() or t.is_neg():
+        return False
+    if t.is_inference() and not torch.is_inference_mode_enabled():
+        return False  # torch raises for in-place updates of inference tensors outside inference mode
+    if autograd_inplace and t.requires_grad and torch.is_grad_enabled():
+        return False  # a Tensor method under autograd: torch raises (leaf) or records the op
+    return torch._debug_has_internal_overlap(t) == 0
+
+
+def _serve(name: str, t: torch.Tensor, a: dict, seed: Any) -> Any:
+    """Run torch.nn.init's ``name`` with the bound arguments ``a`` on initlab; None: not served."""
+    from .. import init as il
+    from ..orthogonal import orthogonal_
+
+    if name in ("constant_", "zeros_", "ones_"):
+        if t.dtype not in _EXACT_CONST_DTYPES and name == "constant_":
+            return None  # float16/bfloat16: torch rounds the double directly; keep its exact bits
+        if t.numel() < _CONST_MIN_NUMEL:
+            return None
+        val = a["val"] if name == "constant_" else (0.0 if name == "zeros_" else 1.0)
+        return il.constant_(t, val)
+    if name == "eye_":
+        return il.eye_(t)
+    if name == "dirac_":
+        return il.dirac_(t, a["groups"])
+    if name == "uniform_":
+        return il.uniform_(t, a["a"], a["b"], seed=seed)
+    if name == "normal_":
+        return il.normal_(t, a["mean"], a["std"], seed=seed)
+    if name == "trunc_normal_":
+        return il.trunc_normal_(t, a["mean"], a["std"], a["a"], a["b"], seed=seed)
+    if name == "xavier_uniform_":
+        return il.xavier_uniform_(t, a["gain"], seed=seed)
+    if name == "xavier_normal_":
+        return il.xavier_normal_(t, a["gain"], seed=seed)
+    if name in ("kaiming_uniform_", "kaiming_normal_"):
+        if not isinstance(a["mode"], str) or a["mode"].lower() not in _TORCH_MODES:
+            return None  # torch accepts only fan_in/fan_out: let it raise its own error
+        fn = il.kaiming_uniform_ if name == "kaiming_uniform_" else il.kaiming_normal_
+        return fn(t, a["a"], a["mode"], a["nonlinearity"], seed=seed)
+    if name == "orthogonal_":
+        return orthogonal_(t, a["gain"], seed=seed)
+    if name == "sparse_":
+        return il.sparse_(t, a["sparsity"], a["std"], seed=seed)
+    return None
+
+
+def _init_wrapper(name: str, orig: Callable) -> Callable:
+    sig = _SIGNATURES[name]
+
+    @functools.wraps(orig)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        fr = _frame()
+        if fr is None:
+            return orig(*args, **kwargs)
+        try:
+            bound = sig.bind(*args, **kwargs)
+        except TypeError:
+            return _call_original(fr, name, orig, args, kwargs)  # torch's own TypeError
+        bound.apply_defaults()
+        a = bound.arguments
+        t = a["tensor"]
+        if a.get("generator") is not None or not _servable(t, autograd_inplace=False):
+            return _call_original(fr, name, orig, args, kwargs)
+        try:
+            with torch.no_grad():
+                out = _serve(name, t, a, fr.seed)
+        except (TypeError, ValueError):
+            out = None  # initlab validates before writing: nothing was written, torch decides
+        if out is None:
+            return _call_original(fr, name, orig, args, kwargs)
+        fr.counts[(name, "initlab")] += 1
+        return t
+
+    wrapper.__initlab_fast_init_original__ = orig  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _method_args(name: str, args: tuple, kwargs: dict) -> dict | None:
+    """Parse a Tensor method's arguments as torch does (None: unexpected form, leave it to torch)."""
+    spec = {"normal_": ("mean", "std", 0.0, 1.0), "uniform_": ("from", "to", 0.0, 1.0)}
+    if name in spec:
+        p0, p1, d0, d1 = spec[name]
+        extra = set(kwargs) - {p0, p1, "generator"}
+        if extra or len(args) > 2 or kwargs.get("generator") is not None:
+            return None
+        vals = list(args) + [None] * (2 - len(args))
+        if vals[0] is not None and p0 in kwargs or vals[1] is not None and p1 in kwargs:
+            return None
+        v0 = kwargs.get(p0, d0) if vals[0] is None else vals[0]
+        v1 = kwargs.get(p1, d1) if vals[1] is None else vals[1]
+        return {p0: v0, p1: v1}
+    if name == "zero_":
+        return {} if not args and not kwargs else None
+    if name == "fill_":
+        if len(args) + len(kwargs) != 1 or (kwargs and "value" not in kwargs):
+            return None
+        v = args[0] if args else kwargs["value"]
+        return {"value": v} if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    return None
+
+
+def _method_wrapper(name: str, orig: Callable) -> Callable:
+    from .. import init as il
+
+    @functools.wraps(orig)
+    def wrapper(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        fr = _frame()
+        if fr is None:
+            return orig(self, *args, **kwargs)
+        label = f"Tensor.{name}"
+        a = _method_args(name, args, kwargs)
+        if a is None or not _servable(self, autograd_inplace=True):
+            return _call_original(fr, label, orig, (self, *args), kwargs)
+        out: Any = None
+        try:
+            if name == "normal_":
+                out = il.normal_(self, a["mean"], a["std"], seed=fr.seed)
+            elif name == "uniform_":
+                out = il.uniform_(self, a["from"], a["to"], seed=fr.seed)
+            elif self.numel() >= _CONST_MIN_NUMEL and (name == "zero_" or self.dtype in _EXACT_CONST_DTYPES):
+                out = il.constant_(self, 0.0 if name == "zero_" else a["value"])
+        except (TypeError, ValueError):
+            out = None
+        if out is None:
+            return _call_original(fr, label, orig, (self, *args), kwargs)
+        fr.counts[(label, "initlab")] += 1
+        return self
+
+    wrapper.__initlab_fast_init_original__ = orig  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _wrapper_for(kind: str, name: str, orig: Callable) -> Callable:
+    w = _wrappers.get(id(orig))
+    if w is None or getattr(w, "__initlab_fast_init_original__", None) is not orig:
+        w = _init_wrapper(name, orig) if kind == "init" else _method_wrapper(name, orig)
+        _wrappers[id(orig)] = w
+    return w
+
+
+def _install() -> None:
+    """Patch every reference to the torch originals (module globals, HF's table, Tensor methods)."""
+    originals = {id(f): n for n, f in _TORCH_INIT.items()}
+    # Every loaded module that holds one of the originals under its torch name: torch.nn.init,
+    # torch.nn.modules.* (``from torch.nn.init import xavier_uniform_``), user code, ...
+    for mod in list(sys.modules.values()):
+        d = getattr(mod, "__dict__", None) if isinstance(mod, types.ModuleType) else None
+        if not d:
+            continue
+        for n in _INIT_NAMES:
+            f = d.get(n)
+            if f is not None and originals.get(id(f)) == n:
+                _patched.append((mod, n, f, True))
+                setattr(mod, n, _wrapper_for("init", n, f))
+    # Hugging Face's initialization module calls the torch functions it captured at import.
+    hf = sys.modules.get("transformers.initialization")
+    table = getattr(hf, "TORCH_INIT_FUNCTIONS", None)
+    if isinstance(table, dict):
+        for n, f in list(table.items()):
+            if originals.get(id(f)) == n:
+                _patched.append((table, n, f, True))
+                table[n] = _wrapper_for("init", n, f)
+    for n in _TENSOR_METHODS:
+        own = n in torch.Tensor.__dict__
+        f = getattr(torch.Tensor, n)
+        _patched.append((torch.Tensor, n, torch.Tensor.__dict__.get(n), own))
+        setattr(torch.Tensor, n, _wrapper_for("method", n, f))
+
+
+def _uninstall() -> None:
+    while _patched:
+        owner, n, saved, own = _patched.pop()
+        if isinstance(owner, dict):
+            if getattr(owner.get(n), "__initlab_fast_init_original__", None) is saved:
+                owner[n] = saved
+        elif owner is torch.Tensor:
+            if own:
+                setattr(owner, n, saved)
+            else:
+                delattr(owner, n)
+        elif getattr(getattr(owner, n, None), "__initlab_fast_init_original__", None) is saved:
+            setattr(owner, n, saved)  # left alone if someone else replaced it meanwhile
+
+
+class fast_init(contextlib.ContextDecorator):
+    """Construct models with the library's own distributions on initlab's multi-threaded fills.
+
+    Inside the block (or the decorated function), on the thread that entered it:
+
+    * the ``torch.nn.init`` functions ``uniform_``, ``normal_``, ``trunc_normal_``,
+      ``constant_``, ``zeros_``, ``ones_``, ``eye_``, ``dirac_``, ``xavier_uniform_``,
+      ``xavier_normal_``, ``kaiming_uniform_``, ``kaiming_normal_``, ``orthogonal_`` and
+      ``sparse_`` — wherever they are referenced: ``torch.nn.init``, modules that imported them
+      by name (``torch.nn.modules.*``, user code) and Hugging Face's
+      ``transformers.initialization.TORCH_INIT_FUNCTIONS`` table, through which its
+      ``_init_weights`` calls them;
+    * the ``Tensor`` methods ``normal_``, ``uniform_``, ``zero_`` and ``fill_`` (what torch's
+      ``Embedding`` padding row, BatchNorm's running statistics and older model code call)
+
+    run on initlab's fills with exactly the arguments the library passed (torch semantics:
+    ``kaiming_uniform_(a=√5)``, absolute ``trunc_normal_`` bounds, torch's fan convention).
+    What the library does around those calls (zeroed padding rows, scaled residual
+    projections, tied weights) is its own business and happens as usual.
+
+    Calls that initlab cannot serve with torch's exact semantics go to the original torch
+    function unchanged: non-CPU, meta or sparse tensors, tensor subclasses, integer/complex
+    dtypes, zero-size tensors, overlapping memory, a ``generator=`` argument, in-place
+    ``Tensor`` methods on tensors that require grad while grad mode is on (torch raises or
+    records them), arguments torch rejects (torch raises its own error), and constant fills of
+    small tensors or of float16/bfloat16 tensors with ``constant_``/``fill_`` (identical values;
+    torch's call is cheaper or rounds the constant in its own way).
+
+    Parameters
+    ----------
+    seed : int, initlab.Generator or None
+        ``int``: each entry into the block starts a fresh ``initlab.Generator(seed)`` and every
+        random call takes its next stream, so the whole construction is reproducible
+        (bit-identical for a seed, whatever the thread count). A ``Generator`` is used as is
+        (its streams continue across blocks). ``None``: the module-wide default generator
+        (reproducible after ``initlab.manual_seed``).
+
+    Attributes
+    ----------
+    counts : collections.Counter
+        For the last (or current) entry: ``(function, "initlab" | "torch")`` -> number of calls
+        served by initlab or passed through to torch.
+
+    Notes
+    -----
+    Determinism contract: for an int seed, the values depend only on the seed and the order of
+    the intercepted random calls, which a library's constructor fixes.
+
+    Thread safety: the patching is global while any block is active (installed on the first
+    entry, undone when the last one exits, also on exceptions), but calls from threads other
+    than the one that entered the block go to torch unchanged. Blocks nest: the innermost one's
+    seed is used. Modules imported *inside* the block that copy ``torch.nn.init`` functions by
+    name keep a wrapper that forwards to torch outside any block.
+
+    Examples
+    --------
+    >>> import torch, initlab.torch
+    >>> with initlab.torch.fast_init(seed=0):
+    ...     model = torch.nn.Sequential(torch.nn.Linear(512, 512), torch.nn.LayerNorm(512))
+    """
+
+    def __init__(self, seed: Any = None) -> None:
+        if seed is not None and not isinstance(seed, Generator):
+            Generator(seed)  # validate now (TypeError/ValueError naming the bad seed)
+        self.seed = seed
+        self.counts: Counter = Counter()
+        self._frames: list[_Frame] = []
+
+    def __enter__(self) -> fast_init:
+        global _install_count
+        gen = self.seed if self.seed is None or isinstance(self.seed, Generator) else Generator(self.seed)
+        self.counts = Counter()
+        fr = _Frame(gen, self.counts)
+        with _install_lock:
+            if _install_count == 0:
+                try:
+                    _install()
+                except BaseException:
+                    _uninstall()
+                    raise
+            _install_count += 1
+        if not hasattr(_tls, "stack"):
+            _tls.stack = []
+        _tls.stack.append(fr)
+        self._frames.append(fr)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        global _install_count
+        fr = self._frames.pop()
+        stack = _tls.stack
+        # Remove this block's frame (the innermost one unless blocks were exited out of order).
+        for k in range(len(stack) - 1, -1, -1):
+            if stack[k] is fr:
+                del stack[k]
+                break
+        with _install_lock:
+            _install_count -= 1
+            if _install_count == 0:
+                _uninstall()
+
+    def __repr__(self) -> str:
+        return f"initlab.torch.fast_init(seed={self.seed!r})"
+
+    def __str__(self) -> str:
+        served = sum(v for (_, how), v in self.counts.items() if how == "initlab")
+        passed = sum(v for (_, how), v in self.counts.items() if how == "torch")
+        lines = [f"fast_init(seed={self.seed!r}): {served} calls on initlab, {passed} passed to torch"]
+        for (name, how), v in sorted(self.counts.items()):
+            lines.append(f"  {name:<24} {how:<8} {v}")
+        return "\n".join(lines)
