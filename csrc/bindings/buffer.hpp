@@ -4,11 +4,13 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 #include "initlab/distributions.hpp"
+#include "initlab/parallel.hpp"
 
 namespace initlab_bind {
 
@@ -45,6 +47,38 @@ inline ArrayView writable_view(py::array& a, initlab::DType d) {
 inline initlab::Isa isa_from_int(int i) {
   if (i < 0 || i > 3) throw py::value_error("unknown SIMD path code " + std::to_string(i));
   return static_cast<initlab::Isa>(i);
+}
+
+// Runs `f` without the GIL and with Ctrl-C honoured: between tasks the core asks (at most every
+// 20 ms, on the calling thread) whether a signal arrived; a raised KeyboardInterrupt (or whatever
+// the Python signal handler raises) stops the remaining tasks and propagates. What the finished
+// tasks wrote stays written.
+template <class F>
+void run_interruptible(F&& f) {
+  using clock = std::chrono::steady_clock;
+  initlab::Cancel cancel;
+  auto last = clock::now();
+  cancel.poll = [&last]() {
+    const auto now = clock::now();
+    if (now - last < std::chrono::milliseconds(20)) return false;
+    last = now;
+    py::gil_scoped_acquire gil;
+    return PyErr_CheckSignals() != 0;
+  };
+  bool interrupted = false;
+  {
+    initlab::CancelScope scope(&cancel);
+    py::gil_scoped_release release;
+    try {
+      f();
+    } catch (const initlab::Interrupted&) {
+      interrupted = true;
+    }
+  }
+  if (interrupted) {
+    if (!PyErr_Occurred()) PyErr_SetNone(PyExc_KeyboardInterrupt);
+    throw py::error_already_set();
+  }
 }
 
 }  // namespace initlab_bind

@@ -48,9 +48,10 @@ void orthogonal_array(py::array out, bool transpose, double gain, std::uint64_t 
     if (out.strides(k) == 0 && out.shape(k) > 1) throw py::value_error("destination has overlapping elements");
   const auto ex = make_exec(n_threads, isa);
   void* p = out.mutable_data();
-  py::gil_scoped_release release;
-  if (code == 0) initlab::orthogonal(static_cast<float*>(p), m, n, rs, cs, {seed, stream}, gain, ex);
-  else initlab::orthogonal(static_cast<double*>(p), m, n, rs, cs, {seed, stream}, gain, ex);
+  initlab_bind::run_interruptible([&] {
+    if (code == 0) initlab::orthogonal(static_cast<float*>(p), m, n, rs, cs, {seed, stream}, gain, ex);
+    else initlab::orthogonal(static_cast<double*>(p), m, n, rs, cs, {seed, stream}, gain, ex);
+  });
 }
 
 // a: Fortran-ordered m x n working copy (overwritten by R and the reflectors);
@@ -66,9 +67,10 @@ void householder_qr_arrays(py::array a, py::array q, int n_threads, int isa) {
   const auto ex = make_exec(n_threads, isa);
   void* pa = a.mutable_data();
   void* pq = q.mutable_data();
-  py::gil_scoped_release release;
-  if (ca == 0) initlab::householder_qr(static_cast<float*>(pa), m, n, lda, static_cast<float*>(pq), ldq, ex);
-  else initlab::householder_qr(static_cast<double*>(pa), m, n, lda, static_cast<double*>(pq), ldq, ex);
+  initlab_bind::run_interruptible([&] {
+    if (ca == 0) initlab::householder_qr(static_cast<float*>(pa), m, n, lda, static_cast<float*>(pq), ldq, ex);
+    else initlab::householder_qr(static_cast<double*>(pa), m, n, lda, static_cast<double*>(pq), ldq, ex);
+  });
 }
 
 // c (op)= a @ b with any strides (mode 0: set, 1: add, 2: subtract). For tests and benchmarks.

@@ -32,8 +32,7 @@ void fill_array(py::array arr, int dtype_code, int dist_code, double p0, double 
   initlab::Sampler s{static_cast<initlab::Dist>(dist_code), p0, p1, lo, hi};
   initlab::Exec ex{n_threads < 1 ? 1 : n_threads, isa_from_int(isa)};
   // Safe without the GIL: the core touches only the raw buffer and plain values.
-  py::gil_scoped_release release;
-  initlab::fill(d, s, {seed, stream}, ex);
+  initlab_bind::run_interruptible([&] { initlab::fill(d, s, {seed, stream}, ex); });
 }
 
 py::array_t<double> eval_detmath(const std::string& name, py::array_t<double, py::array::c_style | py::array::forcecast> x) {
@@ -75,6 +74,8 @@ void register_random(py::module_& m) {
         py::arg("p1"), py::arg("lo"), py::arg("hi"), py::arg("seed"), py::arg("stream"), py::arg("gstrides"),
         py::arg("gbase"), py::arg("n_threads"), py::arg("isa"),
         "Fill `out` in place (any strides); element values depend only on their global index.");
+  m.def("serial_after_fork", &initlab::serial_after_fork,
+        "Whether this process was forked after a multi-threaded region (every call is then serial).");
   m.def("openmp_enabled", &initlab::openmp_enabled, "Whether the core was built with OpenMP.");
   m.def("max_threads", &initlab::max_threads, "omp_get_max_threads() in the calling thread (1 without OpenMP).");
   m.def("num_procs", &initlab::num_procs, "Processors available to OpenMP.");

@@ -47,11 +47,8 @@ py::dict reduce_stats(py::array a, int dtype_code, std::vector<int> reduce, int 
   initlab::StatsOutput out{finite.mutable_data(), zeros.mutable_data(), mean.mutable_data(),
                            m2.mutable_data(),     mn.mutable_data(),    mx.mutable_data()};
   const initlab::Exec ex{n_threads < 1 ? 1 : n_threads, isa_from_int(isa)};
-  {
-    // Safe without the GIL: the core reads raw memory and writes the freshly allocated outputs.
-    py::gil_scoped_release release;
-    initlab::compute_stats(in, red.data(), out, ex);
-  }
+  // Safe without the GIL: the core reads raw memory and writes the freshly allocated outputs.
+  initlab_bind::run_interruptible([&] { initlab::compute_stats(in, red.data(), out, ex); });
   py::dict d;
   d["finite"] = finite;
   d["zeros"] = zeros;

@@ -97,7 +97,11 @@ double largest_at_most(DType d, double b) {
   return r;
 }
 
-KParams prepare(const Sampler& s, DType d) {
+constexpr double kFar = 1e150;  // standardized bounds beyond this are "infinitely" far
+
+// Validates the sampler for dtype `d`. `*constant` becomes finite when every sample is one value.
+KParams prepare(const Sampler& s, DType d, double* constant) {
+  *constant = std::numeric_limits<double>::quiet_NaN();
   KParams kp;
   const double inf = std::numeric_limits<double>::infinity();
   switch (s.dist) {
@@ -113,6 +117,8 @@ KParams prepare(const Sampler& s, DType d) {
                   " arithmetic (a=" + num(a) + ", b=" + num(b) + ")");
       if (a == b) {
         kp.lo = kp.hi = to_dtype(d, a);  // the degenerate interval: every value is a
+        require(std::isfinite(kp.lo), std::string("uniform_: a = b = ") + num(a) + " is beyond the finite range of " +
+                                          dtype_name(d) + " (largest " + num(max_finite(d)) + ")");
       } else {
         kp.lo = smallest_at_least(d, a);
         const double hb = largest_at_most(d, b);
@@ -131,6 +137,12 @@ KParams prepare(const Sampler& s, DType d) {
       require(d == DType::f64 || (std::isfinite(static_cast<float>(s.p0)) && std::isfinite(static_cast<float>(s.p1))),
               "normal_: mean=" + num(s.p0) + " and std=" + num(s.p1) + " must be finite in float32 for a " +
                   dtype_name(d) + " destination");
+      // Box-Muller's radius is at most sqrt(-2 log u1_min): 6.6604 for float32 words (u1 >= 2^-32),
+      // 8.6521 for float64 ones (u1 >= 2^-54), so every sample is finite exactly when this holds.
+      const double zmax = d == DType::f64 ? 8.653 : 6.661;
+      require(std::fabs(s.p0) + zmax * s.p1 <= max_finite(d),
+              "normal_: mean=" + num(s.p0) + ", std=" + num(s.p1) + " can give samples beyond the finite range of " +
+                  dtype_name(d) + " (|mean| + " + num(zmax) + " std must be <= " + num(max_finite(d)) + ")");
       kp.lo = -inf;
       kp.hi = inf;
       break;
@@ -157,6 +169,23 @@ KParams prepare(const Sampler& s, DType d) {
       kp.beta = (be - mean) / sd;
       require(kp.alpha < kp.beta, "trunc_normal_: the interval [a, b] = [" + num(a) + ", " + num(b) +
                                       "] is empty after standardizing by std=" + num(sd));
+      kp.lo = smallest_at_least(d, ae);
+      kp.hi = largest_at_most(d, be);
+      require(kp.lo <= kp.hi, std::string("trunc_normal_: no ") + dtype_name(d) + " value lies in [" + num(a) +
+                                  ", " + num(b) + "]; the interval has no representable mass");
+      // Beyond kFar standard deviations log Phi would overflow (x^2). An interval entirely that
+      // far on one side holds its mass within std / kFar of its near end: every sample is that
+      // end. A bound that far with the other one near adds no mass: it is moved in to kFar.
+      if (kp.alpha >= kFar) {
+        *constant = kp.lo;
+        break;
+      }
+      if (kp.beta <= -kFar) {
+        *constant = kp.hi;
+        break;
+      }
+      kp.alpha = std::max(kp.alpha, -kFar);
+      kp.beta = std::min(kp.beta, kFar);
       kp.la = detail::log_ndtr_impl(kp.alpha);
       kp.lb = detail::log_ndtr_impl(kp.beta);
       kp.lca = detail::log_ndtr_impl(-kp.alpha);
@@ -181,10 +210,6 @@ KParams prepare(const Sampler& s, DType d) {
         return std::min(0.5, p_side + kp.m) <= 16.0 * kp.m && p_side + 5.9604644775390625e-08 * kp.m >= 1e-8;
       };
       kp.exact = !(kp.m >= (low_prec ? 1e-30 : 1e-300) && ok_side(kp.pa) && ok_side(kp.qb));
-      kp.lo = smallest_at_least(d, ae);
-      kp.hi = largest_at_most(d, be);
-      require(kp.lo <= kp.hi, std::string("trunc_normal_: no ") + dtype_name(d) + " value lies in [" + num(a) +
-                                  ", " + num(b) + "]; the interval has no representable mass");
       break;
     }
     case Dist::constant:
@@ -267,14 +292,15 @@ void run_tasks(const Walker& w, const Exec& ex, F&& body) {
 
 void fill(const Destination& dst, const Sampler& s, RngCoord rc, Exec ex) {
   const Walker w(dst);
-  const KParams kp = prepare(s, dst.dtype);
+  double degenerate;
+  const KParams kp = prepare(s, dst.dtype, &degenerate);
   if (w.total == 0) return;
   require(dst.data != nullptr, "null destination pointer");
   char* base = static_cast<char*>(dst.data);
   const std::size_t isz = itemsize(dst.dtype);
 
-  if (s.dist == Dist::constant) {
-    const double v = s.p0;
+  if (s.dist == Dist::constant || !std::isnan(degenerate)) {
+    const double v = s.dist == Dist::constant ? s.p0 : degenerate;
     const float vf = static_cast<float>(v);
     const std::uint16_t h = dst.dtype == DType::f16 ? lowp::f16_from_f32(vf) : lowp::bf16_from_f32(vf);
     run_tasks(w, ex, [&](std::uint64_t, std::int64_t mem, std::int64_t len, std::int64_t sl) {

@@ -40,7 +40,8 @@ static inline bool any_lane(vi32 m) {
 }
 
 static inline vu32 splat(std::uint32_t x) { return (vu32){} + x; }
-static inline vf32 splatf(float x) { return (vf32){} + x; }
+// x - 0 keeps the sign of a -0.0 (0 + -0.0 would give +0.0 and lose a -0.0 bound).
+static inline vf32 splatf(float x) { return x - (vf32){}; }
 
 // Takes the even 32-bit lanes of `e` and the odd lanes of `o`.
 static inline vu32 blend_odd(vu64 e, vu64 o) {
@@ -440,7 +441,7 @@ static void words(std::uint64_t seed, std::uint64_t stream, std::uint64_t b0, in
   }
 }
 
-static inline vf64 splatd(double x) { return (vf64){} + x; }
+static inline vf64 splatd(double x) { return x - (vf64){}; }
 
 // Exact double of 0 <= k < 2^53.
 static inline vf64 u53_to_double(vu64 k) {

@@ -1,13 +1,51 @@
 #include "initlab/parallel.hpp"
 
+#include <algorithm>
 #include <exception>
 #include <mutex>
 #include <thread>
 #if defined(INITLAB_HAVE_OPENMP)
 #include <omp.h>
 #endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#define INITLAB_HAVE_ATFORK 1
+#endif
 
 namespace initlab {
+
+namespace {
+
+std::atomic<bool> g_pool_started{false};  // a multi-threaded region has run in this process
+std::atomic<bool> g_serial{false};        // this process was forked after that: stay serial
+thread_local Cancel* t_cancel = nullptr;
+
+#if defined(INITLAB_HAVE_ATFORK)
+void on_fork_child() {
+  // The child has only the forking thread: the OpenMP pool's workers are gone, and the runtime
+  // would wait for them forever. Async-signal-safe: two atomic stores.
+  if (g_pool_started.load(std::memory_order_relaxed)) g_serial.store(true, std::memory_order_relaxed);
+}
+struct AtForkRegistration {
+  AtForkRegistration() { pthread_atfork(nullptr, nullptr, &on_fork_child); }
+} g_atfork_registration;
+#endif
+
+// Polls the installed Cancel (calling thread only); true once an interrupt was seen.
+bool should_stop(Cancel* c, bool may_poll) {
+  if (c == nullptr) return false;
+  if (c->stop.load(std::memory_order_relaxed)) return true;
+  if (may_poll && c->poll && c->poll()) {
+    c->stop.store(true, std::memory_order_relaxed);
+    return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+CancelScope::CancelScope(Cancel* c) : prev_(t_cancel) { t_cancel = c; }
+CancelScope::~CancelScope() { t_cancel = prev_; }
 
 bool openmp_enabled() {
 #if defined(INITLAB_HAVE_OPENMP)
@@ -34,18 +72,30 @@ int num_procs() {
 #endif
 }
 
+bool serial_after_fork() { return g_serial.load(std::memory_order_relaxed); }
+
 void parallel_for(std::int64_t n_tasks, int n_threads, const std::function<void(std::int64_t)>& task) {
   if (n_tasks <= 0) return;
-  if (n_threads <= 1 || n_tasks == 1) {
-    for (std::int64_t i = 0; i < n_tasks; ++i) task(i);
+  Cancel* const cancel = t_cancel;
+  if (should_stop(cancel, false)) throw Interrupted();
+  // More threads than processors never helps and can exhaust a per-process thread limit.
+  n_threads = std::min(n_threads, std::max(1, num_procs()));
+  if (n_threads <= 1 || n_tasks == 1 || serial_after_fork()) {
+    for (std::int64_t i = 0; i < n_tasks; ++i) {
+      if (i > 0 && should_stop(cancel, true)) throw Interrupted();
+      task(i);
+    }
     return;
   }
 #if defined(INITLAB_HAVE_OPENMP)
   std::exception_ptr err = nullptr;
   std::mutex err_mutex;
   const int nt = static_cast<int>(n_threads < n_tasks ? n_threads : n_tasks);
+  g_pool_started.store(true, std::memory_order_relaxed);
 #pragma omp parallel for num_threads(nt) schedule(static)
   for (std::int64_t i = 0; i < n_tasks; ++i) {
+    // Thread 0 is the caller: only it may poll (the poll may need the caller's interpreter).
+    if (should_stop(cancel, omp_get_thread_num() == 0)) continue;
     try {
       task(i);
     } catch (...) {
@@ -54,8 +104,12 @@ void parallel_for(std::int64_t n_tasks, int n_threads, const std::function<void(
     }
   }
   if (err) std::rethrow_exception(err);
+  if (should_stop(cancel, false)) throw Interrupted();
 #else
-  for (std::int64_t i = 0; i < n_tasks; ++i) task(i);
+  for (std::int64_t i = 0; i < n_tasks; ++i) {
+    if (i > 0 && should_stop(cancel, true)) throw Interrupted();
+    task(i);
+  }
 #endif
 }
 

@@ -41,8 +41,15 @@ Moments merge(const Moments& a, const Moments& b) {
   r.n = a.n + b.n;
   const double na = static_cast<double>(a.n), nb = static_cast<double>(b.n), n = static_cast<double>(r.n);
   const double delta = b.mean - a.mean;
-  r.mean = a.mean + delta * (nb / n);
-  r.m2 = a.m2 + b.m2 + delta * delta * (na * nb / n);
+  if (std::isfinite(delta)) {
+    r.mean = a.mean + delta * (nb / n);
+    r.m2 = a.m2 + b.m2 + delta * delta * (na * nb / n);
+  } else {
+    // Finite means whose difference overflows (data spanning +-1e308): the weighted average
+    // cannot overflow, and the spread is beyond float64.
+    r.mean = a.mean * (na / n) + b.mean * (nb / n);
+    r.m2 = std::numeric_limits<double>::infinity();
+  }
   r.min = b.min < a.min ? b.min : a.min;
   r.max = b.max > a.max ? b.max : a.max;
   return r;
@@ -244,20 +251,19 @@ struct Dim {
   std::int64_t n, stride;
 };
 
-// The reduced axes of one slice in canonical order (outermost first, innermost = smallest
-// |stride|), negative strides flipped, unit axes dropped, mergeable axes merged.
+// The reduced axes of one slice in logical order (C order of the input), unit axes dropped,
+// axes contiguous in that order merged.
 struct Plan {
   const void* data;
   DType dtype;
   std::vector<Dim> kept;     // logical order (C order of the output)
-  std::vector<Dim> reduced;  // canonical order
-  std::int64_t flip_offset = 0;  // added to every slice base after flipping reduced axes
+  std::vector<Dim> reduced;  // logical order
   std::int64_t m = 1;            // reduced elements per slice
   std::int64_t n_slices = 1;
   Kernels k;
 };
 
-// Calls seg(offset, stride, len) for the contiguous runs of the canonical reduced index
+// Calls seg(offset, stride, len) for the contiguous runs of the logical reduced index
 // range [l0, l1) of the slice starting at `base` (element offset).
 template <class F>
 void for_each_segment(const Plan& P, std::int64_t base, std::int64_t l0, std::int64_t l1, F&& seg) {
@@ -297,39 +303,48 @@ inline double centered(double s1, double s2, double n) {
 }
 
 // Scalar path for a block holding non-finite values (or overflowing): skip and count them.
+// Finite data whose sums overflow (values near +-1e308) is summed again scaled by 2^-600 (exact
+// for every value above 2^-422; smaller ones cannot matter next to the ones that overflowed), so
+// the mean stays finite; m2 is then inf only when it truly exceeds float64.
 Moments block_exact(const Plan& P, std::int64_t base, std::int64_t l0, std::int64_t l1) {
-  Moments m;
-  bool have_shift = false;
-  double c = 0.0, s1 = 0.0, s2 = 0.0;
-  double mn = std::numeric_limits<double>::infinity(), mx = -mn;
-  for_each_segment(P, base, l0, l1, [&](std::int64_t off, std::int64_t st, std::int64_t len) {
-    for (std::int64_t i = 0; i < len; ++i) {
-      const double x = read_as_double(P.data, off + i * st, P.dtype);
-      if (x == 0.0) ++m.zeros;
-      if (!std::isfinite(x)) {
-        ++m.nonfinite;
-        continue;
+  const double kDown = 0x1p-600, kUp = 0x1p600;
+  for (int pass = 0; pass < 2; ++pass) {
+    const double sc = pass == 0 ? 1.0 : kDown;
+    Moments m;
+    bool have_shift = false;
+    double c = 0.0, s1 = 0.0, s2 = 0.0;
+    double mn = std::numeric_limits<double>::infinity(), mx = -mn;
+    for_each_segment(P, base, l0, l1, [&](std::int64_t off, std::int64_t st, std::int64_t len) {
+      for (std::int64_t i = 0; i < len; ++i) {
+        const double x = read_as_double(P.data, off + i * st, P.dtype);
+        if (x == 0.0) ++m.zeros;
+        if (!std::isfinite(x)) {
+          ++m.nonfinite;
+          continue;
+        }
+        if (!have_shift) {
+          c = x * sc;
+          have_shift = true;
+        }
+        const double d = x * sc - c;
+        s1 += d;
+        s2 += d * d;
+        mn = x < mn ? x : mn;
+        mx = x > mx ? x : mx;
+        ++m.n;
       }
-      if (!have_shift) {
-        c = x;
-        have_shift = true;
-      }
-      const double d = x - c;
-      s1 += d;
-      s2 += d * d;
-      mn = x < mn ? x : mn;
-      mx = x > mx ? x : mx;
-      ++m.n;
+    });
+    if (m.n > 0) {
+      if (pass == 0 && !(std::isfinite(s1) && std::isfinite(s2))) continue;
+      const double n = static_cast<double>(m.n);
+      m.mean = (c + s1 / n) / sc;
+      m.m2 = pass == 0 ? centered(s1, s2, n) : centered(s1, s2, n) * kUp * kUp;
+      m.min = mn;
+      m.max = mx;
     }
-  });
-  if (m.n > 0) {
-    const double n = static_cast<double>(m.n);
-    m.mean = c + s1 / n;
-    m.m2 = centered(s1, s2, n);
-    m.min = mn;
-    m.max = mx;
+    return m;
   }
-  return m;
+  return Moments{};  // not reached
 }
 
 Moments block_fast(const Plan& P, std::int64_t base, std::int64_t l0, std::int64_t l1) {
@@ -347,15 +362,24 @@ Moments block_fast(const Plan& P, std::int64_t base, std::int64_t l0, std::int64
     else P.k.f32(fbuf, fill, a);
     fill = 0;
   };
+  // Element l of the block always lands in lane (l - l0) % 8, in logical order within its lane:
+  // every kernel call but the last starts on lane 0 with a multiple of 8 elements, whatever the
+  // pieces look like in memory. So the bits do not depend on the layout (C, Fortran, strided).
   for_each_segment(P, base, l0, l1, [&](std::int64_t off, std::int64_t st, std::int64_t len) {
     const bool native = P.dtype == DType::f32 || is64;
+    std::int64_t i = 0;
     if (native && st == 1 && len >= kDirectMin) {
+      for (; fill % kLanes != 0; ++i, ++fill) {  // top the staged elements up to whole lanes
+        if (is64) dbuf[fill] = static_cast<const double*>(P.data)[off + i];
+        else fbuf[fill] = static_cast<const float*>(P.data)[off + i];
+      }
       flush();
-      if (is64) P.k.f64(static_cast<const double*>(P.data) + off, len, a);
-      else P.k.f32(static_cast<const float*>(P.data) + off, len, a);
-      return;
+      const std::int64_t direct = (len - i) / kLanes * kLanes;
+      if (is64) P.k.f64(static_cast<const double*>(P.data) + off + i, direct, a);
+      else P.k.f32(static_cast<const float*>(P.data) + off + i, direct, a);
+      i += direct;
     }
-    for (std::int64_t i = 0; i < len;) {
+    for (; i < len;) {
       const std::int64_t take = std::min(len - i, kGather - fill);
       if (is64) {
         const double* src = static_cast<const double*>(P.data) + off + i * st;
@@ -399,7 +423,7 @@ Moments reduce_range(const Plan& P, std::int64_t base, std::int64_t l0, std::int
 }
 
 std::int64_t slice_base(const Plan& P, std::int64_t s) {
-  std::int64_t off = P.flip_offset;
+  std::int64_t off = 0;
   for (int k = static_cast<int>(P.kept.size()) - 1; k >= 0; --k) {
     off += (s % P.kept[k].n) * P.kept[k].stride;
     s /= P.kept[k].n;
@@ -435,12 +459,7 @@ void compute_stats(const StatsInput& in, const unsigned char* reduce, const Stat
       if (d.n == 0) empty = true;
       P.m *= d.n;
       if (d.n == 1) continue;
-      Dim e = d;
-      if (e.stride < 0) {
-        P.flip_offset += (e.n - 1) * e.stride;
-        e.stride = -e.stride;
-      }
-      P.reduced.push_back(e);
+      P.reduced.push_back(d);
     } else {
       P.kept.push_back(d);
       P.n_slices *= d.n;
@@ -452,7 +471,8 @@ void compute_stats(const StatsInput& in, const unsigned char* reduce, const Stat
     return;
   }
   require(in.data != nullptr, "stats: null data pointer");
-  std::stable_sort(P.reduced.begin(), P.reduced.end(), [](const Dim& a, const Dim& b) { return a.stride > b.stride; });
+  // Logical (C) order, never memory order: the summation order, hence the bits, must not
+  // depend on the layout. Axes that are contiguous in that order are merged.
   std::vector<Dim> merged;
   for (const Dim& d : P.reduced) {
     if (!merged.empty() && merged.back().stride == d.stride * d.n) {

@@ -49,6 +49,8 @@ def _torch_view(t: Any, action: str) -> tuple[np.ndarray, int]:
     """Zero-copy NumPy view of a dense CPU float tensor's memory and its dtype code."""
     import torch
 
+    if t.is_nested:
+        raise ValueError(f"nested tensors cannot be {action} in place; fill each component tensor (t.unbind())")
     if t.device.type != "cpu":
         raise ValueError(f"only CPU tensors can be {action} in place, got a tensor on {t.device} (call .cpu() first)")
     if t.is_sparse or t.layout != torch.strided:
@@ -63,10 +65,74 @@ def _torch_view(t: Any, action: str) -> tuple[np.ndarray, int]:
 
 
 def _torch_target(t: Any) -> Target:
+    import torch
+
     if t.is_conj() or t.is_neg():
         raise ValueError("tensors with a lazy conjugate/negative bit cannot be filled in place")
+    if t.is_inference() and not torch.is_inference_mode_enabled():
+        # torch refuses this too; inside torch.inference_mode() the fill goes ahead (as torch's).
+        raise ValueError(
+            "cannot fill an inference tensor outside torch.inference_mode() (torch refuses in-place updates "
+            "there as well): fill it inside `with torch.inference_mode():`, or fill a clone"
+        )
     arr, code = _torch_view(t, "filled")
+    check_no_overlap(arr)
     return Target(t, arr, code)
+
+
+_EXACT_OVERLAP_CHECK = 1 << 22  # up to this many elements an inconclusive layout is checked exactly
+
+
+def check_no_overlap(arr: np.ndarray) -> None:
+    """Raise ``ValueError`` if two elements of ``arr`` share memory (zero strides, overlapping
+    ``as_strided`` views): a fill would then race between threads and depend on their number.
+
+    Sufficient test first: with the axes sorted by |stride|, each stride must exceed the extent
+    of all smaller ones. Layouts it cannot clear (interleaved but disjoint) are checked exactly
+    by enumerating the offsets when they are small enough, and rejected otherwise.
+    """
+    if arr.size <= 1:
+        return
+    dims = sorted((abs(int(st)), int(n)) for n, st in zip(arr.shape, arr.strides) if n > 1)
+    if any(st == 0 for st, _ in dims):
+        raise ValueError("destination has overlapping elements (a zero stride, e.g. from expand or broadcast_to); "
+                         "fill a contiguous copy instead")
+    extent = arr.itemsize
+    ok = True
+    for st, n in dims:
+        if st < extent:
+            ok = False
+            break
+        extent = st * (n - 1) + extent
+    if ok:
+        return
+    if arr.size <= _EXACT_OVERLAP_CHECK:
+        offs = np.zeros(1, np.int64)
+        for st, n in dims:
+            offs = (offs[:, None] + st * np.arange(n, dtype=np.int64)[None, :]).ravel()
+        offs.sort()
+        if np.all(np.diff(offs) >= arr.itemsize):
+            return
+    raise ValueError(
+        f"destination elements overlap in memory (shape {arr.shape}, byte strides {arr.strides}, e.g. an "
+        "as_strided view): the result would depend on the thread count; fill a contiguous copy instead"
+    )
+
+
+def mark_written(t: Target) -> None:
+    """Tell autograd a torch tensor was written through raw memory (bump its version counter).
+
+    Inference tensors have no version counter (and can only be written inside inference mode).
+    """
+    if t.obj is t.array or not hasattr(t.obj, "_version"):
+        return
+    import torch
+
+    if t.obj.is_inference():
+        return
+    inc = getattr(torch.autograd.graph, "increment_version", None)
+    if inc is not None:
+        inc(t.obj)
 
 
 def as_target(t: Any) -> Target:
@@ -77,7 +143,9 @@ def as_target(t: Any) -> Target:
     TypeError
         For anything that is not a NumPy array / torch tensor, or an unsupported dtype.
     ValueError
-        For read-only arrays, non-CPU tensors, non-native byte order or overlapping memory.
+        For read-only arrays, non-CPU or nested tensors, inference tensors outside
+        ``torch.inference_mode()``, non-native byte order or elements that overlap in memory
+        (zero strides, overlapping ``as_strided`` views).
     """
     if _is_torch_tensor(t):
         return _torch_target(t)
@@ -99,9 +167,7 @@ def as_target(t: Any) -> Target:
         raise TypeError(f"unsupported dtype {dt}; accepted: {_ACCEPTED}")
     if not t.flags.writeable:
         raise ValueError("destination array is read-only")
-    for n, s in zip(t.shape, t.strides):
-        if n > 1 and s == 0 and t.size:  # empty arrays legitimately carry zero strides
-            raise ValueError("destination has overlapping elements (a zero stride, e.g. from broadcast_to)")
+    check_no_overlap(t)  # empty arrays legitimately carry zero strides: checked only when non-empty
     if t.size and not t.flags.aligned:
         raise ValueError("destination array is not aligned")
     return Target(t, arr, code)

@@ -8,9 +8,15 @@ import os
 import threading
 from collections.abc import Iterator
 
+import numpy as np
+
 from . import _core
 
-__all__ = ["get_num_threads", "set_num_threads", "num_threads", "openmp_enabled"]
+__all__ = ["get_num_threads", "set_num_threads", "num_threads", "openmp_enabled", "MAX_THREADS"]
+
+#: The largest accepted thread count. The core never starts more threads than processors
+#: anyway (more would only add overhead, and could exceed a per-process thread limit).
+MAX_THREADS = 1024
 
 _lock = threading.Lock()
 _global_threads: int | None = None
@@ -20,15 +26,16 @@ _override: contextvars.ContextVar[int | None] = contextvars.ContextVar("initlab_
 def _default_threads() -> int:
     env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if env.isdigit() and int(env) > 0:
-        return int(env)
+        return min(int(env), MAX_THREADS)
     return max(1, _core.num_procs())
 
 
 def _check(n: object) -> int:
-    if isinstance(n, bool) or not isinstance(n, int):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"number of threads must be an int, got {type(n).__name__}")
-    if n < 1:
-        raise ValueError(f"number of threads must be >= 1, got {n}")
+    n = int(n)
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"number of threads must be in [1, {MAX_THREADS}], got {n}")
     return n
 
 
@@ -42,7 +49,11 @@ def get_num_threads() -> int:
 
     The value in force is, in order: the innermost :func:`num_threads` context of the calling
     thread, the last :func:`set_num_threads`, ``OMP_NUM_THREADS``, the number of processors.
-    Results never depend on it: every fill is bit-identical for any thread count.
+    Results never depend on it: every fill is bit-identical for any thread count. The core
+    uses at most as many threads as there are processors, and runs serially in a process
+    forked (``os.fork``, ``multiprocessing``'s "fork" start method) after initlab ran
+    multi-threaded: the OpenMP thread pool does not survive ``fork``, and serial runs give the
+    same bits.
     """
     o = _override.get()
     if o is not None:
@@ -52,14 +63,14 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Set the process-wide number of threads (an int >= 1).
+    """Set the process-wide number of threads (an int in [1, MAX_THREADS]).
 
     Raises
     ------
     TypeError
         If ``n`` is not an int.
     ValueError
-        If ``n < 1``.
+        If ``n < 1`` or ``n > MAX_THREADS`` (1024).
     """
     global _global_threads
     n = _check(n)

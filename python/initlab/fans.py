@@ -71,8 +71,7 @@ def compute_fans(shape: Sequence[int], *, layout: Any = "torch") -> tuple[int, i
         return shape[-2] * rf, shape[-1] * rf
     if not isinstance(layout, (tuple, list)) or len(layout) != 2:
         raise ValueError(f"unknown layout {layout!r}; accepted: 'torch', 'keras', 'jax' or (in_axis, out_axis)")
-    if nd < 1:
-        raise ValueError("fans of a 0-D shape are undefined")
+    # A 0-D shape with empty axes gives (1, 1), as JAX and Keras (empty products).
     ins = _axes(layout[0], nd, "in_axis")
     outs = _axes(layout[1], nd, "out_axis")
     if set(ins) & set(outs):

@@ -75,7 +75,7 @@ class Generator:
             s = self._next
             self._next += 1
         if s >= _U64:
-            raise RuntimeError("this Generator has used all 2**64 streams")
+            raise ValueError("this Generator has used all 2**64 streams; create a new one (or spawn children)")
         return s
 
     def spawn(self, n: int) -> list[Generator]:
@@ -145,7 +145,14 @@ class Generator:
 
 def _resolve_dtype(dtype: Any) -> Any:
     if isinstance(dtype, str) and dtype == "bfloat16":
-        import ml_dtypes
+        try:
+            import ml_dtypes
+        except ImportError as e:
+            raise ModuleNotFoundError(
+                "dtype='bfloat16' for NumPy output needs the optional package ml_dtypes: "
+                "pip install 'initlab[bfloat16]' (or pip install ml_dtypes), or pass a torch.bfloat16 tensor as out=",
+                name="ml_dtypes",
+            ) from e
 
         return ml_dtypes.bfloat16
     dt = np.dtype(dtype)

@@ -9,18 +9,26 @@ block of the global fill). Determinism contract: the value at an element is a pu
 bit-identical for any thread count, memory layout, sharding and SIMD path.
 
 All arguments are validated before anything is written; on error the destination is unchanged.
+Every random initializer validates its seed and parameters and takes one stream from a
+:class:`Generator` even for a zero-element tensor (which it leaves as it is).
+
+Interrupts: a long fill checks for signals between its tasks, so Ctrl-C raises
+``KeyboardInterrupt`` within about 20 ms; the destination is then partly written (whole tasks of
+the new values, the rest as before) and should be filled again. ``sparse_`` draws its mask
+first and applies it even when the value fill is interrupted, so its zeros are always in place.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any, TypeVar
 
 import numpy as np
 
 from . import _core
-from ._buffers import BF16, Target, as_target, c_strides, store
+from ._buffers import BF16, Target, as_target, c_strides, mark_written, store
 from ._simd import _isa_code
 from ._threads import get_num_threads
 from .fans import calculate_gain, check_mode, compute_fans, fan_for_mode
@@ -39,12 +47,36 @@ _UNIFORM, _NORMAL, _TRUNC, _CONSTANT = 0, 1, 2, 3
 # std of N(0, 1) truncated to [-2, 2]: Keras/JAX's variance-scaling correction.
 TRUNC_STD_2SIGMA = 0.87962566103423978
 _SPARSE_MASK_STREAM = 1 << 63  # sparse_'s mask: the call's stream with the top bit set
+_SPARSE_MASK_TAG = 0x4D41534B  # "MASK": the mask's own key for streams that already use the top bit
+
+
+def _sparse_mask_coord(key: int, stream: int) -> tuple[int, int]:
+    """Philox (key, stream) of ``sparse_``'s mask uniforms for a call on (key, stream).
+
+    Streams below 2**63 use the same key and the stream with its top bit set (never a value
+    stream of such a call); streams at or above 2**63 already have that bit, so their mask uses
+    a key derived from the call's key through Philox (the construction ``Generator.spawn`` uses).
+    """
+    if stream < _SPARSE_MASK_STREAM:
+        return key, stream | _SPARSE_MASK_STREAM
+    w = _core.philox4x32_10([_SPARSE_MASK_TAG, 0, 0, 0], [key & 0xFFFFFFFF, key >> 32])
+    return int(w[0]) | (int(w[1]) << 32), stream
 
 
 def _real(name: str, v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(v).__name__}")
-    return float(v)
+    try:
+        return float(v)
+    except OverflowError:  # e.g. 10**400: documented as a ValueError, as every out-of-range value
+        raise ValueError(f"{name} = {v!r} is beyond the float64 range") from None
+
+
+def _finite_gain(v: Any) -> float:
+    g = _real("gain", v)
+    if not math.isfinite(g):
+        raise ValueError(f"gain must be finite, got {g}")
+    return g
 
 
 def _block(t: Target, global_shape: Any, offset: Any) -> tuple[tuple[int, ...], list[int], int]:
@@ -76,23 +108,22 @@ def _block(t: Target, global_shape: Any, offset: Any) -> tuple[tuple[int, ...], 
     return gs, gst, sum(o * s for o, s in zip(off, gst))
 
 
-def _finish(t: Target) -> None:
-    # A torch tensor written through raw memory: bump its version so autograd notices.
-    if t.obj is not t.array and hasattr(t.obj, "_version"):
-        import torch
-
-        inc = getattr(torch.autograd.graph, "increment_version", None)
-        if inc is not None:
-            inc(t.obj)
+def _core_fill(t: Target, dist: int, p0: float, p1: float, lo: float, hi: float, key: int, stream: int,
+               gst: list[int], gbase: int) -> None:
+    try:
+        _core.fill(t.array, t.code, dist, p0, p1, lo, hi, key, stream, gst, gbase, get_num_threads(), _isa_code())
+    finally:
+        mark_written(t)  # also after an interrupt: part of the tensor has changed
 
 
 def _fill(t: Target, dist: int, p0: float, p1: float, lo: float, hi: float, seed: Any,
           gst: list[int], gbase: int) -> None:
+    """Validate the parameters (even for an empty tensor), take the stream, fill."""
+    _check_params(dist, p0, p1, lo, hi, code=t.code)
     key, stream = resolve_seed(seed)
     if t.size == 0:
         return
-    _core.fill(t.array, t.code, dist, p0, p1, lo, hi, key, stream, gst, gbase, get_num_threads(), _isa_code())
-    _finish(t)
+    _core_fill(t, dist, p0, p1, lo, hi, key, stream, gst, gbase)
 
 
 _PROBE_DTYPES = {0: np.float32, 1: np.float64, 2: np.float16, 3: np.uint16}
@@ -138,7 +169,6 @@ def uniform_(tensor: T, a: float = 0.0, b: float = 1.0, *, seed: Any = None, glo
     t = as_target(tensor)
     a, b = _real("a", a), _real("b", b)
     _, gst, gbase = _block(t, global_shape, offset)
-    _check_params(_UNIFORM, a, b, code=t.code)
     _fill(t, _UNIFORM, a, b, 0.0, 0.0, seed, gst, gbase)
     return tensor
 
@@ -147,13 +177,15 @@ def normal_(tensor: T, mean: float = 0.0, std: float = 1.0, *, seed: Any = None,
             offset: Any = None) -> T:
     """Fill with N(mean, std**2) in place (Box-Muller on Philox words) and return the same object.
 
-    ``std = 0`` fills ``mean``. Raises ``ValueError`` for a negative or non-finite std or mean.
-    See :func:`uniform_` for the other parameters and errors.
+    ``std = 0`` fills ``mean``. Raises ``ValueError`` for a negative or non-finite std or mean,
+    and when a sample could overflow the dtype: Box-Muller's |z| is at most 6.661 (words of
+    float32/16/bf16 fills) or 8.653 (float64), so ``|mean| + zmax * std`` must not exceed the
+    dtype's largest finite value (every value written is finite). See :func:`uniform_` for the
+    other parameters and errors.
     """
     t = as_target(tensor)
     mean, std = _real("mean", mean), _real("std", std)
     _, gst, gbase = _block(t, global_shape, offset)
-    _check_params(_NORMAL, mean, std, code=t.code)
     _fill(t, _NORMAL, mean, std, 0.0, 0.0, seed, gst, gbase)
     return tensor
 
@@ -176,7 +208,6 @@ def trunc_normal_(tensor: T, mean: float = 0.0, std: float = 1.0, a: float = -2.
     t = as_target(tensor)
     mean, std, a, b = _real("mean", mean), _real("std", std), _real("a", a), _real("b", b)
     _, gst, gbase = _block(t, global_shape, offset)
-    _check_params(_TRUNC, mean, std, a, b, code=t.code)
     _fill(t, _TRUNC, mean, std, a, b, seed, gst, gbase)
     return tensor
 
@@ -190,9 +221,7 @@ def constant_(tensor: T, val: float) -> T:
     t = as_target(tensor)
     v = _real("val", val)
     if t.size:
-        _core.fill(t.array, t.code, _CONSTANT, v, 0.0, 0.0, 0.0, 0, 0, c_strides(t.shape), 0,
-                   get_num_threads(), _isa_code())
-        _finish(t)
+        _core_fill(t, _CONSTANT, v, 0.0, 0.0, 0.0, 0, 0, c_strides(t.shape), 0)
     return tensor
 
 
@@ -268,11 +297,9 @@ def xavier_uniform_(tensor: T, gain: float = 1.0, *, seed: Any = None, layout: A
     than 2 dimensions. See the module docstring for ``seed``, ``layout`` and sharding.
     """
     t = as_target(tensor)
-    gain = _real("gain", gain)
+    gain = _finite_gain(gain)
     fi, fo, gst, gbase = _fans(t, layout, global_shape, offset)
-    if t.size == 0:
-        return tensor
-    bound = math.sqrt(3.0) * gain * math.sqrt(2.0 / float(fi + fo))
+    bound = math.sqrt(3.0) * gain * math.sqrt(2.0 / float(fi + fo)) if fi + fo else 0.0
     _fill(t, _UNIFORM, -bound, bound, 0.0, 0.0, seed, gst, gbase)
     return tensor
 
@@ -281,19 +308,28 @@ def xavier_normal_(tensor: T, gain: float = 1.0, *, seed: Any = None, layout: An
                    global_shape: Any = None, offset: Any = None) -> T:
     """Glorot/Xavier normal (untruncated, as torch): N(0, std**2), std = gain * sqrt(2 / (fan_in + fan_out))."""
     t = as_target(tensor)
-    gain = _real("gain", gain)
+    gain = _finite_gain(gain)
     fi, fo, gst, gbase = _fans(t, layout, global_shape, offset)
-    if t.size == 0:
-        return tensor
-    std = gain * math.sqrt(2.0 / float(fi + fo))
+    std = gain * math.sqrt(2.0 / float(fi + fo)) if fi + fo else 0.0
     _fill(t, _NORMAL, 0.0, abs(std), 0.0, 0.0, seed, gst, gbase)
     return tensor
 
 
+_EMPTY_WARNING = "Initializing zero-element tensors is a no-op"  # torch's words, for kaiming_*
+
+
 def _kaiming_std(t: Target, a: Any, mode: Any, nonlinearity: Any, layout: Any, global_shape: Any,
-                 offset: Any) -> tuple[float, list[int], int]:
+                 offset: Any, seed: Any) -> tuple[float, list[int], int] | None:
+    """(std, global strides, base), or None for a zero-element tensor (after torch's warning)."""
     m = check_mode(mode, lower=True)
     gain = calculate_gain(nonlinearity, a)
+    if t.size == 0:
+        # As torch: warn and return before the fans (so 1-D empty tensors are fine), but still
+        # validate the seed and take its stream like every other random initializer.
+        _block(t, global_shape, offset)
+        resolve_seed(seed)
+        warnings.warn(_EMPTY_WARNING, UserWarning, stacklevel=3)
+        return None
     fi, fo, gst, gbase = _fans(t, layout, global_shape, offset)
     fan = fan_for_mode(fi, fo, m)
     return (gain / math.sqrt(fan) if fan > 0 else 0.0), gst, gbase
@@ -304,6 +340,11 @@ def kaiming_uniform_(tensor: T, a: float = 0, mode: str = "fan_in", nonlinearity
     """He/Kaiming uniform: U(-bound, bound), bound = sqrt(3) * gain / sqrt(fan_mode), with
     gain = calculate_gain(nonlinearity, a). torch's defaults (a=0, fan_in, leaky_relu -> sqrt 2).
 
+    ``mode="fan_avg"`` and ``"fan_geo_avg"`` are **initlab extensions**: torch accepts only
+    ``fan_in``/``fan_out`` (and raises for the others). A zero-element tensor is left as it is
+    with torch's ``UserWarning("Initializing zero-element tensors is a no-op")``, for any number
+    of dimensions (as torch).
+
     Raises
     ------
     ValueError
@@ -311,9 +352,10 @@ def kaiming_uniform_(tensor: T, a: float = 0, mode: str = "fan_in", nonlinearity
         torch) or nonlinearity, fewer than 2 dimensions.
     """
     t = as_target(tensor)
-    std, gst, gbase = _kaiming_std(t, a, mode, nonlinearity, layout, global_shape, offset)
-    if t.size == 0:
+    r = _kaiming_std(t, a, mode, nonlinearity, layout, global_shape, offset, seed)
+    if r is None:
         return tensor
+    std, gst, gbase = r
     bound = math.sqrt(3.0) * std
     _fill(t, _UNIFORM, -bound, bound, 0.0, 0.0, seed, gst, gbase)
     return tensor
@@ -321,11 +363,16 @@ def kaiming_uniform_(tensor: T, a: float = 0, mode: str = "fan_in", nonlinearity
 
 def kaiming_normal_(tensor: T, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", *,
                     seed: Any = None, layout: Any = "torch", global_shape: Any = None, offset: Any = None) -> T:
-    """He/Kaiming normal (untruncated, as torch): N(0, std**2), std = gain / sqrt(fan_mode)."""
+    """He/Kaiming normal (untruncated, as torch): N(0, std**2), std = gain / sqrt(fan_mode).
+
+    Modes, zero-element tensors and errors as :func:`kaiming_uniform_` (``fan_avg`` and
+    ``fan_geo_avg`` are initlab extensions; torch raises for them).
+    """
     t = as_target(tensor)
-    std, gst, gbase = _kaiming_std(t, a, mode, nonlinearity, layout, global_shape, offset)
-    if t.size == 0:
+    r = _kaiming_std(t, a, mode, nonlinearity, layout, global_shape, offset, seed)
+    if r is None:
         return tensor
+    std, gst, gbase = r
     _fill(t, _NORMAL, 0.0, std, 0.0, 0.0, seed, gst, gbase)
     return tensor
 
@@ -337,6 +384,12 @@ def variance_scaling_(tensor: T, scale: float = 1.0, mode: str = "fan_in", distr
                       *, seed: Any = None, layout: Any = "torch", global_shape: Any = None,
                       offset: Any = None) -> T:
     """Keras/JAX variance scaling: variance = scale / n, n the fan of ``mode``.
+
+    .. warning::
+       ``distribution="normal"`` follows **Keras**, where it is an alias of
+       ``"truncated_normal"``. In **JAX** (``jax.nn.initializers.variance_scaling``) ``"normal"``
+       means the *untruncated* normal: code ported from JAX must pass
+       ``"untruncated_normal"``, also with ``layout="jax"`` (the layout changes only the fans).
 
     ``truncated_normal`` (alias ``normal``, as Keras): N(0, s**2) truncated to ±2s with
     s = sqrt(variance) / 0.87962566103423978, so the post-truncation std is exactly
@@ -358,8 +411,6 @@ def variance_scaling_(tensor: T, scale: float = 1.0, mode: str = "fan_in", distr
     if dist not in _DISTRIBUTIONS:
         raise ValueError(f"Invalid `distribution` argument: {distribution}. Please use one of {list(_DISTRIBUTIONS)}")
     fi, fo, gst, gbase = _fans(t, layout, global_shape, offset)
-    if t.size == 0:
-        return tensor
     var = scale / max(1.0, fan_for_mode(fi, fo, m))
     if dist in ("truncated_normal", "normal"):
         s = math.sqrt(var) / TRUNC_STD_2SIGMA
@@ -386,18 +437,28 @@ def lecun_normal_(tensor: T, *, seed: Any = None, layout: Any = "torch", global_
                              global_shape=global_shape, offset=offset)
 
 
-def sparse_(tensor: T, sparsity: float, std: float = 0.01, *, seed: Any = None) -> T:
+def sparse_(tensor: T, sparsity: float, std: float = 0.01, *, seed: Any = None, global_shape: Any = None,
+            offset: Any = None) -> T:
     """Martens' sparse init for a 2-D (rows, cols) tensor: N(0, std**2), then in every column
     ``ceil(sparsity * rows)`` entries set to zero.
 
-    Unlike torch, the zero mask is seeded too: it comes from the same call's stream with its top
-    bit set (the rows with the smallest Philox uniforms of each column), so one seed fixes both
-    the values and the mask.
+    Unlike torch, the zero mask is seeded too: each column zeroes the rows with the smallest
+    Philox uniforms of a mask stream derived from the call's (the call's stream with its top bit
+    set; for streams >= 2**63, which already have it, the same stream under a key derived from
+    the seed), so one seed fixes both the values and the mask. With ``global_shape``/``offset``
+    the block gets exactly its part of the global fill, mask included (``rows`` is then the
+    global number of rows; a block of few rows still ranks whole global columns, so it costs
+    ``global rows x block cols`` float64 scratch).
 
     Raises
     ------
     ValueError
-        Not 2-D, ``sparsity`` outside [0, 1], negative or non-finite std.
+        Not 2-D, ``sparsity`` outside [0, 1], negative or non-finite std, bad shard.
+
+    Notes
+    -----
+    The mask is drawn before any value is written; if the value fill is interrupted (Ctrl-C) the
+    mask is still applied before ``KeyboardInterrupt`` propagates.
     """
     t = as_target(tensor)
     if t.ndim != 2:
@@ -405,29 +466,51 @@ def sparse_(tensor: T, sparsity: float, std: float = 0.01, *, seed: Any = None) 
     sp, std = _real("sparsity", sparsity), _real("std", std)
     if not 0.0 <= sp <= 1.0:
         raise ValueError(f"sparsity must be in [0, 1], got {sp}")
+    gs, gst, gbase = _block(t, global_shape, offset)
     _check_params(_NORMAL, 0.0, std, code=t.code)
     key, stream = resolve_seed(seed)
     if t.size == 0:
         return tensor
     rows, cols = t.shape
-    nz = int(math.ceil(sp * rows))
-    gst = c_strides(t.shape)
-    nt, isa = get_num_threads(), _isa_code()
-    _core.fill(t.array, t.code, _NORMAL, 0.0, std, 0.0, 0.0, key, stream, gst, 0, nt, isa)
+    row0, col0 = (0, 0) if offset is None else (int(offset[0]), int(offset[1]))
+    nz = int(math.ceil(sp * gs[0]))
+    zr = zc = None
     if nz:
-        keys = np.empty((rows, cols), np.float64)
-        _core.fill(keys, 1, _UNIFORM, 0.0, 1.0, 0.0, 0.0, key, stream | _SPARSE_MASK_STREAM, gst, 0, nt, isa)
+        # Rank whole global columns (rows 0..R-1 of this block's columns), keep this block's rows.
+        keys = np.empty((gs[0], cols), np.float64)
+        mkey, mstream = _sparse_mask_coord(key, stream)
+        _core.fill(keys, 1, _UNIFORM, 0.0, 1.0, 0.0, 0.0, mkey, mstream, gst, col0 * gst[1], get_num_threads(),
+                   _isa_code())
         idx = np.argsort(keys, axis=0, kind="stable")[:nz]
-        t.array[idx, np.arange(cols)[None, :]] = 0
-    _finish(t)
+        del keys
+        inside = (idx >= row0) & (idx < row0 + rows)
+        zr = idx[inside] - row0
+        zc = np.nonzero(inside)[1]
+    try:
+        _core.fill(t.array, t.code, _NORMAL, 0.0, std, 0.0, 0.0, key, stream, gst, gbase, get_num_threads(),
+                   _isa_code())
+    finally:
+        if zr is not None:
+            t.array[zr, zc] = 0
+        mark_written(t)
     return tensor
 
 
-def _hadamard(n: int) -> np.ndarray:
-    h = np.ones((1, 1))
-    while h.shape[0] < n:
-        h = np.block([[h, h], [h, -h]])
-    return h
+def _hadamard_block(rows: range, n_cols: int) -> np.ndarray:
+    """Rows ``rows`` and columns 0..n_cols-1 of the Sylvester Hadamard matrix: (-1)^popcount(i & j)."""
+    i = np.arange(rows.start, rows.stop, dtype=np.uint64)[:, None]
+    j = np.arange(n_cols, dtype=np.uint64)[None, :]
+    both = i & j
+    if hasattr(np, "bitwise_count"):
+        parity = np.bitwise_count(both) & 1
+    else:  # NumPy < 2: fold the bits
+        for sh in (32, 16, 8, 4, 2, 1):
+            both ^= both >> np.uint64(sh)
+        parity = both & np.uint64(1)
+    return 1.0 - 2.0 * parity.astype(np.float64)
+
+
+_ZERO_ROWS_PER_CHUNK = 1 << 20  # elements per chunk of the Hadamard block (bounded scratch)
 
 
 def zero_init_(tensor: T, *, constant: str = "code") -> T:
@@ -439,6 +522,9 @@ def zero_init_(tensor: T, *, constant: str = "code") -> T:
     released notebook (H_m / sqrt(2^m) is orthonormal); ``constant="paper"`` uses the paper's
     c = 2^(-(m-1)/2). For a 3/4/5-D conv kernel (out, in, *k) the matrix sits at the centre tap
     (k - 1) // 2 and every other tap is zero.
+
+    I* H_m I* is the top-left out x in block of H_m, whose entries are (-1)^popcount(i & j):
+    it is written in row chunks, so time and scratch memory are O(out * in), never O(4^m).
 
     Raises
     ------
@@ -453,14 +539,16 @@ def zero_init_(tensor: T, *, constant: str = "code") -> T:
     if t.size == 0:
         return tensor
     p_out, p_in = t.shape[0], t.shape[1]
+    constant_(tensor, 0.0)
+    centre = t.array[(slice(None), slice(None)) + tuple((k - 1) // 2 for k in t.shape[2:])]
     if p_out <= p_in:
-        mat = np.eye(p_out, p_in)
+        centre[np.arange(p_out), np.arange(p_out)] = _one(t)
     else:
         m = math.ceil(math.log2(p_out))
         c = 2.0 ** (-m / 2.0) if constant == "code" else 2.0 ** (-(m - 1) / 2.0)
-        mat = c * (np.eye(p_out, 2**m) @ _hadamard(2**m) @ np.eye(2**m, p_in))
-    full = np.zeros(t.shape)
-    full[(slice(None), slice(None)) + tuple((k - 1) // 2 for k in t.shape[2:])] = mat
-    store(t, full)
-    _finish(t)
+        step = max(1, _ZERO_ROWS_PER_CHUNK // p_in)
+        for r0 in range(0, p_out, step):
+            rows = range(r0, min(p_out, r0 + step))
+            store(Target(t.obj, centre[rows.start:rows.stop], t.code), c * _hadamard_block(rows, p_in))
+    mark_written(t)
     return tensor

@@ -7,6 +7,7 @@ initlab's deterministic GEMM), exposed so that the QR itself can be checked agai
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -59,8 +60,20 @@ def householder_qr(a: Any) -> tuple[np.ndarray, np.ndarray]:
     m, n = arr.shape
     k = min(m, n)
     work = np.array(arr, dtype=arr.dtype, order="F", copy=True)  # the input stays unchanged
+    # Tiny (subnormal) or huge entries: squared norms would underflow or overflow. Scaling by a
+    # power of two is exact and QR is scale-equivariant (Q unchanged, R scaled), so the matrix is
+    # brought near 1 and R scaled back.
+    exp = 0
+    if work.size:
+        amax = float(np.max(np.abs(work)))
+        lo, hi = (2.0**-400, 2.0**400) if arr.dtype == np.float64 else (2.0**-40, 2.0**40)
+        if amax and not lo <= amax <= hi:
+            exp = math.frexp(amax)[1]
+            work = np.asfortranarray(np.ldexp(work.astype(np.float64), -exp).astype(arr.dtype))
     q = np.zeros((m, k), dtype=arr.dtype, order="F")
     if k:
         _core.householder_qr(work, q, get_num_threads(), _isa_code())
     r = np.triu(work[:k, :])
+    if exp:
+        r = np.ldexp(r, exp).astype(arr.dtype)  # exact: a power-of-two rescale
     return np.ascontiguousarray(q), np.ascontiguousarray(r)

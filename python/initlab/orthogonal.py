@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
-from ._buffers import F32, F64, as_target, store
+from ._buffers import BF16, F16, F32, F64, as_target, mark_written, store
 from ._simd import _isa_code
 from ._threads import get_num_threads
 from .generator import resolve_seed
@@ -26,12 +26,25 @@ __all__ = ["orthogonal_", "delta_orthogonal_"]
 _LAYOUTS = ("torch", "keras", "jax")
 
 
-def _check_gain(gain: Any) -> float:
+# Largest finite value of each destination dtype; |Q_ij| <= 1 up to rounding, so a gain at most
+# _GAIN_HEADROOM below it keeps every entry of gain * Q finite.
+_MAX_FINITE = {F32: 3.4028234663852886e38, F64: 1.7976931348623157e308, F16: 65504.0, BF16: 3.3895313892515355e38}
+_GAIN_HEADROOM = 1.001
+_DTYPE_NAMES = {F32: "float32", F64: "float64", F16: "float16", BF16: "bfloat16"}
+
+
+def _check_gain(gain: Any, code: int) -> float:
     if isinstance(gain, bool) or not isinstance(gain, (int, float, np.integer, np.floating)):
         raise TypeError(f"gain must be a real number, got {type(gain).__name__}")
-    g = float(gain)
+    try:
+        g = float(gain)
+    except OverflowError:
+        raise ValueError(f"gain = {gain!r} is beyond the float64 range") from None
     if not math.isfinite(g):
         raise ValueError(f"gain must be finite, got {gain!r}")
+    limit = _MAX_FINITE[code] / _GAIN_HEADROOM
+    if abs(g) > limit:
+        raise ValueError(f"gain = {g!r} would overflow {_DTYPE_NAMES[code]} (|gain| must be <= {limit:.6g})")
     return g
 
 
@@ -88,7 +101,9 @@ def orthogonal_(tensor: Any, gain: float = 1.0, *, seed: Any = None, layout: str
     Raises
     ------
     ValueError
-        Fewer than 2 dimensions, an unknown layout, a non-finite gain, a read-only array.
+        Fewer than 2 dimensions, an unknown layout, a non-finite gain or one whose product with
+        the matrix could overflow the dtype, a read-only array, elements overlapping in memory,
+        an inference tensor outside ``torch.inference_mode()``. Nothing is written on error.
     TypeError
         An unsupported dtype or object.
 
@@ -107,7 +122,7 @@ def orthogonal_(tensor: Any, gain: float = 1.0, *, seed: Any = None, layout: str
     t = as_target(tensor)
     if t.ndim < 2:
         raise ValueError(f"Only tensors with 2 or more dimensions are supported (got shape {t.shape}, {t.ndim}-D)")
-    g = _check_gain(gain)
+    g = _check_gain(gain, t.code)
     lay = _check_layout(layout)
     key, stream = resolve_seed(seed)
     if t.size == 0:
@@ -119,12 +134,16 @@ def orthogonal_(tensor: Any, gain: float = 1.0, *, seed: Any = None, layout: str
         except ValueError:
             mat = None
         if mat is not None:
-            _fill_matrix(mat, g, key, stream)
+            try:
+                _fill_matrix(mat, g, key, stream)
+            finally:
+                mark_written(t)  # autograd must see the new values (also after an interrupt)
             return tensor
     # float16/bfloat16 or a layout with no 2-D view: compute, then store (rounds once).
     tmp = np.empty((rows, cols), dtype=_compute_dtype(t.code), order="C" if rows < cols else "F")
     _fill_matrix(tmp, g, key, stream)
     store(t, tmp.reshape(t.shape))
+    mark_written(t)
     return tensor
 
 
@@ -170,7 +189,7 @@ def delta_orthogonal_(tensor: Any, gain: float = 1.0, *, seed: Any = None, layou
     t = as_target(tensor)
     if t.ndim not in (3, 4, 5):
         raise ValueError(f"Only tensors with 3, 4, or 5 dimensions are supported (got shape {t.shape}, {t.ndim}-D)")
-    g = _check_gain(gain)
+    g = _check_gain(gain, t.code)
     lay = _check_layout(layout)
     if lay == "torch":
         c_out, c_in, ks = int(t.shape[0]), int(t.shape[1]), t.shape[2:]
@@ -193,5 +212,6 @@ def delta_orthogonal_(tensor: Any, gain: float = 1.0, *, seed: Any = None, layou
     else:
         vals[centre + (slice(None), slice(None))] = q.T
     store(t, vals)
+    mark_written(t)
     return tensor
 

@@ -58,6 +58,11 @@ class Stats:
 
     Notes
     -----
+    Finite data near the float64 limits (e.g. spanning ±1e308) has a finite ``mean``; ``var``,
+    ``std`` and ``rms`` are ``inf`` only when the variance itself exceeds float64. Every figure is
+    bit-identical for any memory layout of the same values (C, Fortran, strided, reversed), any
+    thread count and any SIMD path: elements are summed in logical (C) order.
+
     Non-finite rule: NaN and ±inf are counted in ``nonfinite_count`` and left out of every
     other figure except ``count`` and ``zero_fraction`` (which are over all elements). They
     never poison the moments silently: check ``nonfinite_count`` (``repr`` shows it). A slice
@@ -77,6 +82,8 @@ class Stats:
             zf = raw["zeros"].reshape(shape) / np.float64(count) if count else np.full(shape, np.nan)
         cnt = np.full(shape, count, dtype=np.int64)
         nonfinite = cnt - finite
+        with np.errstate(over="ignore"):  # data near +-1e308: var and rms beyond float64 are inf
+            rms = np.sqrt(var + mean * mean)
         figures: dict[str, np.ndarray] = {
             "count": cnt,
             "mean": mean,
@@ -85,7 +92,7 @@ class Stats:
             "min": mn,
             "max": mx,
             "abs_max": np.maximum(np.abs(mn), np.abs(mx)),
-            "rms": np.sqrt(var + mean * mean),
+            "rms": rms,
             "zero_fraction": np.asarray(zf, dtype=np.float64),
             "nonfinite_count": nonfinite,
         }

@@ -1,7 +1,7 @@
 // One-pass summary statistics of an n-d array, accumulated in float64.
 //
-// Determinism: the reduced elements of each slice are numbered in a canonical order (the
-// reduced axes sorted by decreasing |stride|), cut into fixed blocks of kStatsBlock elements,
+// Determinism: the reduced elements of each slice are numbered in logical (C) order, whatever
+// the memory layout (C, Fortran, strided, negative strides), cut into fixed blocks of kStatsBlock elements,
 // and the blocks' partial results are merged in block order with Chan et al.'s pairwise update.
 // Neither the block boundaries nor the merge order depend on the thread count, so every figure
 // is bit-identical for any number of threads (and for every SIMD path: each lane runs the same
