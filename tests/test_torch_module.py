@@ -140,7 +140,7 @@ def test_low_precision_module(dtype):
 def test_errors_leave_parameters_untouched():
     m = _model()
     before = _snap(m)
-    with pytest.raises(ValueError, match="unknown method"):
+    with pytest.raises(ValueError, match="unknown recipe"):
         init_module(m, "he")
     with pytest.raises(ValueError):
         init_module(m, "kaiming_normal", nonlinearity="gelu", seed=0)
@@ -190,7 +190,9 @@ def test_kwargs_reach_initializer():
     assert float(m.weight.detach().std()) == pytest.approx(math.sqrt(2.0 / 500), rel=0.02)
     init_module(m, "trunc_normal", seed=0, std=0.02, a=-0.04, b=0.04)
     assert float(m.weight.detach().abs().max()) <= 0.04
-    assert 0 < float(m.bias.detach().abs().max()) <= 1 / math.sqrt(1000)  # bias: torch's rule, U(±1/sqrt(fan_in))
+    assert float(m.bias.detach().abs().max()) == 0.0  # biases 0 by default
+    init_module(m, "trunc_normal", seed=0, std=0.02, a=-0.04, b=0.04, bias="torch_default")
+    assert 0 < float(m.bias.detach().abs().max()) <= 1 / math.sqrt(1000)  # torch's rule, U(±1/sqrt(fan_in))
 
 
 # ---- initlab.torch.analyze -------------------------------------------------------------------

@@ -110,6 +110,7 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
             if fill.init != "constant" and ("zero_row", pad) not in fill.post:
                 fill = Fill(fill.init, fill.params, fill.post + (("zero_row", pad),), fill.fn)
         out.work.append((info, fill, rule.label))
+    problems += _check_numbers(out.work)
     if missing:
         problems.insert(0, f"no rule in recipe {name!r} for {len(missing)} parameter(s): " + "; ".join(missing)
                         + ". Add rules=[initlab.torch.Rule(...)] for them, or pass unknown='keep' to leave them as they are")
@@ -118,6 +119,29 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
     for b_name, buf in model.named_buffers():
         out.left.append(LeftAlone(b_name, "buffer", "buffers are not initialized by recipes"))
     return out
+
+
+def _check_numbers(work: list[tuple[ParamInfo, Fill, str]]) -> list[str]:
+    """Run each distinct fill once on a scratch tensor: bad numbers (negative std, an empty
+    truncation interval, ...) surface with the parameter's name before anything is written."""
+    bad: list[str] = []
+    tried: dict[str, str | None] = {}
+    for info, fill, _ in work:
+        if fill.init in ("callable", "keep"):
+            continue
+        key = repr((fill.init, sorted((k, v) for k, v in fill.params.items() if isinstance(v, (int, float)))))
+        if key not in tried:
+            scratch = torch.empty(4, 4, dtype=info.param.dtype if info.param.dtype in _DTYPES else torch.float32)
+            try:
+                scratch_fill = Fill(fill.init, dict(fill.params, hidden_size=2), (), fill.fn) \
+                    if fill.init == "recurrent_orthogonal" else Fill(fill.init, fill.params, (), fill.fn)
+                execute(scratch_fill, scratch, 0)
+                tried[key] = None
+            except (ValueError, TypeError, OverflowError) as e:
+                tried[key] = str(e)
+        if tried[key] is not None:
+            bad.append(f"{info.name}: {tried[key]}")
+    return bad
 
 
 def _manifest(pl: _Plan, seed: Any) -> Manifest:

@@ -27,11 +27,13 @@ from .rules import Fill, FnRule, Rule, resolve_named
 
 __all__ = ["RECIPES", "METHODS", "build_recipe"]
 
-METHODS = (
+SINGLE = (
     "kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "lecun_normal",
     "lecun_uniform", "orthogonal", "normal", "trunc_normal", "variance_scaling",
 )
-RECIPES = ("torch_default", "hf", "timm", "auto") + METHODS
+#: the recipes that existed before the named library recipes (kept for compatibility)
+METHODS = ("torch_default",) + SINGLE
+RECIPES = ("torch_default", "hf", "timm", "auto") + SINGLE
 
 _WEIGHT_ROLES = ("weight", "attention_qkv", "attention_out", "mlp_in", "mlp_out", "head",
                  "input_to_hidden", "recurrent", "embedding")
@@ -242,7 +244,7 @@ def _auto(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -> lis
 
 _BUILDERS: dict[str, Callable[..., list[Rule]]] = {
     "torch_default": _torch_default, "hf": _hf, "timm": _timm, "auto": _auto,
-    **{m: _method(m) for m in METHODS},
+    **{m: _method(m) for m in SINGLE},
 }
 
 # Options each recipe accepts (beyond the engine's own).

@@ -110,6 +110,8 @@ class ParamInfo:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        if isinstance(self.param, nn.parameter.UninitializedParameter):
+            return ()
         return tuple(self.param.shape)  # a DTensor's shape is its global shape
 
     @property
@@ -211,6 +213,10 @@ def param_infos(model: nn.Module) -> Iterator[ParamInfo]:
                 info = first[key]
                 if qname != info.name and qname not in info.aliases:
                     info.aliases = info.aliases + (qname,)
+                continue
+            if isinstance(p, nn.parameter.UninitializedParameter):  # lazy: the engine reports it
+                first[key] = info = ParamInfo(qname, mname, pname, mod, p, None, 0, 0)
+                yield info
                 continue
             shape = tuple(p.shape)
             fi, fo = weight_fans(mod, shape) if p.dim() >= 1 else (1, 1)
