@@ -32,6 +32,7 @@ except ImportError as e:  # pragma: no cover - exercised only without torch
 
 from ._analyze import analyze
 from ._lsuv import lsuv
+from .fast_init import fast_init
 from .initialize import init_module, plan
 from .materialize import materialize
 from .recipes import METHODS, RECIPES
@@ -41,10 +42,3 @@ from .rules import Rule
 __all__ = ["lsuv", "init_module", "plan", "materialize", "fast_init", "Rule", "analyze", "METHODS",
            "RECIPES", "ROLES"]
 
-
-def __getattr__(name: str):
-    if name == "fast_init":
-        from .fast_init import fast_init
-
-        return fast_init
-    raise AttributeError(f"module 'initlab.torch' has no attribute {name!r}")
