@@ -87,6 +87,23 @@ class Module:
         for name, child in self._children.items():
             yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
 
+    def get_submodule(self, target: str) -> Module:
+        """The descendant at the dotted name ``target`` (``""`` is this module), as torch's.
+
+        Raises
+        ------
+        AttributeError
+            No such descendant (the message names the missing part).
+        """
+        mod: Module = self
+        if target == "":
+            return mod
+        for part in target.split("."):
+            if part not in mod._children:
+                raise AttributeError(f"{type(mod).__name__} has no submodule {part!r} (looking up {target!r})")
+            mod = mod._children[part]
+        return mod
+
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, np.ndarray]]:
         """All parameters as ``(qualified name, array)``, e.g. ``"3.weight"``, torch-style."""
         for qual, mod in self.named_modules(prefix):
