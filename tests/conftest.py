@@ -21,6 +21,35 @@ except ImportError:  # pragma: no cover
     ml_dtypes = None
     BF16 = None
 
+
+
+class OptionalModule:
+    """An optional dependency imported on first use: a test that touches it is skipped (not
+    failed) when the package is missing, and the rest of its file still runs.
+
+    ``stats = OptionalModule("scipy.stats")`` then ``stats.norm(...)`` inside a test.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        mod = pytest.importorskip(self._name, reason=f"optional test dependency {self._name!r} is not installed "
+                                                     "(pip install 'initlab[test]')")
+        return getattr(mod, attr)
+
+
+def requires(name: str):
+    """``pytest.mark.skipif`` for a missing optional package (for parametrized cases and classes)."""
+    import importlib.util
+
+    try:
+        missing = importlib.util.find_spec(name) is None
+    except (ImportError, ValueError):
+        missing = True
+    return pytest.mark.skipif(missing, reason=f"optional test dependency {name!r} is not installed")
+
+
 FLOAT_DTYPES = [np.float32, np.float64, np.float16] + ([BF16] if BF16 is not None else [])
 FLOAT_DTYPE_IDS = ["f32", "f64", "f16", "bf16"][: len(FLOAT_DTYPES)]
 
@@ -110,7 +139,7 @@ KS_REJECT = 1e-6  # the same statistic must reject a 5%-wrong scale at least thi
 
 def ks_pvalue(sorted_x, cdf):
     """Two-sided one-sample KS p-value of an already sorted sample (asymptotic distribution)."""
-    from scipy import stats
+    stats = pytest.importorskip("scipy.stats")
 
     n = sorted_x.size
     f = cdf(sorted_x)

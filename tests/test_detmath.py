@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.special as sp
+from conftest import OptionalModule
+
+sp = OptionalModule("scipy.special")
 
 from initlab import _core
 

@@ -9,7 +9,9 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
+from conftest import OptionalModule
+
+stats = OptionalModule("scipy.stats")
 
 import initlab
 from conftest import BF16, FLOAT_DTYPE_IDS, FLOAT_DTYPES, as_f64, assert_ks, scaled

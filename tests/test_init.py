@@ -7,7 +7,9 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
+from conftest import OptionalModule
+
+stats = OptionalModule("scipy.stats")
 
 import initlab
 from conftest import BF16, as_f64, assert_ks, scaled

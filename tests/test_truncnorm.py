@@ -8,7 +8,10 @@ import math
 
 import numpy as np
 import pytest
-from scipy import special, stats
+from conftest import OptionalModule
+
+special = OptionalModule("scipy.special")
+stats = OptionalModule("scipy.stats")
 
 import initlab
 from conftest import BF16, FLOAT_DTYPE_IDS, FLOAT_DTYPES, as_f64, assert_ks, ks_pvalue, scaled

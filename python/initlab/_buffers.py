@@ -124,12 +124,10 @@ def mark_written(t: Target) -> None:
 
     Inference tensors have no version counter (and can only be written inside inference mode).
     """
-    if t.obj is t.array or not hasattr(t.obj, "_version"):
-        return
+    if t.obj is t.array or not _is_torch_tensor(t.obj) or t.obj.is_inference():
+        return  # (reading ``_version`` of an inference tensor raises)
     import torch
 
-    if t.obj.is_inference():
-        return
     inc = getattr(torch.autograd.graph, "increment_version", None)
     if inc is not None:
         inc(t.obj)
