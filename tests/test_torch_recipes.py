@@ -489,3 +489,24 @@ def test_manifest_output_is_readable_and_serializable():
     assert d["recipe"] == "xavier_uniform" and len(d["entries"]) == 4
     assert man.to_markdown().startswith("| parameter |")
     assert "4 written" in repr(man) and len(man) == 4
+
+
+def test_plan_never_writes_even_if_init_weights_does(hf_models):
+    cls, cfg, _ = hf_models["gpt2"]
+    m = cls(cfg)
+    orig = m._init_weights
+
+    def writes_directly(module):  # an override that bypasses the init functions
+        orig(module)
+        w = getattr(module, "weight", None)
+        if isinstance(w, torch.Tensor):
+            w.data.mul_(0.0)
+            w.data.copy_(torch.full_like(w, 7.0))
+
+    m._init_weights = writes_directly
+    before = {k: v.clone() for k, v in m.named_parameters()}
+    man = plan(m, "hf", seed=0)
+    assert len(man) == len(before) - 0 or len(man) > 0
+    for k, v in m.named_parameters():
+        assert torch.equal(before[k], v), k
+    assert torch.nn.init.normal_.__module__ in ("torch.nn.init", "initlab.torch.fast_init")  # patching undone

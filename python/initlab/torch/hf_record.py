@@ -116,6 +116,30 @@ def _recording(calls: list[tuple[str, torch.Tensor, tuple, dict]]) -> Iterator[N
             hf_init.TORCH_INIT_FUNCTIONS.update(saved)
 
 
+class _NoWrites:
+    """A dispatch mode that turns every in-place/out= aten op into a no-op, so an
+    ``_init_weights`` override that writes without the init functions (``w.data.mul_(...)``,
+    ``copy_``) still leaves the model untouched during recording."""
+
+    def __new__(cls):  # built lazily: the dispatch-mode base class is a private torch API
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+                kwargs = kwargs or {}
+                schema = getattr(func, "_schema", None)
+                if schema is not None and schema.is_mutable:
+                    for a, v in zip(schema.arguments, args):
+                        if a.alias_info is not None and a.alias_info.is_write:
+                            return v
+                    for a in schema.arguments:
+                        if a.alias_info is not None and a.alias_info.is_write and a.name in kwargs:
+                            return kwargs[a.name]
+                return func(*args, **kwargs)
+
+        return Mode()
+
+
 def _children_first(model: nn.Module) -> list[nn.Module]:
     out: list[nn.Module] = []
     seen: set[int] = set()
@@ -143,7 +167,7 @@ def record_hf_init(model: nn.Module, infos: list[ParamInfo]) -> dict[int, Fill]:
     if not _is_pretrained(model):
         return {}
     calls: list[tuple[str, torch.Tensor, tuple, dict]] = []
-    with torch.no_grad(), _recording(calls):
+    with torch.no_grad(), _recording(calls), _NoWrites():
         for m in _children_first(model):
             try:
                 model._init_weights(m)

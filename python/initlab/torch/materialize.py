@@ -91,8 +91,10 @@ def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
     restored = restore_buffers(model, factory=factory)
     if kept_meta:
         _copy_kept(model, factory, kept_meta)
-    opts = dict(options)
-    pl = _make_plan(model, recipe, rules, None, unknown, opts)
+    # The plan made on the meta model still holds: same modules, same names; only the tensors
+    # are new (to_empty), so point each entry at its allocated parameter instead of re-planning.
+    for info, _, _ in pl.work:
+        info.param = info.module._parameters[info.pname]
     _run(pl, seed)
     if recipe == "auto" and example is not None and options.get("validate", True):
         from .initialize import _validate
