@@ -104,7 +104,9 @@ def test_diagnose_vanishing():
     v = kinds["vanishing_forward"]
     # Each layer multiplies the mean square by sigma^2 * width / 2 = 0.0032.
     assert v.evidence["growth_per_layer"] == pytest.approx(0.0032, rel=0.3)
-    assert v.index == 1 and v.layer == "0"
+    # judged against the first layer's output: the drop is past x0.01 from the second layer on
+    assert v.evidence["reference"] == "0" and v.index == 2 and v.layer == "2"
+    assert v.evidence["depth"] == 29
     assert "exploding_forward" not in kinds
 
 

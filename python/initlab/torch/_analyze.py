@@ -8,14 +8,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import probes
+
 __all__ = ["analyze"]
 
-_HEADS = (nn.Linear, nn.modules.conv._ConvNd, nn.MultiheadAttention)
-# Modules that continue a layer (its post-activation is the output of the last of them), as in
-# initlab.analyze: activations, identity-like modules and normalizations.
-_ATTACHABLE = (nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ReLU6, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
-               nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus, nn.Identity, nn.Dropout,
-               nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm)
+_ACTIVATIONS = (nn.ReLU, nn.LeakyReLU, nn.PReLU, nn.ReLU6, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
+                nn.Tanh, nn.Sigmoid, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid, nn.Softplus)
+_PASS = (nn.Identity, nn.Dropout)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
@@ -25,121 +24,231 @@ def _np(t: torch.Tensor) -> np.ndarray:
     return t.numpy()
 
 
+def _is_float(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and t.is_floating_point()
+
+
+def _attachable(mod: nn.Module, inp: Any, out: torch.Tensor) -> bool:
+    """Continues a layer (its post-activation is the output of the last of them): activations,
+    dropouts, identities and norms, recognized by structure as well as by class (HF's
+    ``NewGELUActivation``, ``LlamaRMSNorm``): a leaf module whose parameters are at most 1-D and
+    whose output has the shape of its input."""
+    if isinstance(mod, (*_ACTIVATIONS, *_PASS)):
+        return True
+    if any(p.dim() > 1 for p in mod.parameters(recurse=False)):
+        return False
+    x = inp[0] if isinstance(inp, tuple) and inp else None
+    return isinstance(x, torch.Tensor) and x.shape == out.shape and x.is_floating_point()
+
+
+def _is_activation(mod: nn.Module) -> bool:
+    """An attached module that is an activation (not a norm, dropout or identity)."""
+    if isinstance(mod, _ACTIVATIONS):
+        return True
+    if isinstance(mod, _PASS) or any(True for _ in mod.parameters(recurse=False)):
+        return False
+    return "norm" not in type(mod).__name__.lower()
+
+
+def _feature_axis(mod: nn.Module) -> int:
+    return 1 if isinstance(mod, nn.modules.conv._ConvNd) else -1
+
+
 def analyze(module: nn.Module, x: Any, *, loss: str | Callable[[np.ndarray], tuple[float, np.ndarray]] = "random",
-            backward: bool = True, seed: int = 0) -> Any:
+            backward: bool = True, seed: int = 0, output: str | int | None = None) -> Any:
     """Per-layer forward and backward statistics of a torch module: the same
     :class:`initlab.analysis.Trace` as :func:`initlab.analyze` gives for an :mod:`initlab.nn` model.
 
-    A *layer* is a ``Linear``, ``ConvNd``/``ConvTransposeNd`` or ``MultiheadAttention`` (its
-    attention output) together with the activations, dropouts and norms that directly follow
-    it in the same container (in execution order). Statistics are computed by
-    :func:`initlab.stats`; outputs are copied the moment a module returns, so in-place
-    activations cannot alter the pre-activation figures.
+    A *layer* is a ``Linear``, ``ConvNd``/``ConvTransposeNd``, ``MultiheadAttention`` (its
+    attention output) or Hugging Face ``Conv1D`` together with the activations, dropouts and
+    norms that directly follow it in the same container (in execution order). Statistics are
+    computed by :func:`initlab.stats`; outputs are copied the moment a module returns, so
+    in-place activations cannot alter the pre-activation figures.
+
+    Works on real models: Hugging Face models (a ``ModelOutput`` is reduced to its ``logits``,
+    or to the entry named by ``output``), integer token-id inputs (statistics start at the first
+    floating-point activation, e.g. the embedding's output: integer tensors are never
+    summarized), keyword inputs given as a mapping.
 
     Parameters
     ----------
     module : torch.nn.Module
-        Run in its current train/eval mode.
-    x : torch.Tensor
-        One batch, passed as ``module(x)``.
+        Run in its current train/eval mode (call ``module.eval()`` first to switch dropout off).
+    x : torch.Tensor or mapping
+        One batch: a tensor is passed as ``module(x)``, a mapping (``{"input_ids": ids,
+        "attention_mask": mask}``, a tokenizer's ``BatchEncoding``) as ``module(**x)``.
     loss : {"random", "sum", "mean_square"} or callable
-        What to back-propagate, as :func:`initlab.analyze` (``"random"``: ``dL/dy`` is a fixed
-        standard normal drawn from ``seed``).
+        What to back-propagate from the selected output, as :func:`initlab.analyze`
+        (``"random"``: ``dL/dy`` is a fixed standard normal drawn from ``seed``).
     backward : bool
         Also run the backward pass. The parameters' ``.grad`` are restored afterwards.
     seed : int
         Seed of the random probe for ``loss="random"``.
+    output : str, int or None
+        Which tensor of the model's output is ``y``: ``None`` takes a tensor as is, the
+        ``"logits"`` entry of a mapping / ``ModelOutput`` and the first element of a tuple; a
+        string names a mapping entry (``"last_hidden_state"``), an int a tuple position.
 
     Returns
     -------
     initlab.analysis.Trace
-        ``predicted`` is None for every layer (mean-field theory is computed for initlab.nn MLPs).
+        ``predicted`` is None for every layer (mean-field theory is computed for initlab.nn
+        MLPs). ``trace.input`` describes the input when it is floating-point, otherwise the
+        first floating-point activation (``trace.input_name`` says which).
 
     Raises
     ------
     TypeError
-        ``module`` is not a ``torch.nn.Module`` or ``x`` not a tensor.
+        ``module`` is not a ``torch.nn.Module``, ``x`` not a tensor or mapping, ``output`` of
+        the wrong type.
+    ValueError
+        ``output`` does not name a tensor of the model's output (the message lists the
+        available keys), or the selected output is not floating-point.
+
+    Notes
+    -----
+    Per layer the trace also records its input and ``dL/d(input)`` (gradient w.r.t. the
+    tensor, i.e. summed over all its consumers), the gain (output mean square without the bias
+    over the input's) and whether a pooling/selection step precedes it; :meth:`Trace.diagnose`
+    uses them. Hooks are removed and ``.grad`` restored also after an error.
     """
-    from ..analysis.trace import LayerTrace, Trace, _loss, _summary, _unit_axes
+    from ..analysis.trace import LayerTrace, Trace, _loss, _reduction, _summary, _unit_axes
     from ..stats import stats
 
     if not isinstance(module, nn.Module):
         raise TypeError(f"initlab.torch.analyze expects a torch.nn.Module, got {type(module).__name__}")
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor batch, got {type(x).__name__}")
-    fwd: list[tuple[str, nn.Module, torch.Tensor]] = []
-    grads: dict[int, torch.Tensor] = {}  # id(module) -> dL/d(output)
+    probes.check_batch(x)
+    if output is not None and (isinstance(output, bool) or not isinstance(output, (str, int))):
+        raise TypeError(f"output must be a key (str), a position (int) or None, got {output!r}")
+    # events in execution order: (name, module, output copy, info); gradients by event index, so a
+    # module called several times (a shared ReLU) keeps the gradient of each call
+    fwd: list[tuple[str, nn.Module, torch.Tensor, dict[str, Any]]] = []
+    grads: dict[int, torch.Tensor] = {}  # event -> dL/d(output)
+    grads_in: dict[int, torch.Tensor] = {}  # event -> dL/d(input), for layers and pooling modules
     heads_inside = {id(m.out_proj) for m in module.modules() if isinstance(m, nn.MultiheadAttention)}
-    handles = []
+    first = probes.FirstFloat()
+    if isinstance(x, torch.Tensor):
+        first.offer(x, "input")
 
-    def hook(name: str) -> Callable[..., None]:
+    def hook(name: str, head: bool) -> Callable[..., None]:
         def f(mod: nn.Module, inp: Any, out: Any) -> None:
-            o = out[0] if isinstance(out, (tuple, list)) else out
-            if not isinstance(o, torch.Tensor):
+            o = probes.first_tensor(out)
+            if not _is_float(o):
                 return
-            fwd.append((name, mod, o.detach().clone()))
+            k = len(fwd)
+            info: dict[str, Any] = {"attach": False}
+            xin = inp[0] if isinstance(inp, tuple) and inp else None
+            if (head or probes.is_pooling(mod)) and _is_float(xin):
+                info["input"] = _summary(_np(xin))
+                info["shape"] = tuple(xin.shape)
+                den = info["input"]["ms"]
+                if head and den > 0:
+                    info["gain"] = float(probes.without_bias(mod, o.detach()).double().square().mean()) / den
+                if backward and xin.requires_grad:
+                    xin.register_hook(lambda g, k=k: grads_in.__setitem__(k, g.detach().clone()))
+            if not head:
+                info["attach"] = _attachable(mod, inp, o)
+            fwd.append((name, mod, o.detach().clone(), info))
             if backward and o.requires_grad:
                 # A hook registered before an in-place op receives the gradient w.r.t. the value
                 # before that op: dL/d(pre-activation) even under ReLU(inplace=True).
-                o.register_hook(lambda g, k=id(mod): grads.__setitem__(k, g.detach().clone()))
+                o.register_hook(lambda g, k=k: grads.__setitem__(k, g.detach().clone()))
 
         return f
 
+    pairs = list(first.hooks(module))
     for name, m in module.named_modules():
         if id(m) in heads_inside:
             continue
-        if isinstance(m, _HEADS) or not any(True for _ in m.children()):  # heads and leaf modules
-            handles.append(m.register_forward_hook(hook(name)))
+        is_head = probes.is_layer(m)
+        if is_head or not any(True for _ in m.children()):  # heads and leaf modules
+            pairs.append((m, hook(name, is_head)))
     params = list(module.parameters())
     saved_grads = [p.grad for p in params]
     value = None
     try:
         for p in params:
             p.grad = None
-        with torch.enable_grad():
-            xin = x.detach()
-            y = module(xin)
-            y = y[0] if isinstance(y, (tuple, list)) else y
+        with probes.forward_hooks(pairs), probes.model_state(module, grad=True):
+            batch = x.detach() if isinstance(x, torch.Tensor) else x
+            y = probes.select_output(probes.call(module, batch), output)
+            if not y.is_floating_point():
+                raise ValueError(f"the selected model output has dtype {y.dtype}; analyze needs a floating-point "
+                                 "output (choose another with output=...)")
             y_np = _np(y)
             if backward:
                 value, dy = _loss(loss, y_np, seed)
+                if not y.requires_grad:
+                    raise ValueError("the selected model output does not require grad (no parameter with "
+                                     "requires_grad on its path); use backward=False")
                 y.backward(torch.from_numpy(np.ascontiguousarray(dy)).to(dtype=y.dtype, device=y.device))
         weight_grads = {id(p): (None if p.grad is None else p.grad.detach().clone()) for p in params}
     finally:
-        for h in handles:
-            h.remove()
         for p, g in zip(params, saved_grads):
             p.grad = g
 
+    def ms(t: torch.Tensor | None) -> float | None:
+        return None if t is None or not t.numel() else float(t.detach().double().square().mean())
+
+    def ratio(num: float | None, den: float | None) -> float | None:
+        return num / den if num is not None and den else None
+
     groups: list[dict[str, Any]] = []
     is_open = False
-    for name, mod, out in fwd:
+    pool = None  # the last pooling event since the last layer
+    for k, (name, mod, out, info) in enumerate(fwd):
         parent = name.rpartition(".")[0]
-        if isinstance(mod, _HEADS):
-            groups.append({"name": name, "head": mod, "parent": parent, "pre": out, "post": out, "tail": mod, "act": None})
+        if probes.is_pooling(mod):
+            pool = k
+        if probes.is_layer(mod):
+            groups.append({"name": name, "head": mod, "parent": parent, "pre": k, "post": k, "tail": k,
+                           "act": None, "info": info, "pool": pool, "before": k - 1})
+            pool = None
             is_open = True
-        elif is_open and isinstance(mod, _ATTACHABLE) and groups[-1]["parent"] == parent:
+        elif is_open and info["attach"] and groups[-1]["parent"] == parent:
             g = groups[-1]
-            g["post"], g["tail"] = out, mod
-            if not isinstance(mod, (nn.Identity, nn.Dropout, nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm,
-                                    nn.RMSNorm)):
+            g["post"] = g["tail"] = k
+            if _is_activation(mod):
                 g["act"] = mod
         else:
             is_open = False
     layers = []
     for i, g in enumerate(groups, start=1):
-        head, tail, act = g["head"], g["tail"], g["act"]
-        post = _np(g["post"])
+        head, act, info = g["head"], g["act"], g["info"]
+        tail = fwd[g["tail"]][1]
+        post = _np(fwd[g["post"]][2])
         lay = LayerTrace(index=i, name=g["name"] or "(root)", type=type(head).__name__,
                          activation=type(tail).__name__ if tail is not head else None, shape=tuple(post.shape),
-                         pre=_summary(_np(g["pre"])), post=_summary(post))
-        w = head.out_proj.weight if isinstance(head, nn.MultiheadAttention) else head.weight
+                         pre=_summary(_np(fwd[g["pre"]][2])), post=_summary(post))
+        w = probes.layer_weight(head)
         lay.weight = _summary(_np(w))
+        lay.gain = info.get("gain")
+        lay.input = info.get("input")
+        if i > 1 and g["before"] >= 0:
+            # What was reduced: a pooling module's input, else the last tensor a module produced
+            # before this layer (a functional mean or class-token selection happened after it).
+            prev_axis = _feature_axis(groups[i - 2]["head"])
+            if g["pool"] is not None:
+                p = g["pool"]
+                lay.reduction = _reduction(fwd[p][3].get("shape"), prev_axis, info.get("shape"), _feature_axis(head),
+                                           type(fwd[p][1]).__name__)
+                if lay.reduction:
+                    lay.reduction_scale = {"forward": ratio(ms(fwd[p][2]), fwd[p][3]["input"]["ms"]),
+                                           "backward": ratio(ms(grads_in.get(p)), ms(grads.get(p)))}
+            else:
+                b = g["before"]
+                lay.reduction = _reduction(tuple(fwd[b][2].shape), prev_axis, info.get("shape"), _feature_axis(head),
+                                           None)
+                if lay.reduction:
+                    lay.reduction_scale = {"forward": ratio(info["input"]["ms"], ms(fwd[b][2])),
+                                           "backward": ratio(ms(grads.get(b)), ms(grads_in.get(g["pre"])))}
         if backward:
-            if id(head) in grads:
-                lay.grad_pre = _summary(_np(grads[id(head)]))
-            if id(tail) in grads:
-                lay.grad_post = _summary(_np(grads[id(tail)]))
+            if g["pre"] in grads:
+                lay.grad_pre = _summary(_np(grads[g["pre"]]))
+            if g["tail"] in grads:
+                lay.grad_post = _summary(_np(grads[g["tail"]]))
+            if g["pre"] in grads_in:
+                lay.grad_input = _summary(_np(grads_in[g["pre"]]))
             wg = weight_grads.get(id(w))
             if wg is not None:
                 lay.weight_grad = _summary(_np(wg))
@@ -151,4 +260,8 @@ def analyze(module: nn.Module, x: Any, *, loss: str | Callable[[np.ndarray], tup
         elif isinstance(act, nn.Sigmoid) and act is tail:
             lay.saturated_fraction = float(np.mean((post < 0.01) | (post > 0.99)))
         layers.append(lay)
-    return Trace(layers, _summary(_np(x)), _summary(y_np), value, int(x.shape[0]) if x.dim() else 1)
+    if first.tensor is None:
+        inp_stats, inp_name = _summary(np.zeros(0)), "no floating-point activation"
+    else:
+        inp_stats, inp_name = _summary(_np(first.tensor)), first.name
+    return Trace(layers, inp_stats, _summary(y_np), value, probes.batch_size(x), input_name=inp_name)
