@@ -425,7 +425,7 @@ def test_auto_finds_functional_activations(with_input):
     assert man["a.weight"].params["std"] == pytest.approx(math.sqrt(2 / (1 + 0.04)) / math.sqrt(32))
     assert man["b.weight"].params["std"] == pytest.approx(math.sqrt(2 / 128))  # Xavier normal
     assert man["c.weight"].init == "trunc_normal" and man["c.weight"].params["scale"] == 1.0  # LeCun normal
-    assert man["d.weight"].params["std"] == pytest.approx(1 / 8)
+    assert man["d.weight"].params["std"] == 0.02  # the output layer
     assert all(man[f"{k}.bias"].params == {"value": 0.0} for k in "abcd")
 
 
@@ -510,3 +510,30 @@ def test_plan_never_writes_even_if_init_weights_does(hf_models):
     for k, v in m.named_parameters():
         assert torch.equal(before[k], v), k
     assert torch.nn.init.normal_.__module__ in ("torch.nn.init", "initlab.torch.fast_init")  # patching undone
+
+
+def test_hf_one_plus_w_norms_and_t5_factors():
+    from transformers import GemmaConfig, GemmaForCausalLM, T5Config, T5ForConditionalGeneration
+
+    g = GemmaForCausalLM(GemmaConfig(num_hidden_layers=1, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+                                     num_key_value_heads=1, head_dim=16, vocab_size=256))
+    man = plan(g, "hf", seed=0)
+    # Gemma's RMSNorm computes x * (1 + w): its weight starts at 0, not 1
+    assert man["model.layers.0.input_layernorm.weight"].params == {"value": 0.0}
+    assert man["model.norm.weight"].params == {"value": 0.0}
+    t5 = T5ForConditionalGeneration(T5Config(num_layers=1, d_model=32, d_ff=64, num_heads=2, d_kv=16, vocab_size=128))
+    man = plan(t5, "hf", seed=0)  # T5's per-projection factors, read from its own _init_weights
+    assert man["encoder.block.0.layer.0.SelfAttention.q.weight"].params["std"] == pytest.approx((32 * 16) ** -0.5)
+    assert man["encoder.block.0.layer.0.SelfAttention.k.weight"].params["std"] == pytest.approx(32 ** -0.5)
+
+
+def test_auto_transformer_projections():
+    layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+    m = nn.Sequential(layer, nn.Linear(32, 7))
+    man = plan(m, "auto", seed=0, example_input=torch.randn(2, 5, 32))
+    assert man["0.linear1.weight"].params["std"] == pytest.approx(math.sqrt(2 / 32))  # followed by ReLU: He
+    assert man["0.linear2.weight"].params["std"] == pytest.approx(1 / 8)  # residual projection: 1/sqrt(d)
+    assert man["0.self_attn.out_proj.weight"].params["std"] == pytest.approx(1 / math.sqrt(32))
+    assert man["0.self_attn.in_proj_weight"].params["std"] == pytest.approx(1 / math.sqrt(32))
+    assert man["1.weight"].params["std"] == 0.02  # the output layer
+    assert man["0.norm1.weight"].params == {"value": 1.0}

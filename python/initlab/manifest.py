@@ -183,6 +183,9 @@ class Manifest:
         if self.left_alone:
             lines.append("left alone:")
             lines.extend(f"  {x}" for x in self.left_alone)
+        if self.validation is not None:
+            lines.append("validation:")
+            lines.extend(f"  {line}" for line in str(self.validation).splitlines())
         return "\n".join(lines)
 
     def to_markdown(self) -> str:

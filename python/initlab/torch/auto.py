@@ -71,7 +71,7 @@ def _is_layer(mod: nn.Module) -> bool:
 
 def following_activations(model: nn.Module, example_input: Any = None) -> dict[str, tuple[str, float]]:
     """``{layer module name: (activation, negative slope)}`` for every linear/conv layer whose
-    output feeds a nonlinearity (``"linear"`` where none follows).
+    output feeds a nonlinearity (``"linear"`` where none follows, ``"output"`` for the layer that produces the model's output).
 
     With ``example_input`` (a tensor, a tuple of positional inputs or a dict of keyword inputs)
     the forward pass is run once under ``torch.no_grad()``; without it, ``torch.fx`` traces
@@ -135,14 +135,24 @@ def following_activations(model: nn.Module, example_input: Any = None) -> dict[s
             handles.append(m.register_forward_pre_hook(pre_hook))
         with torch.no_grad(), Mode():
             if isinstance(example_input, dict):
-                model(**example_input)
+                out = model(**example_input)
             elif isinstance(example_input, (tuple, list)):
-                model(*example_input)
+                out = model(*example_input)
             else:
-                model(example_input)
+                out = model(example_input)
     finally:
         for h in handles:
             h.remove()
+    # The layer whose output is the model's output (logits) is the output layer.
+    first = out
+    if not isinstance(first, torch.Tensor):
+        first = getattr(out, "logits", None)
+        if first is None and isinstance(out, (tuple, list)) and out:
+            first = out[0]
+        if first is None and isinstance(out, dict) and out:
+            first = next(iter(out.values()))
+    if isinstance(first, torch.Tensor) and id(first) in layer_of and layer_of[id(first)] not in found:
+        found[layer_of[id(first)]] = ("output", 0.0)
     for n, m in model.named_modules():
         if _is_layer(m) and n not in found:
             found[n] = ("linear", 0.0)
@@ -205,6 +215,8 @@ def _fx_activations(model: nn.Module) -> dict[str, tuple[str, float]]:
                 if result is not None:
                     break
             frontier = nxt
+        if result is None and any(u.op == "output" for u in node.users):
+            result = ("output", 0.0)
         found[node.target] = result or ("linear", 0.0)
     for n, m in model.named_modules():
         if _is_layer(m) and n not in found:
@@ -239,8 +251,8 @@ def auto_rules(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -
 
     def weight_fill(i: ParamInfo) -> Fill:
         act, slope = acts.get(i.module_name, ("linear", 0.0))
-        if i.role == "head":
-            return Fill("normal", {"mean": 0.0, "std": out_std, "after": act})
+        if i.role == "head" or act == "output":
+            return Fill("normal", {"mean": 0.0, "std": out_std, "after": "output"})
         if act in _RELU:
             f = resolve_named("kaiming_normal", {"a": slope, "nonlinearity": "leaky_relu"}, i)
         elif act in ("tanh", "sigmoid"):
