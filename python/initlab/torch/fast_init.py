@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import math
 import sys
 import threading
 import types
@@ -20,7 +21,10 @@ from typing import Any, Callable
 
 import torch
 
-from ..generator import Generator
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from ..generator import Generator, resolve_seed
 
 __all__ = ["fast_init"]
 
@@ -44,11 +48,13 @@ _TORCH_MODES = ("fan_in", "fan_out")
 class _Frame:
     """One active ``with fast_init(...)`` block on one thread."""
 
-    __slots__ = ("seed", "counts")
+    __slots__ = ("seed", "counts", "defer", "mode")
 
-    def __init__(self, seed: Any, counts: Counter) -> None:
+    def __init__(self, seed: Any, counts: Counter, defer: bool) -> None:
         self.seed = seed  # an initlab.Generator, or None for the module-wide default generator
         self.counts = counts
+        self.defer = defer
+        self.mode: _WriteBeforeUse | None = None
 
 
 _tls = threading.local()  # .stack: list[_Frame]; .passthrough: depth of calls into torch originals
@@ -91,42 +97,187 @@ def _servable(t: Any, *, autograd_inplace: bool) -> bool:
     return torch._debug_has_internal_overlap(t) == 0
 
 
-def _serve(name: str, t: torch.Tensor, a: dict, seed: Any) -> Any:
-    """Run torch.nn.init's ``name`` with the bound arguments ``a`` on initlab; None: not served."""
-    from .. import init as il
-    from ..orthogonal import orthogonal_
+# A call resolved to a base operation: ("uniform", lo, hi), ("normal", mean, std),
+# ("trunc", mean, std, a, b), ("const", value), ("eye",), ("dirac", groups), ("orthogonal", gain),
+# ("sparse", sparsity, std).
+_RANDOM_OPS = ("uniform", "normal", "trunc", "orthogonal", "sparse")
+_DEFERRABLE_OPS = ("uniform", "normal", "trunc", "const")
 
+
+def _resolve(name: str, t: torch.Tensor, a: dict) -> tuple | None:
+    """torch.nn.init's ``name`` with the bound arguments ``a`` as a base operation, the fans and
+    gains computed by torch's own helpers (torch's numbers, torch's errors); None: torch's call."""
+    I = torch.nn.init
     if name in ("constant_", "zeros_", "ones_"):
-        if t.dtype not in _EXACT_CONST_DTYPES and name == "constant_":
+        if name == "constant_" and t.dtype not in _EXACT_CONST_DTYPES:
             return None  # float16/bfloat16: torch rounds the double directly; keep its exact bits
         if t.numel() < _CONST_MIN_NUMEL:
             return None
-        val = a["val"] if name == "constant_" else (0.0 if name == "zeros_" else 1.0)
-        return il.constant_(t, val)
-    if name == "eye_":
-        return il.eye_(t)
-    if name == "dirac_":
-        return il.dirac_(t, a["groups"])
+        return ("const", a["val"] if name == "constant_" else (0.0 if name == "zeros_" else 1.0))
     if name == "uniform_":
-        return il.uniform_(t, a["a"], a["b"], seed=seed)
+        return ("uniform", a["a"], a["b"])
     if name == "normal_":
-        return il.normal_(t, a["mean"], a["std"], seed=seed)
+        return ("normal", a["mean"], a["std"])
     if name == "trunc_normal_":
-        return il.trunc_normal_(t, a["mean"], a["std"], a["a"], a["b"], seed=seed)
-    if name == "xavier_uniform_":
-        return il.xavier_uniform_(t, a["gain"], seed=seed)
-    if name == "xavier_normal_":
-        return il.xavier_normal_(t, a["gain"], seed=seed)
+        return ("trunc", a["mean"], a["std"], a["a"], a["b"])
+    if name in ("xavier_uniform_", "xavier_normal_"):
+        fan_in, fan_out = I._calculate_fan_in_and_fan_out(t)
+        std = a["gain"] * math.sqrt(2.0 / float(fan_in + fan_out))
+        return ("uniform", -math.sqrt(3.0) * std, math.sqrt(3.0) * std) if name == "xavier_uniform_" \
+            else ("normal", 0.0, std)
     if name in ("kaiming_uniform_", "kaiming_normal_"):
-        if not isinstance(a["mode"], str) or a["mode"].lower() not in _TORCH_MODES:
-            return None  # torch accepts only fan_in/fan_out: let it raise its own error
-        fn = il.kaiming_uniform_ if name == "kaiming_uniform_" else il.kaiming_normal_
-        return fn(t, a["a"], a["mode"], a["nonlinearity"], seed=seed)
+        fan = I._calculate_correct_fan(t, a["mode"])
+        std = I.calculate_gain(a["nonlinearity"], a["a"]) / math.sqrt(fan)
+        return ("uniform", -math.sqrt(3.0) * std, math.sqrt(3.0) * std) if name == "kaiming_uniform_" \
+            else ("normal", 0.0, std)
+    if name == "eye_":
+        return ("eye",)
+    if name == "dirac_":
+        return ("dirac", a["groups"])
     if name == "orthogonal_":
-        return orthogonal_(t, a["gain"], seed=seed)
+        return ("orthogonal", a["gain"])
     if name == "sparse_":
-        return il.sparse_(t, a["sparsity"], a["std"], seed=seed)
+        return ("sparse", a["sparsity"], a["std"])
     return None
+
+
+def _run(op: tuple, t: torch.Tensor, seed: Any) -> None:
+    """Write base operation ``op`` into ``t`` with initlab (validates before writing)."""
+    from .. import init as il
+    from ..orthogonal import orthogonal_
+
+    kind = op[0]
+    if kind == "uniform":
+        il.uniform_(t, op[1], op[2], seed=seed)
+    elif kind == "normal":
+        il.normal_(t, op[1], op[2], seed=seed)
+    elif kind == "trunc":
+        il.trunc_normal_(t, op[1], op[2], op[3], op[4], seed=seed)
+    elif kind == "const":
+        il.constant_(t, op[1])
+    elif kind == "eye":
+        il.eye_(t)
+    elif kind == "dirac":
+        il.dirac_(t, op[1])
+    elif kind == "orthogonal":
+        orthogonal_(t, op[1], seed=seed)
+    elif kind == "sparse":
+        il.sparse_(t, op[1], op[2], seed=seed)
+    else:  # pragma: no cover - _resolve only makes the kinds above
+        raise AssertionError(kind)
+
+
+# ---- deferred fills ------------------------------------------------------------------------------
+# Constructors fill most weights twice: torch's reset_parameters, then the library's own init
+# (HF's _init_weights) overwrites them. A fill that covers a tensor's whole storage is therefore
+# recorded, not written; a later whole fill of the same storage replaces it, and anything that
+# could observe the memory first (any non-view aten op on a tensor of that storage, seen by a
+# dispatch mode; a partial or non-deferrable initlab write) writes it. The block's exit writes
+# the rest. The stream is taken at call time, so the values equal those of immediate writes.
+
+
+class _Pending:
+    __slots__ = ("alias", "op", "seed")
+
+    def __init__(self, alias: torch.Tensor, op: tuple, seed: Any) -> None:
+        self.alias, self.op, self.seed = alias, op, seed
+
+
+@contextlib.contextmanager
+def _internal() -> Any:
+    """Our own aten calls (aliases, fan helpers, initlab's views) do not trigger writes."""
+    _tls.internal = getattr(_tls, "internal", 0) + 1
+    try:
+        yield
+    finally:
+        _tls.internal -= 1
+
+
+def _pending() -> dict[int, _Pending]:
+    p = getattr(_tls, "pending", None)
+    if p is None:
+        p = _tls.pending = {}
+    return p
+
+
+def _storage_key(t: torch.Tensor) -> int:
+    return t.untyped_storage().data_ptr()
+
+
+def _whole(t: torch.Tensor) -> bool:
+    return (t.is_contiguous() and t.storage_offset() == 0
+            and t.numel() * t.element_size() == t.untyped_storage().nbytes())
+
+
+def _write(pend: _Pending, fr: _Frame | None) -> None:
+    with _internal(), torch.no_grad():
+        # Only our alias (and the temporary storage object) hold the storage: nobody can read it.
+        if torch._C._storage_Use_Count(pend.alias.untyped_storage()._cdata) <= 2:
+            if fr is not None:
+                fr.counts[("(deferred fill, storage freed)", "skipped")] += 1
+            return
+        _run(pend.op, pend.alias, pend.seed)
+
+
+def _flush(key: int) -> None:
+    pend = _pending().pop(key, None)
+    if pend is not None:
+        _write(pend, _frame())
+
+
+def _flush_all(fr: _Frame | None) -> None:
+    p = _pending()
+    while p:
+        _write(p.pop(next(iter(p))), fr)
+
+
+class _WriteBeforeUse(TorchDispatchMode):
+    """Writes a deferred fill before any aten op that could read or partly overwrite its storage."""
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        p = getattr(_tls, "pending", None)
+        if p and not getattr(_tls, "internal", 0) and not getattr(func, "is_view", False):
+            for x in tree_leaves((args, kwargs)):
+                if isinstance(x, torch.Tensor) and x.layout is torch.strided and x.device.type == "cpu":
+                    k = _storage_key(x)
+                    if k in p:
+                        _flush(k)
+        return func(*args, **kwargs)
+
+
+def _execute(fr: _Frame, label: str, t: torch.Tensor, op: tuple | None, call_torch: Callable[[], Any]) -> Any:
+    """Serve one resolved call on initlab (now or deferred), or hand it to torch."""
+    if op is None:
+        return call_torch()
+    random = op[0] in _RANDOM_OPS
+    deferrable = fr.defer and op[0] in _DEFERRABLE_OPS
+    with _internal():
+        if op[0] in _DEFERRABLE_OPS:
+            try:  # validate the parameters for this dtype on an empty view: nothing written, no stream taken
+                _run(op, t.detach().reshape(-1)[:0], 0)
+            except (TypeError, ValueError):
+                return call_torch()  # torch decides (and raises its own error where it does)
+        seed = fr.seed
+        if random:
+            key, stream = resolve_seed(seed)
+            seed = Generator(key, stream=stream)  # the call's stream, fixed now
+        key = _storage_key(t)
+        if deferrable and _whole(t):
+            p = _pending()
+            if p.pop(key, None) is not None:
+                fr.counts[("(deferred fill, overwritten)", "skipped")] += 1
+            p[key] = _Pending(t.detach(), op, seed)
+            fr.counts[(label, "initlab")] += 1
+            return t
+    _flush(key)  # a deferred whole fill of this storage comes first
+    try:
+        with _internal(), torch.no_grad():
+            _run(op, t, seed)
+    except (TypeError, ValueError):
+        return call_torch()
+    fr.counts[(label, "initlab")] += 1
+    return t
 
 
 def _init_wrapper(name: str, orig: Callable) -> Callable:
@@ -137,24 +288,25 @@ def _init_wrapper(name: str, orig: Callable) -> Callable:
         fr = _frame()
         if fr is None:
             return orig(*args, **kwargs)
+        call_torch = functools.partial(_call_original, fr, name, orig, args, kwargs)
         try:
             bound = sig.bind(*args, **kwargs)
         except TypeError:
-            return _call_original(fr, name, orig, args, kwargs)  # torch's own TypeError
+            return call_torch()  # torch's own TypeError
         bound.apply_defaults()
         a = bound.arguments
         t = a["tensor"]
         if a.get("generator") is not None or not _servable(t, autograd_inplace=False):
-            return _call_original(fr, name, orig, args, kwargs)
+            return call_torch()
+        if name in ("kaiming_uniform_", "kaiming_normal_") and (
+                not isinstance(a["mode"], str) or a["mode"].lower() not in _TORCH_MODES):
+            return call_torch()  # torch accepts only fan_in/fan_out: its own error
         try:
-            with torch.no_grad():
-                out = _serve(name, t, a, fr.seed)
-        except (TypeError, ValueError):
-            out = None  # initlab validates before writing: nothing was written, torch decides
-        if out is None:
-            return _call_original(fr, name, orig, args, kwargs)
-        fr.counts[(name, "initlab")] += 1
-        return t
+            with _internal():
+                op = _resolve(name, t, a)
+        except (TypeError, ValueError, ZeroDivisionError):
+            return call_torch()  # torch's fan/gain helpers reject it: torch raises the same
+        return _execute(fr, name, t, op, call_torch)
 
     wrapper.__initlab_fast_init_original__ = orig  # type: ignore[attr-defined]
     return wrapper
@@ -184,32 +336,30 @@ def _method_args(name: str, args: tuple, kwargs: dict) -> dict | None:
     return None
 
 
-def _method_wrapper(name: str, orig: Callable) -> Callable:
-    from .. import init as il
+def _method_op(name: str, t: torch.Tensor, a: dict) -> tuple | None:
+    if name == "normal_":
+        return ("normal", a["mean"], a["std"])
+    if name == "uniform_":
+        return ("uniform", a["from"], a["to"])
+    if t.numel() < _CONST_MIN_NUMEL:
+        return None
+    if name == "zero_":
+        return ("const", 0.0)
+    return ("const", a["value"]) if t.dtype in _EXACT_CONST_DTYPES else None
 
+
+def _method_wrapper(name: str, orig: Callable) -> Callable:
     @functools.wraps(orig)
     def wrapper(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
         fr = _frame()
         if fr is None:
             return orig(self, *args, **kwargs)
         label = f"Tensor.{name}"
+        call_torch = functools.partial(_call_original, fr, label, orig, (self, *args), kwargs)
         a = _method_args(name, args, kwargs)
         if a is None or not _servable(self, autograd_inplace=True):
-            return _call_original(fr, label, orig, (self, *args), kwargs)
-        out: Any = None
-        try:
-            if name == "normal_":
-                out = il.normal_(self, a["mean"], a["std"], seed=fr.seed)
-            elif name == "uniform_":
-                out = il.uniform_(self, a["from"], a["to"], seed=fr.seed)
-            elif self.numel() >= _CONST_MIN_NUMEL and (name == "zero_" or self.dtype in _EXACT_CONST_DTYPES):
-                out = il.constant_(self, 0.0 if name == "zero_" else a["value"])
-        except (TypeError, ValueError):
-            out = None
-        if out is None:
-            return _call_original(fr, label, orig, (self, *args), kwargs)
-        fr.counts[(label, "initlab")] += 1
-        return self
+            return call_torch()
+        return _execute(fr, label, self, _method_op(name, self, a), call_torch)
 
     wrapper.__initlab_fast_init_original__ = orig  # type: ignore[attr-defined]
     return wrapper
@@ -295,6 +445,19 @@ class fast_init(contextlib.ContextDecorator):
     small tensors or of float16/bfloat16 tensors with ``constant_``/``fill_`` (identical values;
     torch's call is cheaper or rounds the constant in its own way).
 
+    **Deferred writes** (``defer=True``, the default). Constructors usually fill a weight twice
+    (torch's ``reset_parameters``, then the library's own init overwrites it). A fill that
+    covers a tensor's whole storage is recorded, with its stream taken at call time, and
+    written only when something could observe it: a later whole fill of the same storage
+    replaces it (the first one is never written), any non-view aten operation on a tensor that
+    shares the storage (reading it, ``copy_`` into it, an in-place scaling, a partial fill such
+    as a padding row) writes it first, and the end of the block writes the rest (a fill whose
+    storage nobody references any more, e.g. an untied head replaced by a tied weight, is
+    dropped). The values are identical to ``defer=False``. Memory read *around* torch's
+    operators inside the block (``Tensor.numpy()``, ``data_ptr()`` in an extension,
+    ``torch.save``, another thread) may not have been written yet: use ``defer=False`` for
+    such constructors. Everything is written when the block exits.
+
     Parameters
     ----------
     seed : int, initlab.Generator or None
@@ -303,12 +466,16 @@ class fast_init(contextlib.ContextDecorator):
         (bit-identical for a seed, whatever the thread count). A ``Generator`` is used as is
         (its streams continue across blocks). ``None``: the module-wide default generator
         (reproducible after ``initlab.manual_seed``).
+    defer : bool, keyword-only, default True
+        Defer whole-tensor fills until they can be observed (see above); False writes each
+        fill when it is called.
 
     Attributes
     ----------
     counts : collections.Counter
         For the last (or current) entry: ``(function, "initlab" | "torch")`` -> number of calls
-        served by initlab or passed through to torch.
+        served by initlab or passed through to torch, and deferred fills that were never
+        written (``"skipped"``).
 
     Notes
     -----
@@ -328,10 +495,13 @@ class fast_init(contextlib.ContextDecorator):
     ...     model = torch.nn.Sequential(torch.nn.Linear(512, 512), torch.nn.LayerNorm(512))
     """
 
-    def __init__(self, seed: Any = None) -> None:
+    def __init__(self, seed: Any = None, *, defer: bool = True) -> None:
         if seed is not None and not isinstance(seed, Generator):
             Generator(seed)  # validate now (TypeError/ValueError naming the bad seed)
+        if not isinstance(defer, bool):
+            raise TypeError(f"defer must be True or False, got {defer!r}")
         self.seed = seed
+        self.defer = defer
         self.counts: Counter = Counter()
         self._frames: list[_Frame] = []
 
@@ -339,7 +509,7 @@ class fast_init(contextlib.ContextDecorator):
         global _install_count
         gen = self.seed if self.seed is None or isinstance(self.seed, Generator) else Generator(self.seed)
         self.counts = Counter()
-        fr = _Frame(gen, self.counts)
+        fr = _Frame(gen, self.counts, self.defer)
         with _install_lock:
             if _install_count == 0:
                 try:
@@ -350,6 +520,9 @@ class fast_init(contextlib.ContextDecorator):
             _install_count += 1
         if not hasattr(_tls, "stack"):
             _tls.stack = []
+        if fr.defer:
+            fr.mode = _WriteBeforeUse()
+            fr.mode.__enter__()
         _tls.stack.append(fr)
         self._frames.append(fr)
         return self
@@ -357,24 +530,30 @@ class fast_init(contextlib.ContextDecorator):
     def __exit__(self, *exc: Any) -> None:
         global _install_count
         fr = self._frames.pop()
-        stack = _tls.stack
-        # Remove this block's frame (the innermost one unless blocks were exited out of order).
-        for k in range(len(stack) - 1, -1, -1):
-            if stack[k] is fr:
-                del stack[k]
-                break
-        with _install_lock:
-            _install_count -= 1
-            if _install_count == 0:
-                _uninstall()
+        try:
+            if fr.defer:
+                _flush_all(fr)  # everything deferred on this thread is written by now
+        finally:
+            if fr.mode is not None:
+                fr.mode.__exit__(None, None, None)
+            stack = _tls.stack
+            # Remove this block's frame (the innermost one unless blocks were exited out of order).
+            for k in range(len(stack) - 1, -1, -1):
+                if stack[k] is fr:
+                    del stack[k]
+                    break
+            with _install_lock:
+                _install_count -= 1
+                if _install_count == 0:
+                    _uninstall()
 
     def __repr__(self) -> str:
-        return f"initlab.torch.fast_init(seed={self.seed!r})"
+        return f"initlab.torch.fast_init(seed={self.seed!r}, defer={self.defer})"
 
     def __str__(self) -> str:
         served = sum(v for (_, how), v in self.counts.items() if how == "initlab")
         passed = sum(v for (_, how), v in self.counts.items() if how == "torch")
         lines = [f"fast_init(seed={self.seed!r}): {served} calls on initlab, {passed} passed to torch"]
         for (name, how), v in sorted(self.counts.items()):
-            lines.append(f"  {name:<24} {how:<8} {v}")
+            lines.append(f"  {name:<32} {how:<8} {v}")
         return "\n".join(lines)
