@@ -1,41 +1,113 @@
-"""The ``initlab`` command line: ``initlab demo`` and ``initlab bench``."""
+"""The ``initlab`` command line: ``initlab demo``, ``initlab evaluate`` and ``initlab bench``.
+
+Every output path is checked before any work starts: a missing directory, a path that is a
+directory, an unwritable file or directory, or an unknown extension is an error (exit status
+2) that names the path; a name without an extension gets the default one, and the name
+printed is the name written.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["main"]
+__all__ = ["main", "check_output_path"]
+
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff", ".webp")
 
 
-def _sigmas(text: str) -> tuple[float, ...]:
+def check_output_path(path: str | os.PathLike[str], *, default_suffix: str = ".png",
+                      suffixes: Sequence[str] = FIGURE_SUFFIXES, what: str = "figure") -> str:
+    """Validate an output path before any work; return the path that will be written.
+
+    A name without an extension gets ``default_suffix`` (``"noext"`` -> ``"noext.png"``).
+
+    Raises
+    ------
+    ValueError
+        The directory does not exist or is not a directory, the path is a directory, the file
+        or directory is not writable, or the extension is not one of ``suffixes``.
+    """
+    p = Path(os.fspath(path)).expanduser()
+    if not p.name or p.name in (".", ".."):
+        raise ValueError(f"{what} path {str(path)!r} names no file")
+    if not p.suffix:
+        p = p.with_name(p.name + default_suffix)
+    elif p.suffix.lower() not in suffixes:
+        raise ValueError(f"{what} path {str(path)!r} has the extension {p.suffix!r}; accepted: {', '.join(suffixes)}")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.exists():
+        raise ValueError(f"cannot write the {what} to {str(p)!r}: the directory {str(parent)!r} does not exist")
+    if not parent.is_dir():
+        raise ValueError(f"cannot write the {what} to {str(p)!r}: {str(parent)!r} is not a directory")
+    if p.is_dir():
+        raise ValueError(f"cannot write the {what} to {str(p)!r}: it is a directory")
+    if p.exists() and not os.access(p, os.W_OK):
+        raise ValueError(f"cannot write the {what} to {str(p)!r}: the file is not writable")
+    if not p.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write the {what} to {str(p)!r}: the directory {str(parent)!r} is not writable")
+    return str(p)
+
+
+def _floats(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(s) for s in text.split(",") if s.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def _version() -> str:
+    from . import __version__
+
+    return f"initlab {__version__}"
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="initlab", description="initlab: fast, reproducible weight initialization.")
+    ap.add_argument("--version", action="version", version=_version())
     sub = ap.add_subparsers(dest="command", required=True)
     d = sub.add_parser("demo", help="show what initialization does to the signal of a deep network",
-                       description="Per-layer variance of a deep network under N(0, sigma^2), Xavier, He and orthogonal weights.")
-    d.add_argument("--depth", type=int, default=8, help="hidden layers (default 8)")
-    d.add_argument("--width", type=int, default=10, help="units per hidden layer (default 10)")
+                       description="Per-layer variance of a deep network fed X = [1, 2, 3, 4, 5] under N(0, sigma^2), "
+                                   "Xavier, He, orthogonal and LSUV weights, averaged over many draws, with theory and "
+                                   "verdicts; draws a figure.")
+    d.add_argument("--depth", type=int, default=8, help="layers (default 8)")
+    d.add_argument("--width", type=int, default=10, help="units per layer (default 10)")
     d.add_argument("--activation", default="relu", help="relu, leaky_relu, tanh, sigmoid, selu, gelu or linear (default relu)")
-    d.add_argument("--batch", type=int, default=1, help="1: the input X = [1, 2, 3, 4, 5]; more: X plus standard normal samples")
     d.add_argument("--seed", type=int, default=0, help="seed of the weights (default 0)")
-    d.add_argument("--trials", type=int, default=16, help="independent weight draws averaged per init (default 16)")
-    d.add_argument("--sigmas", type=_sigmas, default=None, help="comma-separated sigmas (default 1e-5,1e-3,1e-2,1e-1,0.5)")
+    d.add_argument("--draws", type=int, default=None, help="independent weight draws per row (default 4096)")
+    d.add_argument("--sigmas", type=_floats, default=None, help="comma-separated sigmas (default 1e-5,1e-3,1e-2,1e-1,0.5)")
     d.add_argument("--output", "-o", default="initlab-demo.png", help="figure path (default initlab-demo.png)")
     d.add_argument("--no-plot", action="store_true", help="do not write a figure")
+    e = sub.add_parser("evaluate", help="train the same network once per init and seed on the digits and compare",
+                       description="Train an MLP on scikit-learn's digits once per init and seed (NumPy, SGD with momentum "
+                                   "or Adam, fixed step budget); print a table, draw a figure, optionally save JSON.")
+    e.add_argument("--inits", nargs="+", default=None, metavar="SPEC",
+                   help="init specs, e.g. normal:std=0.01 xavier_normal kaiming_normal:nonlinearity=tanh lsuv auto "
+                        "(default: normal:std=0.01 xavier_normal kaiming_normal orthogonal lsuv)")
+    e.add_argument("--depth", type=int, default=10, help="hidden layers (default 10)")
+    e.add_argument("--width", type=int, default=64, help="units per hidden layer (default 64)")
+    e.add_argument("--activation", default="tanh", help="activation (default tanh)")
+    e.add_argument("--seeds", type=int, default=3, help="seeds per init: 0 .. N-1 (default 3)")
+    e.add_argument("--steps", type=int, default=None, help="training steps (default 600)")
+    e.add_argument("--epochs", type=float, default=None, help="budget in passes over the training split instead of --steps")
+    e.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd", help="sgd (momentum 0.9) or adam (default sgd)")
+    e.add_argument("--lr", type=float, default=None, help="learning rate (default 0.01 for sgd, 0.001 for adam)")
+    e.add_argument("--batch-size", type=int, default=64, help="mini-batch size (default 64)")
+    e.add_argument("--threshold", type=float, default=0.1, help="training-loss threshold for 'steps to threshold' (default 0.1)")
+    e.add_argument("--output", "-o", default="initlab-evaluate.png", help="figure path (default initlab-evaluate.png)")
+    e.add_argument("--no-plot", action="store_true", help="do not write a figure")
+    e.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
     b = sub.add_parser("bench", help="throughput of initlab's fills and orthogonal against NumPy (and torch)",
-                       description="Same buffers, same thread count, best of --repeat runs.")
+                       description="Same buffers, same thread count, best of --repeat runs. Fills in Gs/s (10^9 samples "
+                                   "per second), orthogonal in ms and GFLOP/s, as in the README.")
     b.add_argument("--size", type=int, default=1 << 24, help="elements per fill (default 2**24)")
     b.add_argument("--matrix", type=int, default=1024, help="orthogonal matrix size n (n x n, default 1024)")
     b.add_argument("--threads", type=int, default=None, help="threads (default: initlab.get_num_threads())")
@@ -44,21 +116,65 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _paths(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    """Check every output path of the command at once; report all bad ones together."""
+    fig = js = None
+    errors = []
+    if getattr(args, "output", None) is not None and not getattr(args, "no_plot", False):
+        try:
+            fig = check_output_path(args.output)
+        except ValueError as e:
+            errors.append(str(e))
+    if getattr(args, "json", None) is not None:
+        try:
+            js = check_output_path(args.json, default_suffix=".json", suffixes=(".json",), what="JSON")
+        except ValueError as e:
+            errors.append(str(e))
+    if fig is not None and js is not None and os.path.abspath(fig) == os.path.abspath(js):
+        errors.append(f"the figure and the JSON would both be written to {fig!r}")
+    if errors:
+        raise ValueError("; ".join(errors))
+    return fig, js
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``initlab`` console script (and ``python -m initlab``)."""
     args = _parser().parse_args(argv)
     try:
+        fig, js = _paths(args)
         if args.command == "demo":
-            from .demo import DEFAULT_SIGMAS, run_demo
+            from .demo import DEFAULT_DRAWS, DEFAULT_SIGMAS, run_demo
 
-            run_demo(depth=args.depth, width=args.width, activation=args.activation, batch=args.batch, seed=args.seed, trials=args.trials,
-                     sigmas=args.sigmas or DEFAULT_SIGMAS, output=None if args.no_plot else args.output)
+            run_demo(depth=args.depth, width=args.width, activation=args.activation, seed=args.seed,
+                     draws=args.draws or DEFAULT_DRAWS, sigmas=args.sigmas or DEFAULT_SIGMAS, output=fig)
+        elif args.command == "evaluate":
+            _evaluate(args, fig, js)
         else:
             bench(size=args.size, matrix=args.matrix, threads=args.threads, repeat=args.repeat, dtype=args.dtype)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, ImportError) as e:
         print(f"initlab {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _evaluate(args: argparse.Namespace, fig: str | None, js: str | None) -> None:
+    import json
+
+    from .evaluation import DEFAULT_INITS, evaluate
+
+    t0 = time.perf_counter()
+    ev = evaluate("mlp", args.inits or DEFAULT_INITS, seeds=args.seeds, steps=args.steps, epochs=args.epochs,
+                  optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size, threshold=args.threshold,
+                  progress=not args.no_progress, depth=args.depth, width=args.width, activation=args.activation)
+    print(ev)
+    if fig:
+        ev.plot(fig)
+        print(f"\nfigure written to {fig}")
+    if js:
+        with open(js, "w") as f:
+            json.dump(ev.to_dict(), f, indent=1)
+        print(f"results written to {js}")
+    print(f"total {time.perf_counter() - t0:.1f} s")
 
 
 def _best(fn: Callable[[], Any], repeat: int) -> float:
@@ -127,20 +243,23 @@ def bench(*, size: int = 1 << 24, matrix: int = 1024, threads: int | None = None
           file=out)
     head = ["operation", "unit"] + libs + [f"initlab speed-up vs {lib}" for lib in libs[1:]]
     table = [head]
+    flops = 4.0 * matrix**3 / 3.0  # forming Q of an n x n matrix from n reflectors: 2mn^2 - 2n^3/3 at m = n
     for op, nbytes, _ in cases:
         t = {lib: s for o, lib, s in rows if o == op}
         if op == "orthogonal":
             line = [op, "ms"] + [f"{t[lib] * 1e3:.1f}" if lib in t else "-" for lib in libs]
-        else:
-            line = [op, "GB/s"] + [f"{nbytes / t[lib] / 1e9:.2f}" if lib in t else "-" for lib in libs]
-        line += [f"{t[lib] / t['initlab']:.1f}x" if lib in t else "-" for lib in libs[1:]]
-        table.append(line)
+            table.append(line + [f"{t[lib] / t['initlab']:.2f}x" if lib in t else "-" for lib in libs[1:]])
+            table.append(["", "GFLOP/s"] + [f"{flops / t[lib] / 1e9:.1f}" if lib in t else "-" for lib in libs] + [""] * (len(libs) - 1))
+            continue
+        line = [op, "Gs/s"] + [f"{size / t[lib] / 1e9:.3f}" if lib in t else "-" for lib in libs]
+        table.append(line + [f"{t[lib] / t['initlab']:.2f}x" if lib in t else "-" for lib in libs[1:]])
     w = [max(len(r[k]) for r in table) for k in range(len(head))]
     for i, r in enumerate(table):
         print("  ".join(c.ljust(w[k]) if k < 2 else c.rjust(w[k]) for k, c in enumerate(r)), file=out)
         if i == 0:
             print("  ".join("-" * x for x in w), file=out)
-    print("(fills: GB/s written, higher is better; orthogonal: ms per matrix, lower is better; numbers vary with machine load)", file=out)
+    print("(fills: Gs/s = 10^9 samples written per second, higher is better; orthogonal: ms per matrix, lower is better, "
+          "and GFLOP/s counted as 4n^3/3 for every library; numbers vary with machine load)", file=out)
     return rows
 
 
