@@ -1,0 +1,133 @@
+"""initlab.torch._dtensor.local_shard: each rank fills its DTensor shard alone; the gathered
+tensor equals the single-process fill bit for bit (gloo on CPU, 2 and 4 processes)."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+torch = pytest.importorskip("torch")
+dist = pytest.importorskip("torch.distributed")
+if not dist.is_available():  # pragma: no cover
+    pytest.skip("torch.distributed is not available", allow_module_level=True)
+pytest.importorskip("torch.distributed.tensor")
+
+import torch.multiprocessing as mp  # noqa: E402
+from torch.distributed.tensor import Partial, Replicate, Shard  # noqa: E402
+
+import initlab  # noqa: E402
+from initlab.torch._dtensor import check_placements, local_shard  # noqa: E402
+
+SEED = 31
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _reference(shape, fill):
+    return fill(torch.empty(shape), None, None)
+
+
+def _fills():
+    # Each takes (tensor, global_shape, offset); fans come from the global shape.
+    return {
+        "normal": lambda t, g, o: initlab.normal_(t, 0.5, 2.0, seed=SEED, global_shape=g, offset=o),
+        "kaiming_uniform": lambda t, g, o: initlab.kaiming_uniform_(t, 5 ** 0.5, seed=SEED, global_shape=g, offset=o),
+        "trunc_normal": lambda t, g, o: initlab.trunc_normal_(t, std=0.02, seed=SEED, global_shape=g, offset=o),
+    }
+
+
+def _check(mesh, shape, placements, fill_name, rank, as_parameter=False):
+    from torch.distributed.tensor import distribute_tensor
+
+    fill = _fills()[fill_name]
+    dt = distribute_tensor(torch.zeros(shape), mesh, placements)
+    if as_parameter:
+        dt = torch.nn.Parameter(dt)
+    got = local_shard(dt, name="w")
+    assert got is not None
+    local, g, o = got
+    assert g == tuple(shape) and len(o) == len(shape)
+    if local.numel():
+        fill(local, g, o)
+    if not mesh._is_current_rank_part_of_mesh():
+        return tuple(local.shape), o  # a rank outside the mesh holds nothing and gathers nothing
+    full = dt.full_tensor()
+    ref = _reference(shape, fill)
+    assert torch.equal(full.view(torch.int32), ref.view(torch.int32)), (
+        f"rank {rank}: {shape} {placements} {fill_name}: gathered shard fill differs from the single-process fill")
+    if as_parameter:
+        assert dt.requires_grad
+    return tuple(local.shape), o
+
+
+def _worker(rank, world, port, cases):
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port}")
+    try:
+        seen = {}
+        for mesh_shape, shape, placements, fill_name, as_param in cases:
+            mesh = init_device_mesh("cpu", mesh_shape) if mesh_shape != "sub" else DeviceMesh("cpu", [0, 1])
+            seen[(str(mesh_shape), shape, str(placements))] = _check(mesh, shape, placements, fill_name, rank,
+                                                                      as_param)
+        if world == 4:
+            # Uneven 1-D: 5 rows over 4 ranks -> 2, 2, 1, 0 rows (torch's chunking); the empty shard is fine.
+            rows = [seen[("(4,)", (5, 3), str((Shard(0),)))][0][0]]
+            gathered = [None] * world
+            dist.all_gather_object(gathered, rows[0])
+            assert gathered == [2, 2, 1, 0], gathered
+            # A rank outside a 2-rank sub-mesh holds nothing.
+            local, o = seen[("sub", (6, 4), str((Shard(0),)))]
+            assert (local == (3, 4)) if rank < 2 else (local == (0, 0) and o == (0, 0)), (rank, local, o)
+    finally:
+        dist.destroy_process_group()
+
+
+CASES_2 = [
+    ((2,), (7, 5), (Shard(0),), "normal", False),
+    ((2,), (6, 9), (Shard(1),), "kaiming_uniform", True),
+    ((2,), (4, 3), (Replicate(),), "normal", False),
+    ((2,), (3, 2, 5), (Shard(2),), "trunc_normal", True),
+    ((2,), (1, 8), (Shard(0),), "normal", False),  # one row over two ranks: one rank is empty
+]
+
+CASES_4 = [
+    ((4,), (5, 3), (Shard(0),), "normal", False),
+    ((4,), (10, 7), (Shard(1),), "kaiming_uniform", True),
+    ((2, 2), (9, 7), (Shard(0), Shard(1)), "normal", True),
+    ((2, 2), (9, 7), (Shard(1), Shard(0)), "kaiming_uniform", False),
+    ((2, 2), (11, 6), (Replicate(), Shard(0)), "trunc_normal", False),
+    ((2, 2), (13, 4), (Shard(0), Shard(0)), "normal", False),  # both mesh dims split dim 0
+    ((2, 2), (5, 6), (Shard(1), Replicate()), "normal", True),
+    ("sub", (6, 4), (Shard(0),), "normal", False),
+]
+
+
+@pytest.mark.parametrize("world,cases", [(2, CASES_2), (4, CASES_4)], ids=["2-ranks", "4-ranks"])
+def test_shards_filled_alone_equal_single_process_fill(world, cases):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    mp.spawn(_worker, args=(world, _free_port(), cases), nprocs=world, join=True)
+
+
+def test_plain_tensor_is_none():
+    assert local_shard(torch.empty(3, 4)) is None
+    assert local_shard(torch.nn.Parameter(torch.empty(3))) is None
+
+
+def test_partial_and_strided_placements_are_refused_listing_every_offender():
+    from torch.distributed.tensor.placement_types import _StridedShard
+
+    check_placements((Shard(0), Replicate(), Shard(1)))
+    with pytest.raises(ValueError) as e:
+        check_placements((Partial(), Shard(0), _StridedShard(1, split_factor=2)), name="blocks.0.w")
+    msg = str(e.value)
+    assert "blocks.0.w" in msg and "mesh dim 0" in msg and "mesh dim 2" in msg and "mesh dim 1" not in msg
+    assert "summands" in msg and "strided" in msg
