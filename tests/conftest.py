@@ -34,6 +34,8 @@ class OptionalModule:
         self._name = name
 
     def __getattr__(self, attr: str):
+        if attr.startswith("_") or attr == "pytestmark":  # pytest's collection probes, not a use
+            raise AttributeError(attr)
         mod = pytest.importorskip(self._name, reason=f"optional test dependency {self._name!r} is not installed "
                                                      "(pip install 'initlab[test]')")
         return getattr(mod, attr)
