@@ -114,15 +114,18 @@ def test_graph_names_are_deterministic_for_int_seeds():
     assert a.name != idk.uniform((10, 10), chunks=3, seed=2).name
 
 
-def test_sparse_blocks_of_whole_columns_equal_sparse_():
+def test_sparse_with_its_seeded_mask_equals_sparse_():
     shape = (40, 29)
     ref = initlab.sparse_(np.empty(shape, np.float32), 0.3, 0.5, seed=8)
-    for chunks in [(40, 1), (40, (10, 3, 16)), "auto"]:
-        got = idk.sparse(shape, 0.3, 0.5, chunks=chunks, seed=8).compute()
-        assert got.tobytes() == ref.tobytes(), chunks
+    for chunks in [(40, 1), (40, (10, 3, 16)), "auto", (7, 5), 1]:
+        x = idk.sparse(shape, 0.3, 0.5, chunks=chunks, seed=8)
+        assert x.compute().tobytes() == ref.tobytes(), chunks
+    assert idk.sparse(shape, 0.3, seed=8).chunks[0] == (40,)  # "auto" keeps columns whole
     assert int((ref == 0).sum(axis=0).min()) == 12  # ceil(0.3 * 40) per column: the mask is really there
-    with pytest.raises(ValueError, match="whole columns"):
-        idk.sparse(shape, 0.3, chunks=(20, 5), seed=8)
+    g = initlab.Generator(3, stream=2**63 + 5)  # streams with the top bit set take the mask's other route
+    x = idk.sparse(shape, 0.5, seed=g, chunks=(9, 4))
+    assert x.compute().tobytes() == initlab.sparse_(np.empty(shape, np.float32), 0.5,
+                                                    seed=initlab.Generator(3, stream=2**63 + 5)).tobytes()
 
 
 def test_orthogonal_single_block_only():
@@ -139,6 +142,8 @@ def test_errors_are_raised_at_build_time():
         idk.normal((4, 4), 0.0, -1.0)
     with pytest.raises(ValueError, match="fewer than 2 dimensions"):
         idk.xavier_uniform((8,))
+    with pytest.raises(ValueError, match="fewer than 2 dimensions"):
+        idk.kaiming_uniform((8,))  # the fans are checked at build time, not when a block runs
     with pytest.raises(ValueError, match="fan_sideways"):
         idk.kaiming_normal((4, 4), mode="fan_sideways")
     with pytest.raises(TypeError, match="dtype"):
@@ -160,6 +165,10 @@ def test_to_npy_and_zarr_round_trip(tmp_path):
     back = np.load(path, mmap_mode="r")
     assert back.shape == shape and back.dtype == np.float32
     assert np.asarray(back).tobytes() == ref.tobytes()
+    # Blocks that split the middle and last axes are written as several runs each.
+    ref3 = _reference("normal", (6, 9, 11), (), {}, seed=4)
+    idk.to_npy(idk.normal((6, 9, 11), chunks=((1, 5), (2, 3, 4), (4, 7)), seed=4), tmp_path / "n.npy")
+    assert np.load(tmp_path / "n.npy").tobytes() == ref3.tobytes()
     zarr = pytest.importorskip("zarr")
     x.to_zarr(str(tmp_path / "w.zarr"))
     z = zarr.open_array(str(tmp_path / "w.zarr"), mode="r")

@@ -5,14 +5,16 @@ by itself with ``global_shape=``/``offset=``, equals that block of the full fill
 adapter and the out-of-core file fill build on this module: they resolve the user's
 initializer and seed once, then fill each block independently (in any order, in any process).
 
-``sparse_`` is blockwise along columns only: its zero mask ranks the rows of each column, so a
-block must hold whole columns (every row). ``orthogonal_`` is not blockwise at all.
+``sparse_`` is blockwise too, but its zero mask ranks the rows of each whole global column, so
+a block costs ``global rows x block cols`` work: blocks of whole columns are the efficient
+shape. ``orthogonal_`` is not blockwise at all.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -20,7 +22,7 @@ import numpy as np
 from . import init as _init
 from .generator import Generator, _resolve_dtype, resolve_seed
 
-__all__ = ["BLOCKWISE", "check_shape", "resolve_init", "fill_block", "sparse_block", "validate", "resolve_dtype", "resolve_stream"]
+__all__ = ["BLOCKWISE", "check_shape", "resolve_init", "fill_block", "validate", "resolve_dtype", "resolve_stream"]
 
 # name -> in-place fill; every one accepts seed=, global_shape=, offset=.
 BLOCKWISE: dict[str, Callable[..., Any]] = {
@@ -34,8 +36,8 @@ BLOCKWISE: dict[str, Callable[..., Any]] = {
     "lecun_uniform": _init.lecun_uniform_,
     "lecun_normal": _init.lecun_normal_,
     "variance_scaling": _init.variance_scaling_,
+    "sparse": _init.sparse_,
 }
-_SPECIAL = ("sparse",)
 
 
 def resolve_init(init: Any) -> str:
@@ -47,14 +49,14 @@ def resolve_init(init: Any) -> str:
     name = getattr(init, "__name__", init)
     if isinstance(name, str):
         name = name[:-1] if name.endswith("_") else name
-        if name in BLOCKWISE or name in _SPECIAL:
+        if name in BLOCKWISE:
             return name
         if name in ("orthogonal", "delta_orthogonal"):
             raise ValueError(
                 f"{name} is not blockwise: every element depends on the whole matrix (a QR), so it cannot "
                 "be filled block by block; fill it in memory (initlab.orthogonal_) or as a single block"
             )
-    raise ValueError(f"unknown or non-blockwise initializer {init!r}; accepted: {sorted(BLOCKWISE) + list(_SPECIAL)}")
+    raise ValueError(f"unknown or non-blockwise initializer {init!r}; accepted: {sorted(BLOCKWISE)}")
 
 
 def check_shape(shape: Any) -> tuple[int, ...]:
@@ -82,51 +84,27 @@ def resolve_stream(seed: Any) -> tuple[int, int]:
 
 
 def validate(name: str, shape: tuple[int, ...], dtype: np.dtype, args: tuple, options: dict) -> None:
-    """Check every argument (parameters, fans of the global shape, dtype) without filling anything.
+    """Check every argument (parameters, fans of the global shape, dtype) before any block is filled.
 
-    An empty block of the global shape goes through the initializer's own validation, so the
-    errors are exactly those of the in-memory call.
+    A one-element scratch block of the global shape goes through the initializer's own
+    validation, so the errors are exactly those of the in-memory call.
     """
-    probe = np.empty((0,) * len(shape), dtype)
-    if name == "sparse":
-        if len(shape) != 2:
-            raise ValueError(f"Only tensors with 2 dimensions are supported (sparse), got shape {shape}")
-        _init.sparse_(np.empty((0, 0), dtype), *args, seed=0, **options)
+    origin = (0,) * len(shape)
+    if math.prod(shape):
+        # A one-element block at the origin: checks what an empty probe would skip (e.g. the
+        # fans, which kaiming_* does not compute for an empty tensor); a scratch element is written.
+        BLOCKWISE[name](np.empty((1,) * len(shape), dtype), *args, seed=0, global_shape=shape, offset=origin,
+                        **options)
         return
-    BLOCKWISE[name](probe, *args, seed=0, global_shape=shape, offset=(0,) * len(shape), **options)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # kaiming_*'s "zero-element tensor" warning
+        BLOCKWISE[name](np.empty((0,) * len(shape), dtype), *args, seed=0, global_shape=shape, offset=origin,
+                        **options)
 
 
 def fill_block(block: np.ndarray, name: str, args: tuple, options: dict, key: int, stream: int,
                global_shape: tuple[int, ...], offset: tuple[int, ...]) -> np.ndarray:
     """Fill ``block`` in place as the block at ``offset`` of the global fill; return it."""
-    if name == "sparse":
-        return sparse_block(block, *args, key=key, stream=stream, global_shape=global_shape, offset=offset, **options)
     BLOCKWISE[name](block, *args, seed=Generator(key, stream=stream), global_shape=global_shape, offset=offset,
                     **options)
-    return block
-
-
-def sparse_block(block: np.ndarray, sparsity: float, std: float = 0.01, *, key: int, stream: int,
-                 global_shape: tuple[int, ...], offset: tuple[int, ...]) -> np.ndarray:
-    """``sparse_`` on a block of whole columns: the values and the seeded mask of columns
-    ``offset[1]:offset[1] + block.shape[1]`` of the global (rows, cols) fill.
-
-    ``sparse_`` ranks the rows of each column by a uniform drawn from the call's stream with its
-    top bit set and zeroes the ``ceil(sparsity * rows)`` smallest; with the global strides the
-    same uniforms come out for a block of columns, so the mask is the global one.
-    """
-    rows = global_shape[0]
-    if block.shape[0] != rows or offset[0] != 0:
-        raise ValueError(
-            f"sparse needs blocks of whole columns (all {rows} rows): its mask ranks the rows of each "
-            f"column; got a block of {block.shape[0]} rows at row {offset[0]}"
-        )
-    _init.normal_(block, 0.0, std, seed=Generator(key, stream=stream), global_shape=global_shape, offset=offset)
-    nz = int(math.ceil(float(sparsity) * rows))
-    if nz and block.size:
-        keys = np.empty(block.shape, np.float64)
-        mask_stream = stream | _init._SPARSE_MASK_STREAM
-        _init.uniform_(keys, seed=Generator(key, stream=mask_stream), global_shape=global_shape, offset=offset)
-        idx = np.argsort(keys, axis=0, kind="stable")[:nz]
-        block[idx, np.arange(block.shape[1])[None, :]] = 0
     return block

@@ -17,7 +17,7 @@ Functions (positional parameters and defaults as the in-memory ``*_`` initialize
 and the other keyword options pass through): :func:`uniform`, :func:`normal`,
 :func:`trunc_normal`, :func:`xavier_uniform`, :func:`xavier_normal`, :func:`kaiming_uniform`,
 :func:`kaiming_normal`, :func:`lecun_uniform`, :func:`lecun_normal`, :func:`variance_scaling`,
-:func:`sparse` (blocks hold whole columns: its seeded zero mask ranks the rows of each column),
+:func:`sparse` (its seeded zero mask ranks whole columns, so ``"auto"`` keeps columns whole),
 :func:`orthogonal` (one block only: a QR couples every element) and :func:`to_npy` (store any
 Dask array into one ``.npy`` file, block by block, from any scheduler).
 
@@ -87,7 +87,7 @@ def from_initializer(init: Any, shape: Any, *args: Any, chunks: Any = "auto", dt
     ------
     ValueError, TypeError
         Everything the in-memory initializer would raise for the global shape, checked now;
-        orthogonal or an unknown name; for ``sparse``, chunks that split the rows.
+        orthogonal or an unknown name.
     """
     name = _blockwise.resolve_init(init)
     shape = _blockwise.check_shape(shape)
@@ -97,7 +97,7 @@ def from_initializer(init: Any, shape: Any, *args: Any, chunks: Any = "auto", dt
             raise TypeError(f"{k}= is set by initlab.dask for each block; do not pass it")
     _blockwise.validate(name, shape, dt, args, options)
     if name == "sparse":
-        chunks = _sparse_chunks(chunks, shape, dt)
+        chunks = _sparse_chunks(chunks, shape)
     norm = da.core.normalize_chunks(chunks, shape, dtype=dt)
     key, stream = _blockwise.resolve_stream(seed)
     task = functools.partial(_block_task, name, tuple(args), dict(options), key, stream, shape, dt)
@@ -107,17 +107,11 @@ def from_initializer(init: Any, shape: Any, *args: Any, chunks: Any = "auto", dt
                          name=f"initlab-{name}-{token}")
 
 
-def _sparse_chunks(chunks: Any, shape: tuple[int, ...], dt: np.dtype) -> Any:
-    rows = shape[0]
-    if isinstance(chunks, str) and chunks == "auto":
-        return (rows, "auto") if rows else "auto"
-    norm = da.core.normalize_chunks(chunks, shape, dtype=dt)
-    if len(norm[0]) > 1:
-        raise ValueError(
-            f"sparse needs chunks of whole columns (its seeded mask ranks all {rows} rows of each column), "
-            f"got row chunks {norm[0]}; use chunks=({rows}, <column chunks>) or chunks='auto'"
-        )
-    return norm
+def _sparse_chunks(chunks: Any, shape: tuple[int, ...]) -> Any:
+    # sparse ranks every row of a column for each block, so "auto" keeps columns whole.
+    if isinstance(chunks, str) and chunks == "auto" and shape[0]:
+        return (shape[0], "auto")
+    return chunks
 
 
 def _factory(name: str, signature: str) -> Any:
@@ -148,8 +142,9 @@ lecun_normal = _factory("lecun_normal", "")
 variance_scaling = _factory("variance_scaling", "scale=1.0, mode='fan_in', distribution='truncated_normal', ")
 sparse = _factory("sparse", "sparsity, std=0.01, ")
 sparse.__doc__ += (
-    "\n\nThe zero mask ranks the rows of each column, so every block holds whole columns: "
-    "``chunks='auto'`` chunks the columns only; chunks that split the rows raise ``ValueError``."
+    "\n\nThe seeded zero mask ranks the rows of each whole column, so a block costs (all rows) x "
+    "(its columns) work: ``chunks='auto'`` keeps columns whole; chunks that split the rows work too, "
+    "at that extra cost."
 )
 
 
@@ -196,26 +191,42 @@ def orthogonal(shape: Any, gain: float = 1.0, *, chunks: Any = "auto", dtype: An
 
 
 class _NpyRegion:
-    """A picklable ``da.store`` target: writes a region into an existing ``.npy`` file through a
-    short-lived memory map in whichever process runs the task (nothing is shipped but the path)."""
+    """A picklable ``da.store`` target: writes a region into an existing ``.npy`` file with
+    ``pwrite`` from whichever process computed it (nothing is shipped but the path)."""
 
-    def __init__(self, path: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
-        self.path, self.shape, self.dtype = path, shape, dtype
+    def __init__(self, path: str, shape: tuple[int, ...], dtype: np.dtype, data_offset: int) -> None:
+        self.path, self.shape, self.dtype, self.data_offset = path, shape, dtype, data_offset
 
     def __setitem__(self, key: Any, value: np.ndarray) -> None:
-        mm = np.lib.format.open_memmap(self.path, mode="r+")
+        key = key if isinstance(key, tuple) else (key,)
+        starts = [sl.indices(n)[0] for sl, n in zip(key, self.shape)]
+        value = np.ascontiguousarray(value, dtype=self.dtype)
+        if value.size == 0:
+            return
+        nd = len(self.shape)
+        # k is the last axis the block does not cover whole: every index of the axes before k
+        # starts one contiguous run of the file, written with one pwrite.
+        k = max([i for i in range(nd) if value.shape[i] != self.shape[i]], default=0)
+        strides = [int(np.prod(self.shape[i + 1:])) for i in range(nd)]
+        run = value.reshape(int(np.prod(value.shape[:k])), -1) if k else value.reshape(1, -1)
+        fd = os.open(self.path, os.O_WRONLY)
         try:
-            mm[key] = value
-            mm.flush()
+            for r, outer in enumerate(np.ndindex(*value.shape[:k])):
+                flat = sum((starts[i] + (outer[i] if i < k else 0)) * strides[i] for i in range(nd))
+                buf = memoryview(run[r].view(np.uint8))
+                pos = self.data_offset + flat * self.dtype.itemsize
+                while len(buf):
+                    n = os.pwrite(fd, buf, pos)
+                    buf, pos = buf[n:], pos + n
         finally:
-            del mm
+            os.close(fd)
 
 
 def to_npy(x: da.Array, path: str | os.PathLike, *, compute: bool = True, **store_kwargs: Any) -> Any:
     """Store a Dask array into one ``.npy`` file without ever holding the whole array.
 
     The file (header and full size) is created first; then every block is written into its
-    region through a memory map opened by the process that computed it, so the threaded,
+    region (``pwrite``) by the process that computed it, so the threaded,
     process and ``dask.distributed`` schedulers all work (the workers must see ``path``). Blocks
     are disjoint, so no lock is needed. Progress: wrap the call in
     ``dask.diagnostics.ProgressBar()`` or use ``distributed.progress`` on the returned future.
@@ -236,5 +247,12 @@ def to_npy(x: da.Array, path: str | os.PathLike, *, compute: bool = True, **stor
     """
     path = os.fspath(path)
     dt = np.dtype(x.dtype)
-    np.lib.format.open_memmap(path, mode="w+", dtype=dt, shape=tuple(int(s) for s in x.shape))
-    return da.store(x, _NpyRegion(path, tuple(x.shape), dt), lock=False, compute=compute, **store_kwargs)
+    if dt.hasobject or dt.name == "bfloat16":
+        raise TypeError(f"the .npy format cannot hold {dt} data (no bfloat16, no objects); cast first")
+    shape = tuple(int(s) for s in x.shape)
+    with open(path, "wb") as fp:
+        np.lib.format.write_array_header_2_0(
+            fp, {"descr": np.lib.format.dtype_to_descr(dt), "fortran_order": False, "shape": shape})
+        data_offset = fp.tell()
+        fp.truncate(data_offset + int(np.prod(shape)) * dt.itemsize)
+    return da.store(x, _NpyRegion(path, shape, dt, data_offset), lock=False, compute=compute, **store_kwargs)
