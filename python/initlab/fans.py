@@ -50,7 +50,11 @@ def compute_fans(shape: Sequence[int], *, layout: Any = "torch") -> tuple[int, i
     layout : {"torch", "keras", "jax"} or (in_axis, out_axis)
         ``"torch"``: (out, in, *k). ``"keras"``/``"jax"``: (*k, in, out). An explicit pair of
         axes (each an int or a tuple of ints): fan_in = prod(in axes) * receptive, fan_out =
-        prod(out axes) * receptive, receptive = product of the remaining axes.
+        prod(out axes) * receptive, receptive = product of the remaining axes. A 0-D shape
+        with empty axes, ``compute_fans((), layout=((), ()))``, gives (1, 1) as JAX and Keras.
+        The layout changes only the fans: with ``layout="jax"``,
+        ``variance_scaling_(..., distribution="normal")`` is still **Keras's truncated
+        alias**; JAX's untruncated ``"normal"`` is ``distribution="untruncated_normal"``.
 
     Raises
     ------
