@@ -345,7 +345,7 @@ def test_iterable_of_batches_fresh_batch_each_pass():
     model[0].register_forward_pre_hook(lambda m, inp: seen.append(inp[0].data_ptr()))
     batches = [(torch.randn(32, 4), torch.zeros(32)) for _ in range(3)]  # (x, y) pairs, as a DataLoader
     with pytest.warns(RuntimeWarning, match="did not converge"):  # a tolerance below the batch-to-batch noise
-        rep = itorch.lsuv(model, batches, seed=0, tol=1e-3)
+        rep = itorch.lsuv(model, batches, seed=0, tol=1e-3, pool_batches=1)
     assert rep.forward_passes == len(seen) >= 4
     ptrs = {b[0].data_ptr() for b in batches}
     assert set(seen) == ptrs  # cycled through all of them
@@ -411,7 +411,7 @@ def test_bad_options_rejected_before_any_write():
     with pytest.raises(TypeError):
         itorch.lsuv(model, x, seed="x")
     assert _same_params(model, before)
-    with pytest.raises(ValueError, match="no Linear"):
+    with pytest.raises(ValueError, match="no layer LSUV can rescale"):
         itorch.lsuv(nn.Sequential(nn.ReLU()), x)
 
 
@@ -451,7 +451,9 @@ def test_tied_weight_layer_left_untouched():
 
     model = LM()
     emb = model.emb.weight.clone()
-    with pytest.warns(RuntimeWarning, match=r"head \(shared with emb\)"):
+    with pytest.warns(RuntimeWarning, match=r"head\.weight: tied to emb, which LSUV does not rescale"):
         rep = itorch.lsuv(model, torch.randint(0, 20, (16, 5)), seed=0)
     assert [r.name for r in rep.layers] == ["body"] and rep.skipped == ["head"]
+    assert list(rep.not_scaled) == ["head.weight"]  # one parameter, one entry, under the layer's name
+    assert "head.weight: tied to emb" in str(rep)
     assert torch.equal(model.emb.weight, emb)

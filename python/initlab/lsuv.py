@@ -1,9 +1,12 @@
 """LSUV: layer-sequential unit-variance initialization (Mishkin & Matas, ICLR 2016, Algorithm 1).
 
-Orthonormal pre-initialization, then, for each layer with weights **in execution order**:
-forward a batch, measure the population variance (ddof 0) of that layer's whole output blob
-(pre-activation), divide the weights by its square root; repeat until
-``|var - target_var| < tol`` or ``max_iter`` rescalings.
+Orthonormal pre-initialization (biases set to 0, as the paper's Algorithm 1 and the reference
+implementations), then, for each layer with weights **in execution order**: forward a batch,
+measure the population variance (ddof 0) of that layer's whole output blob (pre-activation),
+divide the weights by its square root; repeat until ``|var - target_var| < tol`` or
+``max_iter`` rescalings. With several batches per measurement (``pool_batches``), the
+statistics are those of all of them together (the population variance of the concatenated
+outputs).
 
 What this implementation guarantees (each point is a bug of a reference implementation, see
 ``reference/anchors-api.md`` "LSUV" and ``user-needs.md`` §4):
@@ -192,6 +195,12 @@ class LSUVReport:
         Forward passes performed (including the one that discovers the execution order).
     skipped : list of str
         Layers with weights that never ran in the forward pass (left untouched).
+    not_scaled : dict of str to str
+        Every weight LSUV left alone, by qualified name, with the reason: recurrent (LSTM/GRU)
+        weights, embeddings, bare parameters, weights tied to a module LSUV does not rescale,
+        layers never called or not selected. Empty for NumPy and :mod:`initlab.nn` models.
+    pool_batches : int
+        Batches whose statistics are pooled in each measurement.
     """
 
     layers: list[LSUVLayer] = field(default_factory=list)
@@ -202,6 +211,8 @@ class LSUVReport:
     orthogonal: bool = True
     forward_passes: int = 0
     skipped: list[str] = field(default_factory=list)
+    not_scaled: dict[str, str] = field(default_factory=dict)
+    pool_batches: int = 1
 
     @property
     def converged(self) -> bool:
@@ -232,13 +243,17 @@ class LSUVReport:
         ]
         w = [max(len(r[k]) for r in [head, *rows]) for k in range(len(head))]
         fmt = lambda r: "  ".join(c.ljust(w[k]) if k in (1, 2, 3) else c.rjust(w[k]) for k, c in enumerate(r))  # noqa: E731
+        pooled = f", {self.pool_batches} batches per measurement" if self.pool_batches > 1 else ""
         lines = [
             f"LSUV: target variance {self.target_var:g} ± {self.tol:g}, max_iter {self.max_iter}, "
-            f"{'converged' if self.converged else 'NOT converged'} ({self.forward_passes} forward passes)",
+            f"{'converged' if self.converged else 'NOT converged'} ({self.forward_passes} forward passes{pooled})",
             fmt(head), "  ".join("-" * x for x in w), *map(fmt, rows),
         ]
         if self.skipped:
-            lines.append("skipped (never called): " + ", ".join(self.skipped))
+            lines.append("skipped (never called or tied): " + ", ".join(self.skipped))
+        if self.not_scaled:
+            lines.append(f"not scaled ({len(self.not_scaled)}):")
+            lines += [f"  {k}: {v}" for k, v in self.not_scaled.items()]
         return "\n".join(lines)
 
     def __str__(self) -> str:
@@ -255,24 +270,42 @@ def _is_array(x: Any) -> bool:
 class _Batches:
     """A fresh batch per forward pass: cycles a re-iterable (list, DataLoader); a one-shot
     iterator that runs out is replaced by its last batch, with a warning. A batch that is a
-    tuple or list (``(x, y)`` from a data loader) contributes its first element."""
+    tuple or list (``(x, y)`` from a data loader) contributes its first element; a mapping
+    (``{"input_ids": ...}``) is one batch of keyword inputs.
 
-    def __init__(self, x: Any, prepare: Callable[[Any], Any] | None) -> None:
+    ``per_measure``: batches pooled in one measurement: ``pool_batches`` if given, else all the
+    batches of a list/tuple of batches (in memory: the user's probe set), else 1 (a data
+    loader or iterator: a fresh batch per pass, as the paper's solver)."""
+
+    def __init__(self, x: Any, prepare: Callable[[Any], Any] | None, pool_batches: Any = None) -> None:
         if prepare is not None and not callable(prepare):
             raise TypeError("prepare must be callable")
+        if pool_batches is not None and (isinstance(pool_batches, bool) or not isinstance(pool_batches, numbers.Integral)
+                                         or pool_batches < 1):
+            raise ValueError(f"pool_batches must be a positive int (batches pooled per measurement) or None, "
+                             f"got {pool_batches!r}")
         self._prepare = prepare
         self._single = None
         self._source: Any = None
         self._it: Iterator[Any] | None = None
         self._last: Any = None
         self._warned = False
-        if _is_array(x):
+        if _is_array(x) or isinstance(x, collections.abc.Mapping):
             self._single = x
-        elif isinstance(x, Iterable) and not isinstance(x, (str, bytes, dict)):
+        elif isinstance(x, Iterable) and not isinstance(x, (str, bytes)):
             self._source = x
             self._it = iter(x)
         else:
-            raise TypeError(f"x must be an array (a batch) or an iterable of batches, got {type(x).__name__}")
+            raise TypeError(f"x must be an array (a batch), a mapping of keyword inputs or an iterable of batches, "
+                            f"got {type(x).__name__}")
+        if pool_batches is not None:
+            self.per_measure = int(pool_batches)
+        elif isinstance(x, (list, tuple)) and not _is_array(x):
+            if not x:
+                raise ValueError("x is an empty list of batches: LSUV needs at least one batch")
+            self.per_measure = len(x)
+        else:
+            self.per_measure = 1
 
     def _unpack(self, b: Any) -> Any:
         if self._prepare is not None:
@@ -346,9 +379,11 @@ def _run_lsuv(layers: Sequence[Any], measure: Callable[[int, Any, bool], _Moment
     """Algorithm 1 on layer adapters (internal; shared by the NumPy, initlab.nn and torch front ends).
 
     Each adapter has ``name``, ``kind``, ``weight_shape``, ``has_bias``, ``snapshot()``,
-    ``restore(snap)``, ``orthogonalize(seed)`` and ``rescale(s, shift)``; ``measure(i, batch,
-    check_zero)`` runs one forward pass and returns layer ``i``'s pooled moments. Options must
-    already be validated. On any exception every layer is restored from its snapshot.
+    ``restore(snap)``, ``orthogonalize(seed)``, ``zero_bias()`` and ``rescale(s, shift)``;
+    ``measure(i, batch, check_zero)`` runs one forward pass and returns layer ``i``'s pooled
+    moments. Each measurement pools ``batches.per_measure`` passes (Chan's exact merge: the
+    moments of the concatenated outputs). Options must already be validated. On any exception
+    every layer is restored from its snapshot.
     """
     if center:
         for layer in layers:
@@ -362,18 +397,22 @@ def _run_lsuv(layers: Sequence[Any], measure: Callable[[int, Any, bool], _Moment
                                  f"but layer {layer.name} has shape {tuple(layer.weight_shape)}; pass orthogonal=False")
     seeds = named_seeds(seed) if orthogonal else None  # resolve the seed before anything is written
     report = LSUVReport(target_var=target_var, tol=tol, max_iter=max_iter, center=center, orthogonal=orthogonal,
-                        forward_passes=forward_passes, skipped=list(skipped))
+                        forward_passes=forward_passes, skipped=list(skipped), pool_batches=batches.per_measure)
     snaps = [layer.snapshot() for layer in layers]
     try:
         if orthogonal:
             for layer in layers:
+                # Algorithm 1's pre-init, as the reference implementations: orthonormal weights, zero biases.
                 layer.orthogonalize(seeds)
+                layer.zero_bias()
         for i, layer in enumerate(layers):
             rec = LSUVLayer(layer.name, layer.kind, tuple(layer.weight_shape), calls=calls[i] if calls else 1)
             it = 0
             while True:
-                m = measure(i, batches.next(), it == 0)
-                report.forward_passes += 1
+                m = _Moments()
+                for _ in range(batches.per_measure):
+                    m = m.merge(measure(i, batches.next(), it == 0))
+                    report.forward_passes += 1
                 _check_output(layer, m)
                 if it == 0:
                     rec.var_before, rec.mean_before = m.var, m.mean
@@ -490,6 +529,10 @@ class _ArrayLayer:
 
         orthogonal_(self.w.obj, 1.0, seed=seeds(self.stream_name), layout=self.layout)
 
+    def zero_bias(self) -> None:
+        if self.b is not None:
+            self.b.set(np.zeros(self.b.target.shape, dtype=np.float64))
+
     def rescale(self, s: float, shift: float | None) -> None:
         if shift is not None:
             assert self.b is not None
@@ -531,12 +574,13 @@ def lsuv(model: Any, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var
          center: bool = False, orthogonal: bool = True, seed: Any = None, forward: Callable[[Any], Sequence[Any]] | None = None,
          biases: Sequence[Any] | None = None, layout: Any = "torch", bias_axis: int = -1,
          batchnorm: str = "train", stop_early: bool = True, prepare: Callable[[Any], Any] | None = None,
-         **kwargs: Any) -> LSUVReport:
+         pool_batches: int | None = None, **kwargs: Any) -> LSUVReport:
     """Layer-sequential unit-variance initialization (Mishkin & Matas 2016, Algorithm 1), in place.
 
-    Orthonormal pre-initialization (:func:`initlab.orthogonal_`), then for each layer with
-    weights, in execution order: forward a batch, measure the population variance (ddof 0) of
-    the layer's whole output (pre-activation), multiply its weight by
+    Orthonormal pre-initialization (:func:`initlab.orthogonal_`; every rescaled layer's bias is
+    set to 0, as in the paper's Algorithm 1 and the reference implementations), then for each
+    layer with weights, in execution order: forward a batch, measure the population variance
+    (ddof 0) of the layer's whole output (pre-activation), multiply its weight by
     ``sqrt(target_var / var)``; repeat until ``|var - target_var| < tol`` or ``max_iter``
     rescalings.
 
@@ -548,10 +592,12 @@ def lsuv(model: Any, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var
         * a sequence of weight arrays (NumPy arrays or torch CPU tensors, modified in place)
           together with ``forward``;
         * a ``torch.nn.Module``: handled by :func:`initlab.torch.lsuv` (``kwargs`` go there).
-    x : array or iterable of batches
-        One batch (reused for every forward pass) or an iterable of batches (a fresh batch per
-        forward pass, as the paper's solver; a list or data loader is cycled). A batch that is a
-        tuple or list contributes its first element (``(x, y)`` pairs), unless ``prepare`` is given.
+    x : array, mapping or iterable of batches
+        One batch (reused for every forward pass; a mapping such as ``{"input_ids": ids}`` is
+        one batch of keyword inputs for a torch model) or an iterable of batches (a list or data
+        loader is cycled). A batch that is a tuple or list contributes its first element
+        (``(x, y)`` pairs), unless ``prepare`` is given. How many batches each measurement
+        pools: see ``pool_batches``.
     tol : float
         Tolerance on the variance: a layer is done when ``|var - target_var| < tol``.
     max_iter : int
@@ -564,7 +610,9 @@ def lsuv(model: Any, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var
         variance on that batch). Then a layer is done when also ``|mean| < tol * sqrt(target_var)``.
         Every layer needs a bias (checked before anything is written).
     orthogonal : bool
-        Orthonormal pre-initialization of every weight (Saxe et al. 2014) before rescaling.
+        Orthonormal pre-initialization of every weight (Saxe et al. 2014) before rescaling, with
+        the layers' biases set to 0 (Algorithm 1; lsuv 0.3.0 and anyinit do the same). With
+        ``orthogonal=False`` weights and biases are rescaled from their current values.
     seed : int, Generator or None
         Seed of the orthonormal pre-initialization; each layer's stream comes from its name
         (see :func:`named_seeds`), so adding a layer does not change the others.
@@ -589,6 +637,13 @@ def lsuv(model: Any, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var
         layer has run, so a pass costs only the layers up to it.
     prepare : callable, optional
         Maps each batch taken from ``x`` to the model's input.
+    pool_batches : int or None
+        How many batches each measurement pools: the statistics are those of all of them
+        together (the population variance of the concatenated outputs, merged exactly), so a
+        layer's variance does not jump from batch to batch. ``None`` (default): all the batches
+        of a list or tuple of batches (a probe set in memory), one batch per measurement for a
+        single batch, a data loader or an iterator (a fresh batch per forward pass, as the
+        paper's solver).
 
     Returns
     -------
@@ -619,7 +674,7 @@ def lsuv(model: Any, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var
 
         return torch_lsuv(model, x, tol=tol, max_iter=max_iter, target_var=target_var, center=center,
                           orthogonal=orthogonal, seed=seed, batchnorm=batchnorm, stop_early=stop_early,
-                          prepare=prepare, **kwargs)
+                          prepare=prepare, pool_batches=pool_batches, **kwargs)
     if kwargs:
         raise TypeError(f"lsuv() got unexpected keyword arguments {sorted(kwargs)}")
     tol, max_iter, target_var = _check_options(tol, max_iter, target_var)
@@ -627,19 +682,21 @@ def lsuv(model: Any, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var
         if forward is not None or biases is not None:
             raise TypeError("forward and biases are for framework-neutral models; an initlab.nn model has its own")
         return _lsuv_nn(model, x, tol=tol, max_iter=max_iter, target_var=target_var, center=center,
-                        orthogonal=orthogonal, seed=seed, prepare=prepare, batchnorm=batchnorm, stop_early=stop_early)
+                        orthogonal=orthogonal, seed=seed, prepare=prepare, batchnorm=batchnorm, stop_early=stop_early,
+                        pool_batches=pool_batches)
     if isinstance(model, (list, tuple)):
         if forward is None or not callable(forward):
             raise TypeError("a model given as a list of weight arrays needs forward=callable(batch) -> layer outputs")
         return _lsuv_arrays(list(model), x, forward, biases, layout, bias_axis, tol=tol, max_iter=max_iter,
-                            target_var=target_var, center=center, orthogonal=orthogonal, seed=seed, prepare=prepare)
+                            target_var=target_var, center=center, orthogonal=orthogonal, seed=seed, prepare=prepare,
+                            pool_batches=pool_batches)
     raise TypeError(f"lsuv() expects an initlab.nn model, a list of weight arrays (with forward=...) or a "
                     f"torch.nn.Module, got {type(model).__name__}")
 
 
 def _lsuv_arrays(weights: list[Any], x: Any, forward: Callable[[Any], Sequence[Any]], biases: Any, layout: Any,
                  bias_axis: int, *, tol: float, max_iter: int, target_var: float, center: bool, orthogonal: bool,
-                 seed: Any, prepare: Any) -> LSUVReport:
+                 seed: Any, prepare: Any, pool_batches: Any = None) -> LSUVReport:
     if not weights:
         raise ValueError("LSUV: the model has no layers (empty list of weights)")
     if biases is None:
@@ -649,7 +706,7 @@ def _lsuv_arrays(weights: list[Any], x: Any, forward: Callable[[Any], Sequence[A
         raise ValueError(f"biases has {len(biases)} entries for {len(weights)} weights (use None for no bias)")
     layers = [_ArrayLayer(i, w, b, f"{i} (array, weight {'x'.join(map(str, np.shape(w)))})", "array", layout,
                           bias_axis, f"{i}.weight") for i, (w, b) in enumerate(zip(weights, biases))]
-    batches = _Batches(x, prepare)
+    batches = _Batches(x, prepare, pool_batches)
 
     def outputs(batch: Any) -> Sequence[Any]:
         outs = forward(batch)
@@ -737,7 +794,7 @@ def _lsuv_nn(model: Any, x: Any, *, batchnorm: str, stop_early: bool, **opts: An
         raise ValueError("LSUV: the model has no Linear or Conv2d layer to rescale")
     seen_ids: set[int] = set()
     named = [(q, m) for q, m in named if not (id(m) in seen_ids or seen_ids.add(id(m)))]
-    batches = _Batches(x, opts.pop("prepare"))
+    batches = _Batches(x, opts.pop("prepare"), opts.pop("pool_batches"))
     probe = _HookProbe(stop_early)
 
     def make_hook(idx: int) -> Callable[..., None]:

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
 
 from ..lsuv import LSUVReport, _Batches, _check_options, _HookProbe, _Moments, _moments, _run_lsuv
+from . import probes
 
 __all__ = ["lsuv"]
 
 _CONV = (nn.modules.conv._ConvNd,)  # Conv1d/2d/3d and ConvTranspose1d/2d/3d (and their lazy forms)
+_LAYER_TYPES = "Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d, MultiheadAttention (its out_proj) or Hugging Face Conv1D"
 
 
 class _TorchLayer:
@@ -26,12 +27,12 @@ class _TorchLayer:
         if isinstance(module, nn.MultiheadAttention):
             # The output projection is applied inside F.multi_head_attention_forward (out_proj's
             # own hooks never fire): the MHA output is out_proj's pre-activation output.
-            self.weight, self.bias = module.out_proj.weight, module.out_proj.bias
             self.pname = f"{name}.out_proj" if name else "out_proj"
         else:
-            self.weight, self.bias = module.weight, getattr(module, "bias", None)
             self.pname = name
-        self.bias_dim_from_end = not isinstance(module, _CONV)  # Linear/MHA: last dim; conv: channel dim
+        if probes.is_conv1d(module):
+            self.kind = "Conv1D (HF)"  # weight stored (in, out); a linear layer all the same
+        self.weight, self.bias = probes.layer_weight(module), probes.layer_bias(module)
 
     @property
     def weight_shape(self) -> tuple[int, ...]:
@@ -54,17 +55,29 @@ class _TorchLayer:
                     out.append((f"{pre}{k}_proj_weight", getattr(m, f"{k}_proj_weight")))
         return out
 
+    def _biases(self) -> list[torch.Tensor]:
+        """Every bias the pre-init zeroes (MHA: the in-projection's too)."""
+        out = [] if self.bias is None else [self.bias]
+        if isinstance(self.module, nn.MultiheadAttention) and self.module.in_proj_bias is not None:
+            out.append(self.module.in_proj_bias)
+        return out
+
     def snapshot(self) -> Any:
         with torch.no_grad():
             return ([p.detach().clone() for _, p in self._pre_init_params()],
-                    None if self.bias is None else self.bias.detach().clone())
+                    [b.detach().clone() for b in self._biases()])
 
     def restore(self, snap: Any) -> None:
         with torch.no_grad():
             for (_, p), v in zip(self._pre_init_params(), snap[0]):
                 p.copy_(v)
-            if self.bias is not None:
-                self.bias.copy_(snap[1])
+            for b, v in zip(self._biases(), snap[1]):
+                b.copy_(v)
+
+    def zero_bias(self) -> None:
+        with torch.no_grad():
+            for b in self._biases():
+                b.zero_()
 
     def orthogonalize(self, seeds: Callable[[str], Any]) -> None:
         from ..orthogonal import orthogonal_
@@ -89,73 +102,74 @@ class _TorchLayer:
         """Whether the output is exactly the bias broadcast, i.e. W·x contributed nothing."""
         if self.bias is None:
             return not bool(out.any())
-        b = self.bias.detach()
-        if out.dim() == 0:
-            return False
-        if self.bias_dim_from_end:
-            dim = out.dim() - 1
-        else:  # conv: channel dim is 1 for batched input, 0 for unbatched
-            dim = 1 if out.dim() == self.weight.dim() else 0
-        if out.shape[dim] != b.numel():
+        dim = probes.bias_dim(self.module, out)
+        if dim is None:
             return False
         shape = [1] * out.dim()
-        shape[dim] = b.numel()
-        return bool((out == b.reshape(shape).to(out.dtype)).all())
+        shape[dim] = self.bias.numel()
+        return bool((out == self.bias.detach().reshape(shape).to(out.dtype)).all())
 
 
-def _is_layer(m: nn.Module) -> bool:
-    if isinstance(m, nn.MultiheadAttention):
-        return True
-    if isinstance(m, (nn.Linear, *_CONV)):
-        return isinstance(getattr(m, "weight", None), torch.Tensor)
-    return False
+def _not_scaled(module: nn.Module, handled: set[int]) -> dict[str, str]:
+    """The weights outside LSUV's layers, with the reason they are left alone: recurrent
+    weights, embedding tables, and bare parameters (registered on a container or on an
+    unrecognized module: tokens, layer-scale vectors). Norms' affine parameters and biases are
+    not weights and are not listed; ``handled`` parameters (the layers') are skipped."""
+    out: dict[str, str] = {}
+    seen: set[int] = set(handled)
+    for mname, m in module.named_modules():
+        if probes.is_layer(m):
+            continue  # a layer's parameters: scaled, listed by the caller, or MHA's in-projection (pre-init only)
+        for pname, p in m.named_parameters(recurse=False):
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            q = f"{mname}.{pname}" if mname else pname
+            kind = type(m).__name__
+            if isinstance(m, (nn.RNNBase, nn.RNNCellBase)):
+                if p.dim() >= 2:
+                    out[q] = f"{kind} weight (LSUV rescales the outputs of {_LAYER_TYPES} layers, not recurrent ones)"
+            elif isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and pname == "weight":
+                out[q] = f"{kind} table (LSUV rescales layers, not embeddings)"
+            elif pname.endswith("bias") and p.dim() <= 1:
+                continue
+            elif p.dim() >= 2 or any(True for _ in m.children()) or _unrecognized(m):
+                out[q] = f"bare parameter of {kind} (shape {tuple(p.shape)}), not part of a layer LSUV rescales"
+    return out
 
 
-@contextlib.contextmanager
-def _model_state(module: nn.Module, batchnorm: str) -> Iterator[None]:
-    """Eval mode (BatchNorm in train mode if asked), MHA fast path off, no grad; all restored on exit,
-    BatchNorm running statistics included (LSUV's forward passes must not leave traces)."""
-    modes = [(m, m.training) for m in module.modules()]
-    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    saved = [{k: v.detach().clone() for k, v in m.named_buffers(recurse=False) if v is not None} for m in bns]
-    fast = torch.backends.mha.get_fastpath_enabled()
-    try:
-        module.eval()
-        if batchnorm == "train":
-            for m in bns:
-                m.train()
-        torch.backends.mha.set_fastpath_enabled(False)  # the fused paths skip submodules' hooks
-        with torch.no_grad():
-            yield
-    finally:
-        torch.backends.mha.set_fastpath_enabled(fast)
-        for m, t in modes:
-            m.training = t
-        with torch.no_grad():
-            for m, buf in zip(bns, saved):
-                for k, v in buf.items():
-                    getattr(m, k).copy_(v)
+def _unrecognized(m: nn.Module) -> bool:
+    """A leaf module with parameters that is neither a norm nor an activation: its parameters
+    are "bare" as far as LSUV is concerned (norm weights and biases are not)."""
+    if isinstance(m, (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.RMSNorm, nn.PReLU)):
+        return False
+    return "norm" not in type(m).__name__.lower()
 
 
 def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var: float = 1.0,
          center: bool = False, orthogonal: bool = True, seed: Any = None, batchnorm: str = "train",
          modules: Iterable[Any] | None = None, prepare: Callable[[Any], Any] | None = None,
-         stop_early: bool = True) -> LSUVReport:
+         stop_early: bool = True, pool_batches: int | None = None) -> LSUVReport:
     """LSUV (Mishkin & Matas 2016, Algorithm 1) on a ``torch.nn.Module``, in place.
 
-    Layers: ``Linear``, ``Conv1d/2d/3d``, ``ConvTranspose1d/2d/3d`` and ``MultiheadAttention``
+    Layers: ``Linear``, ``Conv1d/2d/3d``, ``ConvTranspose1d/2d/3d``, ``MultiheadAttention``
     (its output projection ``out_proj`` is rescaled from the attention output; the in-projection
-    gets the orthonormal pre-init only), in the order of their first call in a forward pass
+    gets the orthonormal pre-init only) and Hugging Face's ``Conv1D`` (GPT-2: a linear layer
+    whose weight is stored ``(in, out)``), in the order of their first call in a forward pass
     (discovered by a first forward pass with hooks), not the order of registration.
 
     Parameters
     ----------
     module : torch.nn.Module
         The model (any device; the orthonormal pre-init is computed on the CPU and copied).
-    x : tensor or iterable of batches
-        See :func:`initlab.lsuv`. Each batch is passed as ``module(batch)``.
-    tol, max_iter, target_var, center, orthogonal, seed
-        As :func:`initlab.lsuv`. Stream names are the parameters' qualified names.
+    x : tensor, mapping or iterable of batches
+        See :func:`initlab.lsuv`. Each batch is passed as ``module(batch)``, or as
+        ``module(**batch)`` when it is a mapping (``{"input_ids": ids}``, a tokenizer's
+        ``BatchEncoding``): integer token inputs are fine, only the layers' outputs are measured.
+    tol, max_iter, target_var, center, orthogonal, seed, pool_batches
+        As :func:`initlab.lsuv`. Stream names are the parameters' qualified names. The
+        orthonormal pre-init sets the rescaled layers' biases to 0 (MHA: ``in_proj_bias`` and
+        ``out_proj.bias``), as Algorithm 1 and the reference implementations.
     batchnorm : {"train", "eval"}
         ``"train"`` (default, as the paper's Caffe training net): BatchNorm layers normalize
         with the batch's statistics; ``"eval"``: with their running statistics. Every other
@@ -171,20 +185,32 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
     Returns
     -------
     LSUVReport
+        ``report.not_scaled`` lists every weight left alone, with the reason.
 
     Raises
     ------
     ValueError
-        Bad options, unknown ``modules`` entries, no layer to rescale, ``center=True`` with a
-        bias-free layer, or a layer whose output is constant, non-finite or independent of its
-        weights (zero input): the message gives the layer's qualified name; weights restored.
+        Bad options, unknown ``modules`` entries, no layer to rescale (the message lists the
+        model's weights and why each cannot be rescaled), ``center=True`` with a bias-free
+        layer, or a layer whose output is constant, non-finite or independent of its weights
+        (zero input): the message gives the layer's qualified name; weights restored.
+
+    Warns
+    -----
+    RuntimeWarning
+        Once, naming every weight left alone that a user may expect LSUV to scale: recurrent
+        (LSTM/GRU) weights, bare parameters, layers tied to a module LSUV does not rescale, later
+        holders of a weight shared by several layers, layers never called. Embeddings and layers
+        outside ``modules`` are listed in the report only. Also when a layer does not converge.
 
     Notes
     -----
     The rescaled weights (and biases) are copied once before anything is written, so that an
     error can restore them: LSUV needs that much extra memory.
-    A layer whose weight is tied to another module (an output head sharing the embedding matrix)
-    is left untouched, with a warning, and listed in ``report.skipped``.
+    A layer whose weight is tied to a module LSUV does not rescale (an output head sharing the
+    embedding matrix) is left untouched: rescaling it would rescale that module too. A weight
+    shared by several rescalable layers is rescaled at its first holder (in execution order);
+    the later ones are left alone.
     The module's train/eval flags, BatchNorm running statistics, the MHA fast-path flag and its
     hooks (initlab's are removed, the user's untouched) are restored on success and on error.
     Statistics are taken inside the forward hook, the moment the layer returns, so in-place
@@ -196,90 +222,129 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
     tol, max_iter, target_var = _check_options(tol, max_iter, target_var)
     if batchnorm not in ("train", "eval"):
         raise ValueError(f"batchnorm must be 'train' (batch statistics) or 'eval' (running statistics), got {batchnorm!r}")
-    named = [(n, m) for n, m in module.named_modules() if _is_layer(m)]
+    all_layers = [(n, m) for n, m in module.named_modules() if probes.is_layer(m)]
+    # MHA's out_proj is a Linear that never runs as a module: it belongs to its MHA layer.
+    owned = {id(m.out_proj) for _, m in all_layers if isinstance(m, nn.MultiheadAttention)}
+    all_layers = [(n, m) for n, m in all_layers if id(m) not in owned]
+    named = list(all_layers)
+    left: dict[str, tuple[int, str]] = {}  # layer weights left alone: name -> (id(weight), reason)
+    quiet: set[str] = set()  # listed in the report, not warned about (embeddings, modules= exclusions)
+
+    def leave(n: str, m: nn.Module, why: str) -> None:
+        left[f"{n}.weight" if n else "weight"] = (id(probes.layer_weight(m)), why)
     if modules is not None:
         wanted = list(modules)
         by_name = {n: m for n, m in named}
         ids = {id(m) for _, m in named}
-        keep = set()
+        keep, bad = set(), []
         for w in wanted:
-            if isinstance(w, str):
-                if w not in by_name:
-                    raise ValueError(f"LSUV: modules entry {w!r} is not a Linear/Conv/ConvTranspose/MultiheadAttention "
-                                     f"layer of this model; layers: {sorted(by_name)}")
+            if isinstance(w, str) and w in by_name:
                 keep.add(id(by_name[w]))
             elif isinstance(w, nn.Module) and id(w) in ids:
                 keep.add(id(w))
             else:
-                raise ValueError(f"LSUV: modules entry {w!r} is not a rescalable layer of this model")
+                bad.append(w)
+        if bad:
+            raise ValueError(f"LSUV: modules entries {bad!r} are not rescalable layers ({_LAYER_TYPES}) of this model; "
+                             f"its layers: {sorted(by_name)}")
+        for n, m in named:
+            if id(m) not in keep:
+                leave(n, m, "not selected by modules=")
+                quiet.add(f"{n}.weight" if n else "weight")
         named = [(n, m) for n, m in named if id(m) in keep]
-    if not named:
-        raise ValueError("LSUV: the model has no Linear, Conv, ConvTranspose or MultiheadAttention layer to rescale")
-    # MHA's out_proj is a Linear that never runs as a module: it belongs to its MHA layer.
-    owned = {id(m.out_proj) for _, m in named if isinstance(m, nn.MultiheadAttention)}
-    named = [(n, m) for n, m in named if id(m) not in owned]
-    # A weight tied to another module (e.g. an output head sharing the embedding matrix) cannot be
-    # rescaled for one layer without changing the other: such layers are left untouched.
+    # A weight tied to another module cannot be rescaled for one layer alone: tied to a module
+    # LSUV does not rescale (an embedding) -> left alone; shared by several layers -> rescaled
+    # at its first holder in execution order (decided after the discovery pass).
     holders: dict[int, list[str]] = {}
     for mname, m in module.named_modules():
+        if id(m) in owned:
+            continue
         for p in m.parameters(recurse=False):
             holders.setdefault(id(p), []).append(mname or "(root)")
+    layer_names = {n or "(root)" for n, _ in all_layers}
     tied = []
     for n, m in named:
-        w = m.out_proj.weight if isinstance(m, nn.MultiheadAttention) else m.weight
-        others = [h for h in holders.get(id(w), []) if h != (n or "(root)") and not (
-            isinstance(m, nn.MultiheadAttention) and h == (f"{n}.out_proj" if n else "out_proj"))]
-        if others:
-            tied.append((n, others))
-    if tied:
-        warnings.warn("LSUV: layers whose weight is shared with another module are left untouched: "
-                      + ", ".join(f"{n or '(root)'} (shared with {', '.join(o)})" for n, o in tied), RuntimeWarning,
-                      stacklevel=2)
-        tied_names = {n for n, _ in tied}
-        named = [(n, m) for n, m in named if n not in tied_names]
+        w = probes.layer_weight(m)
+        others = [h for h in holders.get(id(w), []) if h != (n or "(root)")]
+        outside = [h for h in others if h not in layer_names]
+        if outside:
+            tied.append((n, outside))
+            leave(n, m, f"tied to {', '.join(outside)}, which LSUV does not rescale (rescaling {n or '(root)'} "
+                        "would rescale it too)")
+    tied_names = {n for n, _ in tied}
+    named = [(n, m) for n, m in named if n not in tied_names]
     if not named:
-        raise ValueError("LSUV: every rescalable layer of the model has a tied weight; nothing to do")
-    batches = _Batches(x, prepare)
-
+        listing = {k: v for k, (_, v) in left.items()}
+        listing.update(_not_scaled(module, {i for i, _ in left.values()}))
+        what = "; ".join(f"{k}: {v}" for k, v in listing.items()) or "the model has no parameters"
+        raise ValueError(f"LSUV: the model has no layer LSUV can rescale ({_LAYER_TYPES}). Weights: {what}")
+    batches = _Batches(x, prepare, pool_batches)
     probe = _HookProbe(stop_early)
 
     def make_hook(idx: int) -> Callable[..., None]:
         def hook(mod: nn.Module, inp: Any, out: Any) -> None:
-            o = out[0] if isinstance(out, (tuple, list)) else out
+            o = probes.first_tensor(out)
+            if o is None:
+                return
             # Measured right now: an in-place activation after this module cannot alter it.
             probe.record(idx, o.detach(), _moments)
 
         return hook
 
-    handles = []
-    try:
-        with _model_state(module, batchnorm):
-            for i, (_, m) in enumerate(named):
-                handles.append(m.register_forward_hook(make_hook(i)))
-            module(batches.next())  # discovery pass: execution order and calls per layer
-            probe.discover = False
-            order = probe.order
-            skipped = [named[i][0] or "(root)" for i in range(len(named)) if i not in probe.counts]
-            if not order:
-                raise ValueError("LSUV: none of the model's layers ran in the forward pass")
-            # Built after the discovery pass, so lazy modules have materialized their weights.
-            layers = [_TorchLayer(named[i][0] or "(root)", named[i][1]) for i in order]
-            for layer in layers:
-                if not layer.weight.is_floating_point():
-                    raise TypeError(f"LSUV: layer {layer.name} has a {layer.weight.dtype} weight; a floating-point "
-                                    "weight is needed")
+    def run(batch: Any) -> Any:
+        return probes.call(module, batch)
 
-            def measure(k: int, batch: Any, check_zero: bool) -> _Moments:
-                return probe.measure(k, layers[k], lambda: module(batch), check_zero,
-                                     "; a data-dependent forward cannot be LSUV-initialized layer by layer")
+    with probes.model_state(module, mode="eval", batchnorm=batchnorm), \
+            probes.forward_hooks((m, make_hook(i)) for i, (_, m) in enumerate(named)):
+        run(batches.next())  # discovery pass: execution order and calls per layer
+        probe.discover = False
+        order = probe.order
+        never = [i for i in range(len(named)) if i not in probe.counts]
+        for i in never:
+            leave(*named[i], "layer never called in the forward pass")
+        # A weight shared by several layers: rescaled at its first holder in execution order.
+        first_holder: dict[int, str] = {}
+        shared = []
+        for i in order:
+            n, m = named[i]
+            w = probes.layer_weight(m)
+            if id(w) in first_holder:
+                shared.append(i)
+                leave(n, m, f"weight shared with {first_holder[id(w)]}, rescaled there")
+            else:
+                first_holder[id(w)] = n or "(root)"
+        order = [i for i in order if i not in shared]
+        probe.order = order
+        if not order:
+            raise ValueError("LSUV: none of the model's rescalable layers ran in the forward pass: "
+                             + ", ".join(n or "(root)" for n, _ in named))
+        # Built after the discovery pass, so lazy modules have materialized their weights.
+        layers = [_TorchLayer(named[i][0] or "(root)", named[i][1]) for i in order]
+        bad_dtype = [f"{layer.name} ({layer.weight.dtype})" for layer in layers if not layer.weight.is_floating_point()]
+        if bad_dtype:
+            raise TypeError(f"LSUV: layers {', '.join(bad_dtype)} have non-floating-point weights; "
+                            "floating-point weights are needed")
+        handled = {id(t) for layer in layers for t in (layer.weight, *layer._biases())}
+        handled |= {i for i, _ in left.values()}
+        rest = _not_scaled(module, handled)
+        quiet |= {k for k, v in rest.items() if " table (" in v}  # embeddings: by design, not a surprise
+        # Registration order, whoever found the entry.
+        rank = {q: r for r, (q, _) in enumerate(module.named_parameters(remove_duplicate=False))}
+        found = {**{k: v for k, (_, v) in left.items()}, **rest}
+        not_scaled = {k: found[k] for k in sorted(found, key=lambda q: rank.get(q, len(rank)))}
+        loud = {k: v for k, v in not_scaled.items() if k not in quiet}
+        if loud:
+            warnings.warn(f"LSUV: {len(loud)} weight(s) were not scaled (see report.not_scaled): "
+                          + "; ".join(f"{k}: {v}" for k, v in loud.items()), RuntimeWarning, stacklevel=2)
 
-            if skipped:
-                warnings.warn(f"LSUV: layers never called in the forward pass were left untouched: {', '.join(skipped)}",
-                              RuntimeWarning, stacklevel=2)
-            return _run_lsuv(layers, measure, batches, tol=tol, max_iter=max_iter, target_var=target_var,
-                            center=center, orthogonal=orthogonal, seed=seed, forward_passes=1,
-                            skipped=skipped + [n or "(root)" for n, _ in tied],
-                            calls=[probe.counts[i] for i in order])
-    finally:
-        for h in handles:
-            h.remove()
+        def measure(k: int, batch: Any, check_zero: bool) -> _Moments:
+            return probe.measure(k, layers[k], lambda: run(batch), check_zero,
+                                 "; a data-dependent forward cannot be LSUV-initialized layer by layer")
+
+        skipped = [named[i][0] or "(root)" for i in never] + [n or "(root)" for n in tied_names] + [
+            named[i][0] or "(root)" for i in shared]
+        report = _run_lsuv(layers, measure, batches, tol=tol, max_iter=max_iter, target_var=target_var,
+                           center=center, orthogonal=orthogonal, seed=seed, forward_passes=1, skipped=skipped,
+                           calls=[probe.counts[i] for i in order])
+        report.not_scaled = not_scaled
+        return report
