@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -79,7 +81,17 @@ def test_processes_scheduler():
     assert x.compute(scheduler="processes", num_workers=2).tobytes() == ref.tobytes()
 
 
-def test_local_cluster_processes(tmp_path):
+@pytest.fixture
+def restore_environ():
+    # distributed writes OMP_NUM_THREADS=1 (and friends) into this process's environment for its
+    # workers; put it back so later tests keep their thread defaults.
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_local_cluster_processes(tmp_path, restore_environ):
     distributed = pytest.importorskip("distributed")
     shape = (96, 40)
     ref = _reference("variance_scaling", shape, (1.5, "fan_in", "truncated_normal"), {}, seed=11)
