@@ -48,13 +48,14 @@ _TORCH_MODES = ("fan_in", "fan_out")
 class _Frame:
     """One active ``with fast_init(...)`` block on one thread."""
 
-    __slots__ = ("seed", "counts", "defer", "mode")
+    __slots__ = ("seed", "counts", "defer", "mode", "depth")
 
     def __init__(self, seed: Any, counts: Counter, defer: bool) -> None:
         self.seed = seed  # an initlab.Generator, or None for the module-wide default generator
         self.counts = counts
         self.defer = defer
-        self.mode: _WriteBeforeUse | None = None
+        self.mode: _WriteBeforeUse | None = None  # pushed at the first deferred fill
+        self.depth = torch._C._len_torch_dispatch_stack()  # dispatch modes below this block
 
 
 _tls = threading.local()  # .stack: list[_Frame]; .passthrough: depth of calls into torch originals
@@ -234,6 +235,10 @@ def _flush_all(fr: _Frame | None) -> None:
 class _WriteBeforeUse(TorchDispatchMode):
     """Writes a deferred fill before any aten op that could read or partly overwrite its storage."""
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        return False  # torch would wrap the handler in torch._disable_dynamo: seconds to import, per-op cost
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         p = getattr(_tls, "pending", None)
@@ -244,6 +249,20 @@ class _WriteBeforeUse(TorchDispatchMode):
                     if k in p:
                         _flush(k)
         return func(*args, **kwargs)
+
+
+def _watching(fr: _Frame) -> bool:
+    """Make sure the write-before-use mode is on the stack. It is pushed at the first deferred fill,
+    not at the block's entry: with a Python dispatch mode active, operations on meta tensors take
+    torch's Python reference path (which imports torch._dynamo). If another dispatch mode was
+    entered inside the block since, the mode cannot be pushed in order: no deferral."""
+    if fr.mode is not None:
+        return True
+    if torch._C._len_torch_dispatch_stack() != fr.depth:
+        return False
+    fr.mode = _WriteBeforeUse()
+    fr.mode.__enter__()
+    return True
 
 
 def _execute(fr: _Frame, label: str, t: torch.Tensor, op: tuple | None, call_torch: Callable[[], Any]) -> Any:
@@ -263,7 +282,7 @@ def _execute(fr: _Frame, label: str, t: torch.Tensor, op: tuple | None, call_tor
             key, stream = resolve_seed(seed)
             seed = Generator(key, stream=stream)  # the call's stream, fixed now
         key = _storage_key(t)
-        if deferrable and _whole(t):
+        if deferrable and _whole(t) and _watching(fr):
             p = _pending()
             if p.pop(key, None) is not None:
                 fr.counts[("(deferred fill, overwritten)", "skipped")] += 1
@@ -520,9 +539,6 @@ class fast_init(contextlib.ContextDecorator):
             _install_count += 1
         if not hasattr(_tls, "stack"):
             _tls.stack = []
-        if fr.defer:
-            fr.mode = _WriteBeforeUse()
-            fr.mode.__enter__()
         _tls.stack.append(fr)
         self._frames.append(fr)
         return self
