@@ -48,6 +48,14 @@ def test_tiny_network_by_hand():
     close(r2.grad_pre, [1, 1])
     close(r2.weight_grad, [0, 6, 0.6])
     assert r1.dead_fraction == pytest.approx(1 / 3)  # unit 0 is zero for both samples
+    # each layer's input and dL/d(input); the gain is the weight part's mean square over the input's
+    close(r1.input, x.ravel())
+    close(r2.input, [0, 5, 0, 0, 1, 0.6])
+    close(r2.grad_input, [1, 2, -1, 1, 2, -1])
+    wx1 = np.array([-1, 4.5, -3, -1.5, 0.5, 0.5])  # pre1 - b1
+    assert r1.gain == pytest.approx(np.mean(wx1**2) / np.mean(x**2), rel=1e-13)
+    assert r2.gain == pytest.approx(np.mean(np.array([10.0, 1.4]) ** 2) / np.mean(np.array([0, 5, 0, 0, 1, 0.6]) ** 2))
+    assert r1.reduction is None and r2.reduction is None
     assert t.loss == pytest.approx(12.0)
     close(t.input, x.ravel())
     # "random" loss: dL/dy is a fixed standard normal draw; "mean_square": y / size
@@ -203,3 +211,28 @@ def test_jacobian_spectrum():
     s = jacobian_spectrum(net, x)
     np.testing.assert_allclose(s.singular_values[0], np.linalg.svd(jac, compute_uv=False), rtol=1e-7)
     assert all(np.all(g == 0) for _, g in net.named_grads())
+
+
+def test_diagnose_resnet_global_pool_and_printing():
+    net = nn.resnet(3, 8, n_blocks=2, seed=0)
+    x = np.random.default_rng(0).standard_normal((8, 3, 8, 8))
+    t = initlab.analyze(net, x)
+    head = t.layers[-1]
+    assert head.type == "Linear" and head.reduction == "GlobalAvgPool"
+    assert head.reduction_scale["backward"] == pytest.approx(1 / 64**2, rel=1e-12)  # dy / 64 on every pixel
+    f = t.diagnose()
+    assert f == [] and str(f) == f"no problem found in {len(t)} layer(s)"
+    assert str(t).splitlines()[0].startswith(f"Trace of {len(t)} layer(s), forward and backward, batch 8; input:")
+
+
+def test_diagnose_one_broken_layer_named():
+    net = relu_net(None, depth=8, width=64)
+    net[6].weight[...] *= 1e-4  # layer 4 of 8
+    f = initlab.analyze(net, X).diagnose()
+    assert [x.kind for x in f] == ["vanishing_layer"]  # the depth trends it causes are not repeated
+    assert f[0].layer == "6" and f[0].index == 4
+    assert 1e-9 < f[0].evidence["gain"] < 1e-7  # He: gain 2 (x1e-8)
+    text = str(f)
+    assert text.startswith("1 problem(s) found in 8 layer(s):\n- Layer 4 (6, Linear) shrinks") and "Finding(" not in text
+    net[6].weight[...] = 0.0  # zero-initialized on purpose: not a broken layer
+    assert all(x.kind != "vanishing_layer" for x in initlab.analyze(net, X).diagnose())

@@ -340,3 +340,46 @@ def test_nn_pre_init_stream_is_the_parameter_name():
     ref = np.empty((8, 8))
     initlab.orthogonal_(ref, seed=named_seeds(5)("2.weight"))  # the second Linear, qualified name "2"
     np.testing.assert_allclose(model[2].weight, ref * rep[1].scale, rtol=1e-12)
+
+
+def test_orthogonal_pre_init_zeroes_biases_nn_and_arrays():
+    # Algorithm 1 (and lsuv 0.3.0, anyinit): orthonormal weights, zero biases; one rule for every front end.
+    from initlab import nn
+
+    net = nn.mlp(6, 12, depth=3, seed=0)
+    for _, m in net.named_modules():
+        if isinstance(m, nn.Linear):
+            m.bias[...] = 0.5
+    x = np.random.default_rng(1).standard_normal((64, 6))
+    rep = initlab.lsuv(net, x, seed=0)
+    assert rep.converged
+    biases = [m.bias for _, m in net.named_modules() if isinstance(m, nn.Linear)]
+    assert len(biases) == 3 and all(not b.any() for b in biases)
+    # orthogonal=False: biases stay as they were (only weights are rescaled)
+    rng = np.random.default_rng(2)
+    ws, bs = _mlp(2, 6, 0.5, rng)
+    bs = [np.full(6, 0.25), np.full(6, -0.25)]
+    initlab.lsuv(ws, rng.standard_normal((32, 6)), forward=_forward(ws, bs), biases=bs, orthogonal=False)
+    assert all((b == v).all() for b, v in zip(bs, (0.25, -0.25)))
+    initlab.lsuv(ws, rng.standard_normal((32, 6)), forward=_forward(ws, bs), biases=bs, seed=0)
+    assert all(not b.any() for b in bs)
+
+
+def test_pool_batches_numpy_front_end():
+    rng = np.random.default_rng(3)
+    ws, bs = _mlp(2, 8, 0.3, rng)
+    batches = [rng.standard_normal((n, 8)) for n in (5, 17, 40)]
+    ws2, bs2 = [w.copy() for w in ws], [b.copy() for b in bs]
+    ra = initlab.lsuv(ws, batches, forward=_forward(ws, bs), biases=bs, seed=1, tol=1e-3)
+    rb = initlab.lsuv(ws2, np.concatenate(batches), forward=_forward(ws2, bs2), biases=bs2, seed=1, tol=1e-3)
+    assert ra.pool_batches == 3 and rb.pool_batches == 1
+    for a, b in zip(ra.layers, rb.layers):
+        assert a.var_before == pytest.approx(b.var_before, rel=1e-12) and a.iterations == b.iterations
+    for a, b in zip(ws, ws2):
+        np.testing.assert_allclose(a, b, rtol=1e-10)
+    assert "3 batches per measurement" in str(ra)
+    json.dumps(ra.to_dict())
+    with pytest.raises(ValueError, match="pool_batches must be a positive int"):
+        initlab.lsuv(ws, batches, forward=_forward(ws, bs), biases=bs, pool_batches=1.5)
+    with pytest.raises(ValueError, match="empty list of batches"):
+        initlab.lsuv(ws, [], forward=_forward(ws, bs), biases=bs)
