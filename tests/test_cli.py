@@ -1,51 +1,105 @@
-"""The command line: `python -m initlab demo` end to end (small settings) and `bench`."""
+"""The command line: demo, evaluate and bench end to end (small settings); paths checked first; --version."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
 
 import pytest
 
+import initlab
+
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "initlab", *args], capture_output=True, text=True, timeout=120, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "initlab", *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_version():
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"initlab {initlab.__version__}"
 
 
 def test_demo_end_to_end(tmp_path):
     png = tmp_path / "demo.png"
-    r = run("demo", "--depth", "5", "--width", "8", "--trials", "2", "--sigmas", "1e-5,0.5", "--output", str(png))
+    r = run("demo", "--depth", "5", "--draws", "256", "--sigmas", "1e-5,0.5", "--output", str(png))
     assert r.returncode == 0, r.stderr
     out = r.stdout
-    # The sigma = 1e-5 table: five layers whose pre-activation variance falls by ~sigma^2 * width / 2 each.
-    block = out.split("sigma = 1e-05")[1].split("->")[0]
+    # The sigma = 1e-5 table: five layers whose pre-activation variance falls by 5 sigma^2 = 5e-10 each.
+    block = out.split("N(0, 1e-05^2) (256 draws)")[1].split("->")[0]
     pre = [float(m) for m in re.findall(r"^\s+\d+\s+(\S+)", block, flags=re.M)]
     assert len(pre) == 5
-    assert all(b < a * 1e-6 for a, b in zip(pre, pre[1:])), pre
-    assert pre[-1] < 1e-40
-    assert re.search(r"N\(0, 1e-05\^2\)\s+vanishes", out)
-    assert re.search(r"He \(Kaiming\) normal, relu\s+keeps the variance", out)
-    for name in ("Xavier", "orthogonal"):
-        assert name in out
-    if "no figure" not in out:
-        assert png.stat().st_size > 1000
+    assert all(b < a * 1e-8 for a, b in zip(pre, pre[1:])), pre
+    assert re.search(r"N\(0, 1e-05\^2\)\s.*vanishes", out)
+    assert re.search(r"N\(0, 0.5\^2\)\s.*explodes", out)
+    assert re.search(r"He \(Kaiming\) normal, relu gain\s.*keeps", out)
+    assert re.search(r"Xavier \(Glorot\) normal\s.*vanishes", out)
+    assert f"figure written to {png}" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_demo_options_and_errors(tmp_path):
-    r = run("demo", "--depth", "3", "--width", "6", "--activation", "tanh", "--batch", "4", "--trials", "1", "--no-plot", cwd=tmp_path)
+    r = run("demo", "--depth", "3", "--width", "6", "--activation", "tanh", "--draws", "64", "--no-plot", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "Tanh network, 3 hidden layers x 6 units" in r.stdout and not list(tmp_path.iterdir())
+    assert "Tanh, 3 layers x 6 units" in r.stdout and "mean-field" in r.stdout and not list(tmp_path.iterdir())
     bad = run("demo", "--activation", "swish", "--no-plot")
     assert bad.returncode == 2 and "unknown activation 'swish'" in bad.stderr
     assert run("demo", "--sigmas", "a,b").returncode == 2
 
 
-def test_bench_runs():
+@pytest.mark.parametrize("command", ["demo", "evaluate"])
+def test_bad_output_paths_fail_before_any_work(tmp_path, command):
+    afile = tmp_path / "f.txt"
+    afile.write_text("x")
+    (tmp_path / "d.png").mkdir()
+    cases = {
+        str(tmp_path / "missing" / "x.png"): "does not exist",
+        str(afile / "x.png"): "is not a directory",
+        str(tmp_path / "d.png"): "it is a directory",
+        str(tmp_path / "x.docx"): "extension '.docx'",
+    }
+    for path, why in cases.items():
+        r = run(command, "--output", path)
+        assert r.returncode == 2 and why in r.stderr and path in r.stderr, (path, r.stderr)
+        assert r.stdout == ""  # nothing ran: no header, no table
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png", "f.txt"]
+
+
+def test_evaluate_bad_json_path_and_both_errors_together(tmp_path):
+    r = run("evaluate", "--output", str(tmp_path / "no" / "a.png"), "--json", str(tmp_path / "nope" / "r.json"))
+    assert r.returncode == 2 and "a.png" in r.stderr and "r.json" in r.stderr and r.stdout == ""
+    r = run("evaluate", "--json", str(tmp_path / "r.csv"))
+    assert r.returncode == 2 and "extension '.csv'" in r.stderr
+
+
+def test_a_name_without_extension_gets_png_and_the_printed_name_is_the_written_one(tmp_path):
+    r = run("demo", "--depth", "3", "--draws", "32", "--sigmas", "0.5", "--output", "noext", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "figure written to noext.png" in r.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["noext.png"]
+
+
+def test_evaluate_end_to_end(tmp_path):
+    pytest.importorskip("sklearn")
+    r = run("evaluate", "--inits", "normal:std=0.01", "xavier_normal", "--depth", "2", "--width", "16", "--seeds", "1",
+            "--steps", "30", "--output", "ev", "--json", "res", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "figure written to ev.png" in r.stdout and "results written to res.json" in r.stdout
+    assert "normal:std=0.01" in r.stdout and "test acc %" in r.stdout
+    d = json.loads((tmp_path / "res.json").read_text())
+    assert [x["init"] for x in d["results"]] == ["normal:std=0.01", "xavier_normal"] and d["config"]["steps"] == 30
+    assert (tmp_path / "ev.png").read_bytes()[:4] == b"\x89PNG"
+    bad = run("evaluate", "--inits", "xavier", "--no-plot", cwd=tmp_path)
+    assert bad.returncode == 2 and "unknown init(s) ['xavier']" in bad.stderr
+
+
+def test_bench_runs_in_readme_units():
     r = run("bench", "--size", "4096", "--matrix", "16", "--repeat", "1", "--threads", "1")
     assert r.returncode == 0, r.stderr
-    for op in ("uniform", "normal", "trunc_normal", "orthogonal"):
-        assert re.search(rf"^{op}\s", r.stdout, flags=re.M)
+    for op in ("uniform", "normal", "trunc_normal"):
+        assert re.search(rf"^{op}\s+Gs/s\s", r.stdout, flags=re.M)
+    assert re.search(r"^orthogonal\s+ms\s", r.stdout, flags=re.M) and "GFLOP/s" in r.stdout
 
 
 def test_console_script_entry_point():

@@ -97,6 +97,9 @@ class DemoRow:
         Independent weight draws averaged.
     pre_var, post_var : list of float
         Per layer: mean over draws of ``np.var`` of the pre-activations and post-activations.
+    pre_var_se : list of float
+        Standard error of ``pre_var`` (the spread of one draw over sqrt(draws)); at width 10
+        it grows with depth, because a draw's variance is a product of per-layer factors.
     factor, factor_se : list of float
         Per layer from the second: the measured per-layer factor of the variance and its
         standard error (see :func:`run_demo`, Notes).
@@ -120,6 +123,7 @@ class DemoRow:
     draws: int
     pre_var: list[float]
     post_var: list[float]
+    pre_var_se: list[float]
     factor: list[float]
     factor_se: list[float]
     theory_pre_var: list[float] | None
@@ -145,7 +149,7 @@ class DemoRow:
     def table(self) -> str:
         """Per layer: measured and expected variances, measured and expected factor."""
         th = self.theory_name or "theory"
-        head = ("layer", "pre-act var", f"{th}", "post-act var", "factor", "± se", f"{th} factor")
+        head = ("layer", "pre-act var", "± se", f"{th}", "post-act var", "factor", "± se", f"{th} factor")
         rows = [head]
         for i in range(len(self.pre_var)):
             tv = f"{self.theory_pre_var[i]:.3e}" if self.theory_pre_var else "-"
@@ -155,7 +159,8 @@ class DemoRow:
                 f = f"x{self.factor[i - 1]:.4g}" if math.isfinite(self.factor[i - 1]) else "-"
                 se = f"{self.factor_se[i - 1]:.2g}" if math.isfinite(self.factor_se[i - 1]) else "-"
                 tf = f"x{self.theory_factor[i - 1]:.4g}" if self.theory_factor else "-"
-            rows.append((str(i + 1), f"{self.pre_var[i]:.3e}", tv, f"{self.post_var[i]:.3e}", f, se, tf))
+            pse = f"{self.pre_var_se[i]:.2g}" if math.isfinite(self.pre_var_se[i]) else "-"
+            rows.append((str(i + 1), f"{self.pre_var[i]:.3e}", pse, tv, f"{self.post_var[i]:.3e}", f, se, tf))
         w = [max(len(r[k]) for r in rows) for k in range(len(head))]
         lines = ["  ".join(c.rjust(w[k]) for k, c in enumerate(r)) for r in rows]
         lines.insert(1, "  ".join("-" * x for x in w))
@@ -327,6 +332,8 @@ def _row(label: str, kind: str, draws: int, meas: dict[str, np.ndarray], factors
          theory: tuple[list[float], list[float], str] | None, width: int) -> DemoRow:
     pre = [float(v) for v in meas["pre"].mean(axis=1)]
     post = [float(v) for v in meas["post"].mean(axis=1)]
+    n = meas["pre"].shape[1]
+    pre_se = [float(v) / math.sqrt(n) for v in meas["pre"].std(axis=1, ddof=1)] if n > 1 else [math.nan] * len(pre)
     f, se = factors
     # The profile the verdict reads: layer 1's variance carried forward by the measured factors.
     prof = np.concatenate([[pre[0]], pre[0] * np.cumprod(f)]) if pre[0] > 0 else np.array(pre)
@@ -337,7 +344,7 @@ def _row(label: str, kind: str, draws: int, meas: dict[str, np.ndarray], factors
         q, t_f, tname = theory
         t_pre = [v * (width - 1) / width for v in q]  # np.var over the units: (n - 1) / n of the mean square
         tword, tg, _ = verdict(q)
-    return DemoRow(label, draws, pre, post, f, se, t_pre, t_f, tname, g, gt, tg, word, tword, kind)
+    return DemoRow(label, draws, pre, post, pre_se, f, se, t_pre, t_f, tname, g, gt, tg, word, tword, kind)
 
 
 # ---- the demo ---------------------------------------------------------------------------
