@@ -3,7 +3,6 @@ tensor equals the single-process fill bit for bit (gloo on CPU, 2 and 4 processe
 
 from __future__ import annotations
 
-import os
 import socket
 
 import pytest
@@ -111,10 +110,21 @@ CASES_4 = [
 ]
 
 
+@pytest.fixture(scope="module")
+def start_method():
+    # Each rank is a fresh process; a forkserver that has imported torch and initlab once (and
+    # run nothing multi-threaded) forks them, instead of every rank importing torch again.
+    import multiprocessing
+
+    multiprocessing.set_forkserver_preload(["torch", "torch.distributed.tensor", "initlab",
+                                            "initlab.torch._dtensor"])
+    return "forkserver"
+
+
 @pytest.mark.parametrize("world,cases", [(2, CASES_2), (4, CASES_4)], ids=["2-ranks", "4-ranks"])
-def test_shards_filled_alone_equal_single_process_fill(world, cases):
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    mp.spawn(_worker, args=(world, _free_port(), cases), nprocs=world, join=True)
+def test_shards_filled_alone_equal_single_process_fill(world, cases, start_method):
+    mp.start_processes(_worker, args=(world, _free_port(), cases), nprocs=world, join=True,
+                       start_method=start_method)
 
 
 def test_plain_tensor_is_none():
