@@ -88,10 +88,16 @@ def test_analyze_healthy_hf_model_no_false_alarm(hf):
         emb = model.get_input_embeddings()(x["input_ids"])
         assert tr.input["ms"] == pytest.approx(float(emb.double().square().mean()), rel=1e-6)
         assert tr.input["ms"] < 1e-2  # embedding scale (std 0.02), not the ids' mean square (~3e5)
-    assert tr.output["count"] == model(**x).logits.numel() if isinstance(x, dict) else True
+    with torch.no_grad():
+        logits = probes.select_output(probes.call(model, x))
+    assert tr.output["count"] == logits.numel() and tr.output["ms"] == pytest.approx(
+        float(logits.double().square().mean()), rel=1e-6)
     found = tr.diagnose()
     assert found == [], str(found)
     assert str(found) == f"no problem found in {len(tr)} layer(s)"
+    if name == "gpt2":  # token ids as a plain tensor (passed positionally): the same trace
+        tt = itorch.analyze(model, x["input_ids"])
+        assert tt.loss == tr.loss and [lay.pre for lay in tt.layers] == [lay.pre for lay in tr.layers]
 
 
 def test_analyze_broken_hf_layer_named(hf):

@@ -194,7 +194,8 @@ class LSUVReport:
     forward_passes : int
         Forward passes performed (including the one that discovers the execution order).
     skipped : list of str
-        Layers with weights that never ran in the forward pass (left untouched).
+        Layers left untouched: never called in the forward pass, or (torch) whose weight is tied
+        to a module LSUV does not rescale or was rescaled at an earlier holder.
     not_scaled : dict of str to str
         Every weight LSUV left alone, by qualified name, with the reason: recurrent (LSTM/GRU)
         weights, embeddings, bare parameters, weights tied to a module LSUV does not rescale,

@@ -13,7 +13,6 @@ from . import probes
 
 __all__ = ["lsuv"]
 
-_CONV = (nn.modules.conv._ConvNd,)  # Conv1d/2d/3d and ConvTranspose1d/2d/3d (and their lazy forms)
 _LAYER_TYPES = "Linear, Conv1d/2d/3d, ConvTranspose1d/2d/3d, MultiheadAttention (its out_proj) or Hugging Face Conv1D"
 
 
@@ -110,11 +109,12 @@ class _TorchLayer:
         return bool((out == self.bias.detach().reshape(shape).to(out.dtype)).all())
 
 
-def _not_scaled(module: nn.Module, handled: set[int]) -> dict[str, str]:
+def _not_scaled(module: nn.Module, handled: set[int], expected: set[str] | None = None) -> dict[str, str]:
     """The weights outside LSUV's layers, with the reason they are left alone: recurrent
     weights, embedding tables, and bare parameters (registered on a container or on an
     unrecognized module: tokens, layer-scale vectors). Norms' affine parameters and biases are
-    not weights and are not listed; ``handled`` parameters (the layers') are skipped."""
+    not weights and are not listed; ``handled`` parameters (the layers') are skipped. Names of
+    entries left alone by design (embeddings) are added to ``expected``."""
     out: dict[str, str] = {}
     seen: set[int] = set(handled)
     for mname, m in module.named_modules():
@@ -131,6 +131,8 @@ def _not_scaled(module: nn.Module, handled: set[int]) -> dict[str, str]:
                     out[q] = f"{kind} weight (LSUV rescales the outputs of {_LAYER_TYPES} layers, not recurrent ones)"
             elif isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and pname == "weight":
                 out[q] = f"{kind} table (LSUV rescales layers, not embeddings)"
+                if expected is not None:
+                    expected.add(q)
             elif pname.endswith("bias") and p.dim() <= 1:
                 continue
             elif p.dim() >= 2 or any(True for _ in m.children()) or _unrecognized(m):
@@ -326,8 +328,7 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
                             "floating-point weights are needed")
         handled = {id(t) for layer in layers for t in (layer.weight, *layer._biases())}
         handled |= {i for i, _ in left.values()}
-        rest = _not_scaled(module, handled)
-        quiet |= {k for k, v in rest.items() if " table (" in v}  # embeddings: by design, not a surprise
+        rest = _not_scaled(module, handled, quiet)  # embeddings join `quiet`: by design, not a surprise
         # Registration order, whoever found the entry.
         rank = {q: r for r, (q, _) in enumerate(module.named_parameters(remove_duplicate=False))}
         found = {**{k: v for k, (_, v) in left.items()}, **rest}

@@ -28,8 +28,9 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-__all__ = ["call", "select_output", "output_keys", "is_conv1d", "is_layer", "layer_weight", "layer_bias",
-           "bias_dim", "is_pooling", "first_tensor", "batch_size", "forward_hooks", "model_state", "FirstFloat"]
+__all__ = ["call", "check_batch", "select_output", "output_keys", "is_conv1d", "is_layer", "layer_weight",
+           "layer_bias", "bias_dim", "without_bias", "is_pooling", "first_tensor", "batch_size", "forward_hooks",
+           "model_state", "FirstFloat"]
 
 _CONV = (nn.modules.conv._ConvNd,)  # Conv1d/2d/3d and ConvTranspose1d/2d/3d (and their lazy forms)
 # Pooling modules: they legitimately shrink the activation and gradient scale (analysis discounts them).
