@@ -85,7 +85,7 @@ def test_analyze_healthy_hf_model_no_false_alarm(hf):
         assert tr.input_name == "input"
     else:  # token ids: statistics start at the embedding's output, never at the int64 ids
         assert tr.input_name.startswith("output of ") and "(Embedding)" in tr.input_name
-        emb = model.get_input_embeddings()(x["input_ids"])
+        emb = model.get_input_embeddings()(x["input_ids"]).detach()
         assert tr.input["ms"] == pytest.approx(float(emb.double().square().mean()), rel=1e-6)
         assert tr.input["ms"] < 1e-2  # embedding scale (std 0.02), not the ids' mean square (~3e5)
     with torch.no_grad():
