@@ -68,7 +68,8 @@ def custom_model() -> nn.Module:
 
 def test_batchnorm_without_factory():
     def factory():
-        return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(), nn.BatchNorm1d(8 * 30 * 30),
+        return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Flatten(),
+                             nn.BatchNorm1d(8 * 30 * 30),
                              nn.LayerNorm(4), nn.InstanceNorm1d(3, track_running_stats=True))
 
     eager = factory()

@@ -26,7 +26,7 @@ HF_TWIN = "hf_twin"  # copied from a twin built by the Hugging Face class from t
 FACTORY_TWIN = "factory_twin"  # copied from a twin built by the user's factory
 RUNNING_STATS = "running_stats"  # normalization running statistics reset (mean 0, var 1, count 0)
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # a factory may itself call restore_buffers
 
 
 class _EmptyOnMeta(TorchFunctionMode):
@@ -223,7 +223,8 @@ def restore_buffers(model: nn.Module, *, factory: Callable[[], nn.Module] | None
     for name, buf in buffers:
         mname, _, bname = name.rpartition(".")
         src = sources.get(name)
-        why = f"no buffer of that name in {twin_desc}" if sources else "no twin (not a Hugging Face model and no factory)"
+        why = (f"no buffer of that name in {twin_desc}" if sources
+               else "no twin (not a Hugging Face model and no factory)")
         if src is not None:
             t, how = src
             if t.is_meta:
