@@ -403,3 +403,37 @@ def test_unreferenced_deferred_fill_is_dropped():
 def test_defer_must_be_bool():
     with pytest.raises(TypeError, match="defer"):
         fast_init(0, defer="yes")
+
+
+def _timm_style_trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
+    """timm's layers.weight_init.trunc_normal_ recipe: uniform_, then in-place erfinv/mul/add/clamp."""
+    def cdf(x):
+        return (1.0 + math.erf(x / math.sqrt(2.0))) / 2.0
+
+    with torch.no_grad():
+        lo, hi = cdf((a - mean) / std), cdf((b - mean) / std)
+        tensor.uniform_(2 * lo - 1, 2 * hi - 1)
+        tensor.erfinv_()
+        tensor.mul_(std * math.sqrt(2.0))
+        tensor.add_(mean)
+        tensor.clamp_(min=a, max=b)
+    return tensor
+
+
+class TimmLikeBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(384, 1536)
+        self.pos_embed = nn.Parameter(torch.zeros(1, 197, 384))
+        _timm_style_trunc_normal_(self.fc.weight, std=0.02, a=-0.04, b=0.04)
+        _timm_style_trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.zeros_(self.fc.bias)
+
+
+def test_in_place_chains_after_a_deferred_fill():
+    eager = build(TimmLikeBlock, "eager")
+    fast, f = build(TimmLikeBlock, 3)
+    assert assert_same_distributions(eager, fast) == 2
+    w = fast.fc.weight.detach()
+    assert float(w.min()) >= -0.04 and float(w.max()) <= 0.04
+    assert f.counts[("Tensor.uniform_", "initlab")] == 2
