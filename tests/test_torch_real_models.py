@@ -4,6 +4,7 @@ installed in the test extras), LSTM language models."""
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 
@@ -203,9 +204,10 @@ class _ResNet18(nn.Module):
 @pytest.mark.parametrize("train", [True, False])
 def test_resnet18_like_is_not_vanishing(train):
     torch.manual_seed(0)
-    model = _ResNet18().train(train)
+    model = _ResNet18(width=8).train(train)
     tr = itorch.analyze(model, torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(0)))
     assert len(tr) == 21 and tr.layers[-1].name == "fc"
+    json.dumps(tr.to_dict())
     assert tr.diagnose() == []
     fc = tr.layers[-1]
     assert fc.reduction == "AdaptiveAvgPool2d"
