@@ -6,11 +6,14 @@ tensor with the global shape and the offset of the local block, so each rank fil
 shard, with fans from the global shape, no communication and no full-size tensor anywhere; the
 gathered tensor then equals the single-process fill bit for bit.
 
-Only placements that make the local data one rectangular block of the global tensor are
-accepted: ``Shard(d)`` (even or uneven, torch's chunking) and ``Replicate()``, on any
-``DeviceMesh`` of any number of dimensions, including several mesh dimensions sharding the
-same tensor dimension. ``Partial`` (the local tensor is a summand, not a block) and strided
-shards (``_StridedShard``: the local rows are interleaved, not contiguous) are refused.
+Accepted: placements that make the local data one rectangular block of the global tensor —
+``Shard(d)`` (even or uneven, torch's chunking) and ``Replicate()`` on any ``DeviceMesh`` of any
+number of dimensions, several mesh dimensions sharding the same tensor dimension, and the
+strided shards (``_StridedShard``) that FSDP2 puts on top of tensor parallelism, whenever the
+rank's indices along every dimension are contiguous (they are for FSDP2 + TP: the dp split is
+applied inside each tp chunk). Refused, naming every offender: ``Partial`` (the local tensor is
+a summand, not a block), other placement types, and strided shards whose local indices are
+interleaved.
 """
 
 from __future__ import annotations
@@ -20,6 +23,11 @@ from typing import Any
 import torch
 
 __all__ = ["local_shard", "check_placements"]
+
+try:  # torch >= 2.6
+    from torch.distributed.tensor.placement_types import _StridedShard
+except ImportError:  # pragma: no cover
+    _StridedShard = None
 
 
 def _dtensor_type() -> Any:
@@ -31,33 +39,48 @@ def _dtensor_type() -> Any:
 
 
 def check_placements(placements: Any, *, name: str = "parameter") -> None:
-    """Raise ``ValueError`` unless every placement is ``Shard(d)`` (not strided) or ``Replicate()``.
+    """Raise ``ValueError`` unless every placement is ``Shard(d)``, a strided shard or ``Replicate()``.
 
     The message lists every offending mesh dimension and says why it cannot be one block.
+    (Whether a strided shard's local indices are contiguous depends on the rank; see
+    :func:`local_shard`.)
     """
     from torch.distributed.tensor import Replicate, Shard
 
-    try:
-        from torch.distributed.tensor.placement_types import _StridedShard
-    except ImportError:  # pragma: no cover - older torch
-        _StridedShard = ()
     bad = []
     for dim, pl in enumerate(placements):
-        if _StridedShard and isinstance(pl, _StridedShard):
-            bad.append(f"mesh dim {dim}: {pl} (a strided shard interleaves rows, so the local data is not one block)")
-        elif isinstance(pl, Shard) and type(pl) is Shard:
+        if isinstance(pl, (Shard, Replicate)) or (_StridedShard is not None and isinstance(pl, _StridedShard)):
             continue
-        elif isinstance(pl, Replicate):
-            continue
-        elif pl.is_partial():
+        if pl.is_partial():
             bad.append(f"mesh dim {dim}: {pl} (a partial tensor holds summands, not a block of values)")
         else:
-            bad.append(f"mesh dim {dim}: {pl} (not Shard(d) or Replicate())")
+            bad.append(f"mesh dim {dim}: {pl} (not Shard(d), a strided shard or Replicate())")
     if bad:
         raise ValueError(
             f"cannot initialize DTensor {name} shard by shard: its placements {tuple(placements)} are not one block "
             f"of the global tensor on each rank; accepted: Shard(d) and Replicate(). Offending: " + "; ".join(bad)
         )
+
+
+def _global_indices(gshape: tuple[int, ...], mesh: Any, placements: tuple) -> dict[int, torch.Tensor] | None:
+    """For each sharded tensor dimension, the global indices this rank holds (torch's own
+    left-to-right shard arithmetic, strided shards included); None outside the mesh."""
+    from torch.distributed.tensor import Shard
+    from torch.distributed.tensor._utils import _get_shard_size_and_offsets
+
+    coord = mesh.get_coordinate()
+    if coord is None:
+        return None
+    sizes, index = list(gshape), {}
+    for mdim, pl in enumerate(placements):
+        if not (isinstance(pl, Shard) or (_StridedShard is not None and isinstance(pl, _StridedShard))):
+            continue
+        d = pl.dim
+        n, offs = _get_shard_size_and_offsets(sizes[d], mesh.size(mdim), coord[mdim], pl, index.get(d), gshape[d],
+                                              False)
+        sizes[d] = int(n)
+        index[d] = offs if n else torch.arange(0)
+    return index
 
 
 def local_shard(p: Any, *, name: str = "parameter") -> tuple[torch.Tensor, tuple[int, ...], tuple[int, ...]] | None:
@@ -84,27 +107,36 @@ def local_shard(p: Any, *, name: str = "parameter") -> tuple[torch.Tensor, tuple
     Raises
     ------
     ValueError
-        ``Partial`` or strided-shard placements (every offender listed), or a local tensor
-        whose shape is not the one its placements imply (e.g. padded shards).
+        ``Partial`` or unknown placements (every offender listed), a strided shard that
+        interleaves this rank's indices (every such dimension listed), or a local tensor whose
+        shape is not the one its placements imply (e.g. padded shards).
     """
     DTensor = _dtensor_type()
     if DTensor is None or not isinstance(p, DTensor):
         return None
-    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
-
     placements = tuple(p.placements)
     check_placements(placements, name=name)
     gshape = tuple(int(s) for s in p.shape)
     with torch.no_grad():
         local = p.to_local()
-    lshape, offset = compute_local_shape_and_global_offset(gshape, p.device_mesh, placements)
-    if len(offset) != len(gshape):
+    index = _global_indices(gshape, p.device_mesh, placements)
+    if index is None:
         # This rank is not part of the mesh: it holds nothing.
         return local.new_empty((0,) * len(gshape)), gshape, (0,) * len(gshape)
-    lshape, offset = tuple(int(s) for s in lshape), tuple(int(o) for o in offset)
-    if tuple(local.shape) != lshape:
+    lshape, offset, interleaved = list(gshape), [0] * len(gshape), []
+    for d, idx in sorted(index.items()):
+        lshape[d] = int(idx.numel())
+        if idx.numel():
+            offset[d] = int(idx[0])
+            if not bool((idx == torch.arange(offset[d], offset[d] + idx.numel(), dtype=idx.dtype)).all()):
+                shown = idx.tolist()
+                interleaved.append(f"dim {d}: global indices {shown[:8]}{' ...' if len(shown) > 8 else ''}")
+    if interleaved:
+        raise ValueError(
+            f"cannot initialize DTensor {name} shard by shard: with placements {placements} this rank's data is not "
+            "one block of the global tensor (a strided shard interleaves it): " + "; ".join(interleaved))
+    if tuple(local.shape) != tuple(lshape):
         raise ValueError(f"DTensor {name}: the local tensor has shape {tuple(local.shape)} but its placements "
-                         f"{placements} imply {lshape} (padded or inconsistent shards cannot be filled as one block)")
-    # An empty shard's offset may point past the end; any in-range start describes "nothing".
-    offset = tuple(min(o, g) if n == 0 else o for o, n, g in zip(offset, lshape, gshape))
-    return local, gshape, offset
+                         f"{placements} imply {tuple(lshape)} (padded or inconsistent shards cannot be filled as one "
+                         "block)")
+    return local, gshape, tuple(offset)
