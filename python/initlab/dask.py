@@ -33,7 +33,6 @@ from typing import Any
 import numpy as np
 
 try:
-    import dask
     import dask.array as da
     from dask.base import tokenize
 except ImportError as e:  # pragma: no cover - exercised only without dask
