@@ -93,6 +93,7 @@ class _InitlabInitializer(keras.initializers.Initializer):
         self.seed = int(seed)
 
     def fill(self, out: np.ndarray) -> np.ndarray:  # pragma: no cover - every subclass overrides
+        """Fill the NumPy array ``out`` in place with this initializer's values and return it."""
         raise NotImplementedError
 
     def __call__(self, shape: Any, dtype: Any = None) -> Any:
