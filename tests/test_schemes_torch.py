@@ -280,3 +280,114 @@ def test_t_fixup_hf_bert_and_user_projections():
     assert "scale" not in man["2.attn.to_q.weight"].params
     with pytest.raises(TypeError, match="torch"):
         t_fixup(initlab.nn.mlp(3, 4, 2))
+
+
+# --- GradInit / MetaInit: torch autograd, and initlab.nn's finite differences checked against it ---
+
+def _pair_nets():
+    torch.set_default_dtype(torch.float64)
+    try:
+        net = initlab.nn.mlp(5, 7, 2, 3, activation="tanh", seed=0)
+        tm = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 7), nn.Tanh(), nn.Linear(7, 3))
+    finally:
+        torch.set_default_dtype(torch.float32)
+    with torch.no_grad():
+        for (_, a), (_, tp) in zip(net.named_parameters(), tm.named_parameters()):
+            tp.copy_(torch.from_numpy(a))
+    return net, tm
+
+
+def test_nn_finite_differences_match_autograd():
+    from torch.func import functional_call
+
+    from initlab.schemes.proxy import _gq_nn, _gradinit_nn_objective, _NNParams
+
+    net, tm = _pair_nets()
+    rng = np.random.default_rng(0)
+    x, t = rng.normal(size=(6, 5)), rng.integers(0, 3, size=6)
+    X, T = torch.from_numpy(x), torch.from_numpy(t)
+    # MetaInit: the gradient quotient and <W, grad_W GQ> for each weight
+    P = _NNParams(net, only_matrices=True)
+    gq, grad = _gq_nn(P, P.get(), x, t, 1e-5)
+    ws = [p for p in tm.parameters() if p.dim() >= 2]
+    g = torch.autograd.grad(nn.functional.cross_entropy(tm(X), T), ws, create_graph=True)
+    hg = torch.autograd.grad(sum((gi * gi).sum() / 2 for gi in g), ws, create_graph=True)
+    q = sum(((gi - hi) / (gi + 1e-5 * (2 * (gi >= 0).double() - 1)) - 1).abs().sum() for gi, hi in zip(g, hg))
+    q = q / sum(w.numel() for w in ws)
+    ref = [float((w.detach() * gg).sum()) for w, gg in zip(ws, torch.autograd.grad(q, ws))]
+    assert gq == pytest.approx(float(q), rel=1e-6)
+    np.testing.assert_allclose(P.dots(P.get(), grad), ref, rtol=1e-5)
+    # GradInit: objective and d objective / d alpha, both branches of the constraint, SGD and Adam
+    P = _NNParams(net)
+    w0 = P.get()
+    al = np.array([0.9, 1.1, 0.8, 1.2, 1.0, 0.7])
+    names = [n for n, _ in tm.named_parameters()]
+    W0 = [p.detach().clone() for p in tm.parameters()]
+    for opt in ("sgd", "adam"):
+        for gamma in (100.0, 1e-3):
+            obj, ga, cons = _gradinit_nn_objective(P, w0, al, x, t, 3, opt, 0.1, gamma, "cross_entropy")
+            A = torch.tensor(al, requires_grad=True)
+            th = {n: a * w for n, a, w in zip(names, A, W0)}
+            G = torch.autograd.grad(nn.functional.cross_entropy(functional_call(tm, th, (X,)), T), list(th.values()),
+                                    create_graph=True)
+            flat = torch.cat([gg.reshape(-1) for gg in G])
+            pn = flat.norm(2 if opt == "sgd" else 1)
+            if pn.item() > gamma:
+                o = pn
+            else:
+                up = list(G) if opt == "sgd" else [gg.sign().detach() for gg in G]
+                th2 = {n: v - 0.1 * u for (n, v), u in zip(th.items(), up)}
+                o = nn.functional.cross_entropy(functional_call(tm, th2, (X[:3],)), T[:3]) / 0.1
+            o.backward()
+            assert cons == (gamma < 1) and obj == pytest.approx(float(o), rel=1e-10)
+            np.testing.assert_allclose(ga, A.grad.numpy(), rtol=1e-5, atol=1e-9)
+
+
+def test_gradinit_metainit_torch():
+    from initlab.schemes import gradinit, metainit
+
+    rng = np.random.default_rng(0)
+    X = torch.tensor(rng.normal(size=(256, 8)), dtype=torch.float32)
+    Y = torch.tensor(np.argmax(X.numpy() @ rng.normal(size=(8, 4)), axis=1))
+
+    def make():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(8, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 16),
+                             nn.ReLU(), nn.Linear(16, 4))
+
+    m1, m2 = make(), make()
+    bn_before = m1[1].running_mean.clone()
+    w0 = {n: p.detach().clone() for n, p in m1.named_parameters()}
+    r1 = gradinit(m1, (X, Y), optimizer="sgd", steps=60, lr=0.1, batch_size=32, seed=0)
+    r2 = gradinit(m2, (X, Y), optimizer="sgd", steps=60, lr=0.1, batch_size=32, seed=0)
+    obj = np.array(r1.objective)
+    assert np.all(np.isfinite(obj)) and obj[-10:].mean() < 0.8 * obj[:10].mean()
+    assert r1.objective == r2.objective and r1.scales == r2.scales
+    assert torch.equal(m1[1].running_mean, bn_before)  # BN statistics restored
+    for n, p in m1.named_parameters():
+        assert torch.isfinite(p).all()
+        torch.testing.assert_close(p.detach(), w0[n] * r1.scales[n], rtol=1e-6, atol=0)
+
+    def bad():
+        torch.manual_seed(0)
+        m = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 4))
+        with torch.no_grad():
+            for p in m.parameters():
+                if p.dim() >= 2:
+                    p.normal_(0, 1.0)
+        return m
+
+    from initlab.schemes import gradient_quotient
+
+    m3, m4 = bad(), bad()
+    before = gradient_quotient(m3, (64, 8), seed=123)
+    r3 = metainit(m3, (64, 8), steps=60, seed=0)
+    r4 = metainit(m4, (64, 8), steps=60, seed=0)
+    after = gradient_quotient(m3, (64, 8), seed=123)
+    assert np.all(np.isfinite(r3.objective)) and after < 0.7 * before
+    # the constraint branch: a tiny gamma makes every step minimize the gradient norm
+    r5 = gradinit(make(), (X, Y), optimizer="sgd", steps=5, gamma=1e-6, seed=0)
+    assert r5.constrained == 5
+    assert r3.objective == r4.objective
+    assert set(r3.scales) == {"0.weight", "2.weight", "4.weight"}
+    assert all(torch.isfinite(p).all() for p in m3.parameters())

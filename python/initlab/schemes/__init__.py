@@ -14,8 +14,8 @@ resulting std or scale, so it can be checked against the paper line by line.
 
 from .residual import fixup, rezero, scaled_residual, skipinit, zero_init_residual
 from .grow import grow
-from .proxy import ProxyReport, gradinit, metainit
+from .proxy import ProxyReport, gradient_quotient, gradinit, metainit
 from .transformer import t_fixup
 
 __all__ = ["fixup", "skipinit", "rezero", "zero_init_residual", "scaled_residual", "t_fixup", "gradinit", "metainit",
-           "ProxyReport", "grow"]
+           "ProxyReport", "gradient_quotient", "grow"]

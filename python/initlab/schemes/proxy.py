@@ -33,7 +33,7 @@ import numpy as np
 from ..manifest import Entry, Manifest
 from ._common import dtype_name, framework
 
-__all__ = ["gradinit", "metainit", "ProxyReport"]
+__all__ = ["gradinit", "metainit", "gradient_quotient", "ProxyReport"]
 
 
 @dataclass
@@ -662,3 +662,56 @@ def _metainit_nn(model: Any, shape: tuple, steps: int, lr: float, mu: float, eps
     norms1 = [float(np.linalg.norm(a)) for a in P.arrays]
     params = [(tuple(a.shape), str(a.dtype), mod) for a, mod in zip(P.arrays, P.modules)]
     return P.names, [b / a for a, b in zip(norms0, norms1)], norms0, norms1, objective, skipped, params
+
+
+def gradient_quotient(model: Any, input_shape: Any, *, n_batches: int = 8, eps: float = 1e-5,
+                      n_classes: int | None = None, seed: int = 0) -> float:
+    """MetaInit's gradient quotient averaged over ``n_batches`` fixed random batches (no update).
+
+    The same quantity :func:`metainit` minimizes (one fresh random batch per step, so its
+    per-step values are noisy); with a fixed ``seed`` this is a deterministic measure to compare
+    a model before and after. Weights with at least 2 dimensions only; evaluation mode.
+
+    Returns
+    -------
+    float
+    """
+    shape = tuple(int(s) for s in input_shape)
+    vals = []
+    if framework(model) == "torch":
+        import torch
+
+        ws = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+        gen = torch.Generator().manual_seed(int(seed))
+        modes = {m: m.training for m in model.modules()}
+        model.eval()
+        try:
+            for _ in range(int(n_batches)):
+                x = torch.randn(shape, generator=gen, dtype=torch.float64).to(ws[0].dtype)
+                out = model(x)
+                t = torch.randint(0, n_classes or out.shape[-1], (shape[0],), generator=gen)
+                g = torch.autograd.grad(torch.nn.functional.cross_entropy(out, t), ws, create_graph=True)
+                hg = torch.autograd.grad(sum((gi * gi).sum() / 2 for gi in g), ws)
+                num = sum(((gi.detach() - hi) / (gi.detach() + eps * torch.where(gi.detach() >= 0, 1.0, -1.0)) - 1)
+                          .abs().sum() for gi, hi in zip(g, hg))
+                vals.append(float(num) / sum(w.numel() for w in ws))
+        finally:
+            for m, mode in modes.items():
+                m.training = mode
+        return float(np.mean(vals))
+    P = _NNParams(model, only_matrices=True)
+    rng = np.random.default_rng(int(seed))
+    modes = {id(m): (m, m.training) for _, m in model.named_modules()}
+    model.eval()
+    theta = P.get()
+    try:
+        for _ in range(int(n_batches)):
+            x = rng.standard_normal(shape).astype(P.arrays[0].dtype)
+            t = rng.integers(0, n_classes or int(model.forward(x).shape[-1]), size=shape[0])
+            vals.append(_gq_nn(P, theta, x, t, eps, with_grad=False)[0])
+    finally:
+        P.set(theta)
+        for m, mode in modes.values():
+            m.training = mode
+        model.zero_grad()
+    return float(np.mean(vals))
