@@ -12,6 +12,8 @@ In one run, same process, same thread count (torch and initlab):
    (the faster of ``torch.empty(n).fill_(1.0)`` and ``np.ones(n, np.float32)``).
 
 Also timed: ``initlab.torch.plan(model, "hf")`` on the meta-built model (where available).
+Each route runs in a fresh process (after a warm-up on a tiny model there), so no route finds
+pages or allocator state left by another.
 Targets (issue 8): both initlab routes >= 3x faster than ordinary and within 1.3x of touch;
 plan < 1 s.
 
@@ -55,9 +57,12 @@ def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - t0, out
 
 
-def run(hidden: int = HIDDEN, layers: int = LAYERS, vocab: int = VOCAB, inter: int = INTER, heads: int = HEADS,
-        threads: int = THREADS, rounds: int = ROUNDS) -> dict[str, Any]:
-    """Time every route; return {"seconds": {route: s}, "params": n, "threads": t, "notes": [...]}."""
+ROUTES = ("ordinary", "fast_init", "meta + materialize", "touch", "touch (numpy)", "plan (hf)")
+
+
+def measure(route: str, hidden: int = HIDDEN, layers: int = LAYERS, vocab: int = VOCAB, inter: int = INTER,
+            heads: int = HEADS, threads: int = THREADS) -> dict[str, Any]:
+    """Time one route in this process (after a warm-up on a tiny model); {"seconds", "params"} or {"skip"}."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -66,59 +71,74 @@ def run(hidden: int = HIDDEN, layers: int = LAYERS, vocab: int = VOCAB, inter: i
 
     torch.set_num_threads(threads)
     cfg = _config(hidden, layers, vocab, inter, heads)
-    have_materialize = hasattr(itorch, "materialize")
-    have_plan = hasattr(itorch, "plan")
-    notes: list[str] = []
-    if not have_materialize:
-        notes.append("initlab.torch.materialize is not available: the meta + materialize route is skipped")
-    if not have_plan:
-        notes.append("initlab.torch.plan is not available: plan is not timed")
+    if route == "meta + materialize" and not hasattr(itorch, "materialize"):
+        return {"skip": "initlab.torch.materialize is not available: the meta + materialize route is skipped"}
+    if route == "plan (hf)" and not hasattr(itorch, "plan"):
+        return {"skip": "initlab.torch.plan is not available: plan is not timed"}
 
-    def ordinary():
-        return AutoModelForCausalLM.from_config(cfg)
-
-    def fast():
-        with fast_init(seed=0):
-            return AutoModelForCausalLM.from_config(cfg)
-
-    def meta():
+    def meta(c: Any = cfg) -> Any:
         with torch.device("meta"):
-            return AutoModelForCausalLM.from_config(cfg)
+            return AutoModelForCausalLM.from_config(c)
 
-    def materialized():
-        return itorch.materialize(meta(), recipe="hf", seed=0)
+    def ordinary(c: Any = cfg) -> Any:
+        return AutoModelForCausalLM.from_config(c)
 
-    with initlab.num_threads(threads):
-        # Warm-up on a tiny model: imports, lazy registries, thread pools.
-        tiny = _config(64, 1, 128, 128, 4)
-        AutoModelForCausalLM.from_config(tiny)
+    def fast(c: Any = cfg) -> Any:
         with fast_init(seed=0):
-            AutoModelForCausalLM.from_config(tiny)
-        if have_materialize:
-            with torch.device("meta"):
-                m = AutoModelForCausalLM.from_config(tiny)
-            itorch.materialize(m, recipe="hf", seed=0)
-        n_params = sum(p.numel() for p in meta().parameters())
-        n_bytes = 4 * n_params
-        best: dict[str, float] = {}
-        routes: list[tuple[str, Callable[[], Any]]] = [("ordinary", ordinary), ("fast_init", fast)]
-        if have_materialize:
-            routes.append(("meta + materialize", materialized))
-        routes.append(("touch", lambda: torch.empty(n_params, dtype=torch.float32).fill_(1.0)))
-        routes.append(("touch (numpy)", lambda: np.ones(n_params, dtype=np.float32)))
-        for _ in range(rounds):
-            for name, fn in routes:
-                s, out = _timed(fn)
-                del out
-                best[name] = min(best.get(name, float("inf")), s)
-        # The physical limit: the faster of the two ways of allocating and writing the bytes once.
-        best["touch"] = min(best["touch"], best.pop("touch (numpy)"))
-        if have_plan:
+            return AutoModelForCausalLM.from_config(c)
+
+    def materialized(c: Any = cfg) -> Any:
+        return itorch.materialize(meta(c), recipe="hf", seed=0)
+
+    n_params = sum(p.numel() for p in meta().parameters())
+    fns: dict[str, Callable[..., Any]] = {
+        "ordinary": ordinary, "fast_init": fast, "meta + materialize": materialized,
+        "touch": lambda c=None: torch.empty(n_params if c is None else 1000, dtype=torch.float32).fill_(1.0),
+        "touch (numpy)": lambda c=None: np.ones(n_params if c is None else 1000, dtype=np.float32),
+    }
+    with initlab.num_threads(threads):
+        if route == "plan (hf)":
             model = meta()
+            itorch.plan(meta(_config(64, 1, 128, 128, 4)), "hf", seed=0)  # warm-up
             s, _ = _timed(lambda: itorch.plan(model, "hf", seed=0))
-            best["plan (hf)"] = s
-            del model
-    return {"seconds": best, "params": n_params, "bytes": n_bytes, "threads": threads, "notes": notes,
+        else:
+            fns[route](_config(64, 1, 128, 128, 4))  # warm-up: imports, lazy registries, thread pools
+            s, out = _timed(lambda: fns[route]())
+            del out
+    return {"seconds": s, "params": n_params}
+
+
+def _measure_in_subprocess(route: str, dims: tuple[int, ...], threads: int) -> dict[str, Any]:
+    import json
+    import subprocess
+    import sys
+
+    env = dict(os.environ, INITLAB_BENCH_LLAMA=",".join(map(str, dims)), INITLAB_BENCH_THREADS=str(threads))
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--route", route], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run(hidden: int = HIDDEN, layers: int = LAYERS, vocab: int = VOCAB, inter: int = INTER, heads: int = HEADS,
+        threads: int = THREADS, rounds: int = ROUNDS) -> dict[str, Any]:
+    """Time every route, each in a fresh process (no allocator state or warm pages carried from one
+    route to the next); return {"seconds": {route: best s}, "params", "bytes", "threads", "notes"}."""
+    dims = (hidden, layers, vocab, inter, heads)
+    best: dict[str, float] = {}
+    notes: list[str] = []
+    n_params = 0
+    for _ in range(rounds):
+        for route in ROUTES:
+            r = _measure_in_subprocess(route, dims, threads)
+            if "skip" in r:
+                if r["skip"] not in notes:
+                    notes.append(r["skip"])
+                continue
+            n_params = r["params"]
+            best[route] = min(best.get(route, float("inf")), r["seconds"])
+    # The physical limit: the faster of the two ways of allocating and writing the bytes once.
+    best["touch"] = min(best["touch"], best.pop("touch (numpy)"))
+    return {"seconds": best, "params": n_params, "bytes": 4 * n_params, "threads": threads, "notes": notes,
             "shape": (hidden, layers, vocab)}
 
 
@@ -129,7 +149,7 @@ def table(res: dict[str, Any]) -> str:
         "hidden {}, {} layers, vocab {}; ".format(*res["shape"]) + f"{res['threads']} threads (torch and initlab)",
         f"{'route':<22}{'seconds':>10}{'ordinary / route':>19}{'route / touch':>16}",
     ]
-    for name, v in s.items():
+    for name, v in sorted(s.items(), key=lambda kv: ROUTES.index(kv[0])):
         if name == "plan (hf)":
             continue
         sp = s["ordinary"] / v if name != "touch" else float("nan")
@@ -161,4 +181,10 @@ def test_construct(benchmark):
 
 
 if __name__ == "__main__":
-    print(table(run()))
+    import json
+    import sys
+
+    if len(sys.argv) == 3 and sys.argv[1] == "--route":
+        print(json.dumps(measure(sys.argv[2])))
+    else:
+        print(table(run()))

@@ -437,3 +437,22 @@ def test_in_place_chains_after_a_deferred_fill():
     w = fast.fc.weight.detach()
     assert float(w.min()) >= -0.04 and float(w.max()) <= 0.04
     assert f.counts[("Tensor.uniform_", "initlab")] == 2
+
+
+def test_names_bound_by_other_modules_are_patched_and_restored():
+    import sys
+    import types
+
+    with fast_init(seed=0):
+        pass  # a first block: the module below did not exist yet
+    mod = types.ModuleType("initlab_test_binds_normal")
+    mod.normal_ = ORIGINALS["normal_"]  # as ``from torch.nn.init import normal_`` would bind it
+    sys.modules[mod.__name__] = mod
+    try:
+        with fast_init(seed=4) as f:
+            t = mod.normal_(torch.empty(1000))
+        assert f.counts[("normal_", "initlab")] == 1
+        assert torch.equal(t, initlab.normal_(torch.empty(1000), seed=4))
+        assert mod.normal_ is ORIGINALS["normal_"]
+    finally:
+        del sys.modules[mod.__name__]

@@ -62,6 +62,7 @@ _tls = threading.local()  # .stack: list[_Frame]; .passthrough: depth of calls i
 _install_lock = threading.RLock()
 _install_count = 0
 _patched: list[tuple[Any, str, Any, bool]] = []  # (owner, name, saved value, owner had its own entry)
+_scan_cache: dict[str, tuple[Any, tuple[str, ...]]] = {}  # module name -> (module, names it binds)
 _wrappers: dict[int, Callable] = {}  # id(original) -> wrapper, so re-installs reuse the same objects
 
 
@@ -397,12 +398,22 @@ def _install() -> None:
     originals = {id(f): n for n, f in _TORCH_INIT.items()}
     # Every loaded module that holds one of the originals under its torch name: torch.nn.init,
     # torch.nn.modules.* (``from torch.nn.init import xavier_uniform_``), user code, ...
-    for mod in list(sys.modules.values()):
-        d = getattr(mod, "__dict__", None) if isinstance(mod, types.ModuleType) else None
-        if not d:
+    # Names are bound at import, so a module scanned before is looked at again only where it
+    # held an original (the scan of thousands of modules is the cost of entering a block).
+    for mname, mod in list(sys.modules.items()):
+        if not isinstance(mod, types.ModuleType):
             continue
-        for n in _INIT_NAMES:
-            f = d.get(n)
+        cached = _scan_cache.get(mname)
+        # torch.nn's own modules are always looked at (someone, e.g. HF's guard, may have had
+        # their names replaced during an earlier scan).
+        if cached is not None and cached[0] is mod and not mname.startswith("torch.nn"):
+            names = cached[1]
+        else:
+            d = getattr(mod, "__dict__", None) or {}
+            names = tuple(n for n in _INIT_NAMES if originals.get(id(d.get(n))) == n)
+            _scan_cache[mname] = (mod, names)
+        for n in names:
+            f = mod.__dict__.get(n)
             if f is not None and originals.get(id(f)) == n:
                 _patched.append((mod, n, f, True))
                 setattr(mod, n, _wrapper_for("init", n, f))
