@@ -43,13 +43,22 @@ std::string num(double v) {
   return os.str();
 }
 
+// double -> float rounded to nearest as IEEE does, +-inf beyond the float range. A plain cast of
+// an out-of-range double is undefined behaviour in C++ (UBSan's float-cast-overflow).
+inline float f32_of(double v) {
+  constexpr double kOverflow = 3.4028235677973366e38;  // FLT_MAX + half an ulp: rounds to inf
+  if (v >= kOverflow) return HUGE_VALF;
+  if (v <= -kOverflow) return -HUGE_VALF;
+  return static_cast<float>(v);
+}
+
 // Representable neighbours in the output dtype, as doubles.
 double to_dtype(DType d, double v) {
   switch (d) {
     case DType::f64: return v;
-    case DType::f32: return static_cast<double>(static_cast<float>(v));
-    case DType::f16: return lowp::f16_to_f32(lowp::f16_from_f32(static_cast<float>(v)));
-    case DType::bf16: return lowp::bf16_to_f32(lowp::bf16_from_f32(static_cast<float>(v)));
+    case DType::f32: return static_cast<double>(f32_of(v));
+    case DType::f16: return lowp::f16_to_f32(lowp::f16_from_f32(f32_of(v)));
+    case DType::bf16: return lowp::bf16_to_f32(lowp::bf16_from_f32(f32_of(v)));
   }
   return v;
 }
@@ -58,13 +67,13 @@ double step(DType d, double v, bool up) {
   const double inf = std::numeric_limits<double>::infinity();
   switch (d) {
     case DType::f64: return std::nextafter(v, up ? inf : -inf);
-    case DType::f32: return static_cast<double>(std::nextafter(static_cast<float>(v), up ? HUGE_VALF : -HUGE_VALF));
+    case DType::f32: return static_cast<double>(std::nextafter(f32_of(v), up ? HUGE_VALF : -HUGE_VALF));
     case DType::f16:
     case DType::bf16: {
       const bool is16 = d == DType::f16;
       auto enc = [&](float f) { return is16 ? lowp::f16_from_f32(f) : lowp::bf16_from_f32(f); };
       auto dec = [&](std::uint16_t h) { return is16 ? lowp::f16_to_f32(h) : lowp::bf16_to_f32(h); };
-      std::uint16_t h = enc(static_cast<float>(v));
+      std::uint16_t h = enc(f32_of(v));
       if (v == 0.0) return up ? dec(1) : -static_cast<double>(dec(1));
       const bool neg = (h & 0x8000u) != 0;
       h = static_cast<std::uint16_t>((neg != up) ? h + 1 : h - 1);
@@ -112,7 +121,7 @@ KParams prepare(const Sampler& s, DType d, double* constant) {
       require(a <= b, "uniform_ expects a <= b (values in [a, b)), got a=" + num(a) + " > b=" + num(b));
       kp.shift = a;
       kp.scale = b - a;
-      require(std::isfinite(d == DType::f64 ? kp.scale : static_cast<double>(static_cast<float>(kp.scale))),
+      require(std::isfinite(d == DType::f64 ? kp.scale : static_cast<double>(f32_of(kp.scale))),
               std::string("uniform_: b - a overflows the ") + (d == DType::f64 ? "float64" : "float32") +
                   " arithmetic (a=" + num(a) + ", b=" + num(b) + ")");
       if (a == b) {
@@ -134,7 +143,7 @@ KParams prepare(const Sampler& s, DType d, double* constant) {
       kp.shift = s.p0;
       kp.scale = s.p1;
       // Low-precision outputs are computed in float32: the parameters must be finite there.
-      require(d == DType::f64 || (std::isfinite(static_cast<float>(s.p0)) && std::isfinite(static_cast<float>(s.p1))),
+      require(d == DType::f64 || (std::isfinite(f32_of(s.p0)) && std::isfinite(f32_of(s.p1))),
               "normal_: mean=" + num(s.p0) + " and std=" + num(s.p1) + " must be finite in float32 for a " +
                   dtype_name(d) + " destination");
       // Box-Muller's radius is at most sqrt(-2 log u1_min): 6.6604 for float32 words (u1 >= 2^-32),
@@ -154,7 +163,7 @@ KParams prepare(const Sampler& s, DType d, double* constant) {
       require(!std::isnan(a) && !std::isnan(b), "trunc_normal_ expects bounds that are not NaN, got a=" + num(a) +
                                                     ", b=" + num(b));
       require(a < b, "trunc_normal_ expects a < b, got a=" + num(a) + ", b=" + num(b));
-      require(d == DType::f64 || (std::isfinite(static_cast<float>(mean)) && std::isfinite(static_cast<float>(sd))),
+      require(d == DType::f64 || (std::isfinite(f32_of(mean)) && std::isfinite(f32_of(sd))),
               "trunc_normal_: mean=" + num(mean) + " and std=" + num(sd) + " must be finite in float32 for a " +
                   dtype_name(d) + " destination");
       // The samples must be finite in the output dtype: the interval is cut to its finite range,
@@ -301,7 +310,7 @@ void fill(const Destination& dst, const Sampler& s, RngCoord rc, Exec ex) {
 
   if (s.dist == Dist::constant || !std::isnan(degenerate)) {
     const double v = s.dist == Dist::constant ? s.p0 : degenerate;
-    const float vf = static_cast<float>(v);
+    const float vf = f32_of(v);
     const std::uint16_t h = dst.dtype == DType::f16 ? lowp::f16_from_f32(vf) : lowp::bf16_from_f32(vf);
     run_tasks(w, ex, [&](std::uint64_t, std::int64_t mem, std::int64_t len, std::int64_t sl) {
       char* p = base + mem * static_cast<std::int64_t>(isz);
