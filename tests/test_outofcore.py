@@ -48,6 +48,14 @@ def test_args_options_raw_format_and_dtypes(tmp_path):
     assert np.fromfile(tmp_path / "b.bin", np.uint16).tobytes() == ref.tobytes()
 
 
+@pytest.mark.parametrize("shape", [(), (0, 5), (4, 0, 3), (7,)])
+def test_scalar_empty_and_1d_shapes(tmp_path, shape):
+    fill_file(tmp_path / "e.npy", shape, "uniform", seed=2, chunk_bytes=8)
+    back = np.load(tmp_path / "e.npy")
+    assert back.shape == shape
+    assert back.tobytes() == initlab.uniform_(np.empty(shape, np.float32), seed=2).tobytes()
+
+
 def test_sparse_file_keeps_the_seeded_mask(tmp_path):
     ref = initlab.sparse_(np.empty((50, 23), np.float32), 0.4, 0.1, seed=12)
     fill_file(tmp_path / "s.npy", (50, 23), "sparse", 0.4, 0.1, seed=12, chunk_bytes=50 * 4 * 3)

@@ -56,6 +56,11 @@ def _slabs(shape: tuple[int, ...], itemsize: int, chunk_bytes: int) -> Iterator[
     """C-contiguous hyper-rectangles of at most ``chunk_bytes`` (or one line of the last axis):
     yields (offset, block shape, flat element start)."""
     nd = len(shape)
+    if nd == 0:
+        yield (), (), 0
+        return
+    if 0 in shape:
+        return  # nothing to write
     strides = [math.prod(shape[k + 1:]) for k in range(nd)]
     # The outermost axis whose sub-blocks fit in a chunk: split it, keep every inner axis whole.
     k = next((k for k in range(nd) if strides[k] * itemsize <= chunk_bytes), nd - 1)
