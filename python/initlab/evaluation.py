@@ -285,6 +285,13 @@ class InitResult:
         """Test loss at the end of training, per seed."""
         return np.array([t[-1] for t in self.test_loss])
 
+    def __str__(self) -> str:
+        reached = [s for s in self.steps_to_threshold if s is not None]
+        return (f"{self.init}: test accuracy {_fmt_pm(self.accuracy_mean, self.accuracy_std, 1, 100.0)}% over "
+                f"{len(self.seeds)} seed(s), final test loss {np.nanmean(self.final_test_loss):.3f}, loss threshold reached "
+                f"in {len(reached)}/{len(self.seeds)} runs" + (f" (mean step {np.mean(reached):.0f})" if reached else "")
+                + f", {np.mean(self.wall_time):.2f} s per run")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serializable form (NaN becomes None)."""
         return {k: _nan_to_none(v) for k, v in self.__dict__.items()}
