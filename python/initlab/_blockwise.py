@@ -105,6 +105,8 @@ def validate(name: str, shape: tuple[int, ...], dtype: np.dtype, args: tuple, op
 def fill_block(block: np.ndarray, name: str, args: tuple, options: dict, key: int, stream: int,
                global_shape: tuple[int, ...], offset: tuple[int, ...]) -> np.ndarray:
     """Fill ``block`` in place as the block at ``offset`` of the global fill; return it."""
+    if block.size == 0:
+        return block  # validated when the work was planned; nothing to write (and no warning per block)
     BLOCKWISE[name](block, *args, seed=Generator(key, stream=stream), global_shape=global_shape, offset=offset,
                     **options)
     return block
