@@ -120,6 +120,17 @@ def test_analyze_broken_hf_layer_named(hf):
     assert BREAK[name] in str(f) and str(found).startswith("1 problem(s) found")
 
 
+def test_analyze_hf_initializer_range_far_too_small():
+    tr_mod = pytest.importorskip("transformers")
+    cfg = tr_mod.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=VOCAB, n_positions=64, bos_token_id=0,
+                            eos_token_id=0, initializer_range=1e-4)
+    model = _quiet(lambda: tr_mod.GPT2LMHeadModel(cfg))
+    found = itorch.analyze(model, _inputs("gpt2")).diagnose()
+    assert [f.kind for f in found] == ["vanishing_layer"]  # one finding listing every layer
+    assert len(found[0].evidence["layers"]) == 9 and found[0].layer == "transformer.h.0.attn.c_attn"
+    assert str(found[0]).startswith("9 layers each shrink the mean square of their input by less than x0.0001")
+
+
 def test_output_selection_and_key_errors():
     tr_mod = pytest.importorskip("transformers")
     cfg = tr_mod.BertConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,

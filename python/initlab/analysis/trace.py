@@ -278,10 +278,10 @@ class Trace:
             Flag a tanh/sigmoid layer when more than this fraction of its outputs is saturated.
         min_batch_dead : int, default 8
         layer_gain : float, default 1e-4
-            Flag a single layer whose :attr:`LayerTrace.gain` (output over input mean square,
-            bias removed) is below ``layer_gain`` (``"vanishing_layer"``) or above
-            ``1/layer_gain`` (``"exploding_layer"``): a weight far off its scale, wherever it
-            sits (residual networks hide one broken layer from the depth trends). A weight that
+            Flag the layers whose :attr:`LayerTrace.gain` (output over input mean square, bias
+            removed) is below ``layer_gain`` (``"vanishing_layer"``) or above ``1/layer_gain``
+            (``"exploding_layer"``), one finding per kind listing them: a weight far off its
+            scale, wherever it sits (residual networks hide one broken layer from the depth trends). A weight that
             is exactly zero (zero-initialized on purpose) is not flagged. A forward trend reaching
             past a flagged layer, or a gradient trend reaching back before one, is that layer's
             doing and is not reported besides it.
@@ -304,23 +304,31 @@ class Trace:
                                        {"where": what, "nonfinite_count": d["nonfinite_count"], "count": d["count"]}))
                     break
         broken: list[Finding] = []
-        for lay in lays:
-            g = lay.gain
-            if g is None or not math.isfinite(g) or (lay.weight is not None and lay.weight["ms"] == 0.0):
+        for kind, verb, bad in (("vanishing_layer", "shrinks", lambda g: g < layer_gain),
+                                ("exploding_layer", "amplifies", lambda g: g > 1.0 / layer_gain)):
+            hits = [lay for lay in lays if lay.gain is not None and math.isfinite(lay.gain) and bad(lay.gain)
+                    and not (lay.weight is not None and lay.weight["ms"] == 0.0)]
+            if not hits:
                 continue
-            for kind, bad, verb in (("vanishing_layer", g < layer_gain, "shrinks"),
-                                    ("exploding_layer", g > 1.0 / layer_gain, "amplifies")):
-                if bad:
-                    w = f"; weight rms {_fmt(math.sqrt(lay.weight['ms']))}" if lay.weight else ""
-                    broken.append(Finding(kind, lay.name, lay.index,
-                                       f"Layer {lay.index} ({lay.name}, {lay.type}) {verb} the mean square of its input "
-                                       f"by x{_fmt(g)} (a healthy layer: about fan_in * Var(W), order 1){w}.",
-                                       {"gain": g, "input_ms": lay.input["ms"] if lay.input else None,
-                                        "pre_ms": lay.pre["ms"], "weight_ms": lay.weight["ms"] if lay.weight else None}))
+            worst = (min if kind == "vanishing_layer" else max)(hits, key=lambda lay: lay.gain)
+            if len(hits) == 1:
+                w = f"; weight rms {_fmt(math.sqrt(worst.weight['ms']))}" if worst.weight else ""
+                msg = (f"Layer {worst.index} ({worst.name}, {worst.type}) {verb} the mean square of its input by "
+                       f"x{_fmt(worst.gain)} (a healthy layer: about fan_in * Var(W), order 1){w}.")
+            else:
+                limit = layer_gain if kind == "vanishing_layer" else 1.0 / layer_gain
+                msg = (f"{len(hits)} layers each {verb.rstrip('s')} the mean square of their input by "
+                       f"{'less' if kind == 'vanishing_layer' else 'more'} than x{limit:g} (a healthy layer: about "
+                       f"fan_in * Var(W), order 1), from layer {hits[0].index} ({hits[0].name}); worst: layer "
+                       f"{worst.index} ({worst.name}) at x{_fmt(worst.gain)}.")
+            broken.append(Finding(kind, hits[0].name, hits[0].index, msg,
+                                  {"gain": worst.gain, "layers": {lay.name: lay.gain for lay in hits},
+                                   "input_ms": worst.input["ms"] if worst.input else None, "pre_ms": worst.pre["ms"],
+                                   "weight_ms": worst.weight["ms"] if worst.weight else None}))
         if len(lays) >= 2:
             # A forward trend that ends after a broken layer, or a gradient trend that starts
             # before one, is that layer's doing: one finding per cause.
-            at = [f.index for f in broken]
+            at = [lay.index for f in broken for lay in lays if lay.name in f.evidence["layers"]]
             out += [f for f in self._depth_trends(lays, ratio, growth)
                     if not any((b <= max(f.evidence["indices"])) if f.kind.endswith("forward")
                                else (b >= min(f.evidence["indices"])) for b in at)]
