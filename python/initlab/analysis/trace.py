@@ -304,8 +304,8 @@ class Trace:
                                        {"where": what, "nonfinite_count": d["nonfinite_count"], "count": d["count"]}))
                     break
         broken: list[Finding] = []
-        for kind, verb, bad in (("vanishing_layer", "shrinks", lambda g: g < layer_gain),
-                                ("exploding_layer", "amplifies", lambda g: g > 1.0 / layer_gain)):
+        for kind, verb, verbs, bad in (("vanishing_layer", "shrinks", "shrink", lambda g: g < layer_gain),
+                                       ("exploding_layer", "amplifies", "amplify", lambda g: g > 1.0 / layer_gain)):
             hits = [lay for lay in lays if lay.gain is not None and math.isfinite(lay.gain) and bad(lay.gain)
                     and not (lay.weight is not None and lay.weight["ms"] == 0.0)]
             if not hits:
@@ -317,7 +317,7 @@ class Trace:
                        f"x{_fmt(worst.gain)} (a healthy layer: about fan_in * Var(W), order 1){w}.")
             else:
                 limit = layer_gain if kind == "vanishing_layer" else 1.0 / layer_gain
-                msg = (f"{len(hits)} layers each {verb.rstrip('s')} the mean square of their input by "
+                msg = (f"{len(hits)} layers each {verbs} the mean square of their input by "
                        f"{'less' if kind == 'vanishing_layer' else 'more'} than x{limit:g} (a healthy layer: about "
                        f"fan_in * Var(W), order 1), from layer {hits[0].index} ({hits[0].name}); worst: layer "
                        f"{worst.index} ({worst.name}) at x{_fmt(worst.gain)}.")
