@@ -127,3 +127,17 @@ def test_demo_figure_is_a_png(tmp_path):
     run_demo(depth=4, draws=64, sigmas=(1e-5, 0.5), lsuv_draws=2, output=str(p), out=out)
     assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"figure written to {p}" in out.getvalue()
+
+
+@pytest.mark.parametrize("activation, per_sigma2, theory", [("linear", 10.0, "exact"), ("leaky_relu", 5 * (1 + 0.01**2), "exact"),
+                                                            ("gelu", None, "mean-field"), ("selu", None, "mean-field")])
+def test_other_activations_use_their_own_theory(activation, per_sigma2, theory):
+    res = run_demo(activation=activation, depth=5, draws=1024, sigmas=(0.1, 0.5), lsuv_draws=2, output=None, out=io.StringIO())
+    for r in res.rows[:-1]:
+        assert r.theory_name == theory
+        if per_sigma2 is not None and r.label.startswith("N(0"):
+            s = float(r.label[4:].split("^")[0])
+            assert r.theory_factor[0] == pytest.approx(per_sigma2 * s * s)
+        for f, se, want in zip(r.factor, r.factor_se, r.theory_factor):
+            assert abs(f - want) < 4.5 * se + (0.1 * want if theory == "mean-field" else 0), (r.label, f, want, se)
+    assert [r.verdict for r in res.rows] == [r.theory_verdict for r in res.rows]

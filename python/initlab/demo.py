@@ -407,7 +407,9 @@ def run_demo(*, depth: int = 8, width: int = 10, activation: str = "relu", seed:
     if problems:
         raise ValueError("; ".join(problems))
     act = get_activation(activation)
-    act_name = getattr(act, "gain_name", "linear") if hasattr(act, "phi") else "linear"
+    # By class, not gain_name: GELU inherits the base class's "linear" gain name.
+    act_name = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "SELU": "selu",
+                "GELU": "gelu"}.get(type(act).__name__, "linear")
     slope = float(getattr(act, "negative_slope", 0.0))
     phi = act.phi if hasattr(act, "phi") else (lambda z: z)
     gain_name = act_name if act_name != "gelu" else "relu"
