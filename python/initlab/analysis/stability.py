@@ -168,6 +168,7 @@ def depth_stability(activation: Any, weight_std: float, bias_std: float = 0.0, *
 
     signal_ratio = vmap(1.0)
     q, ratio, it, state = 1.0, signal_ratio, 0, "running"
+    prev_r: float | None = None
     for it in range(1, _MAX_ITER + 1):
         nq = vmap(q)
         if not math.isfinite(nq) or nq > _HUGE:
@@ -180,6 +181,32 @@ def depth_stability(activation: Any, weight_std: float, bias_std: float = 0.0, *
         if abs(nq - q) <= 1e-13 * max(q, sb2):
             q, state = nq, "converged"
             break
+        if it % 3 == 0:
+            # Every third step look at two increments d1, d2. A steady ratio d2/d1 > 1 on a growing
+            # q is geometric divergence (stop: the rate is known). On a monotone, contracting
+            # stretch, Steffensen's step (Aitken's delta^2) jumps to the limit: quadratic instead of
+            # linear convergence, and a limit of 0 is a collapse.
+            n2 = vmap(nq)
+            if not math.isfinite(n2) or n2 > _HUGE:
+                q, ratio, state = nq, (n2 / nq if math.isfinite(n2) else math.inf), "diverged"
+                break
+            d1, d2 = nq - q, n2 - nq
+            r = d2 / d1 if d1 != 0.0 else math.nan
+            if d1 > 0.0 and d2 > 0.0 and r > 1.0 and prev_r is not None and abs(r - prev_r) <= 1e-6 * r:
+                q, ratio, state = n2, n2 / nq, "diverged"
+                break
+            prev_r = r
+            den = d2 - d1
+            if abs(d2) < abs(d1) and d1 * d2 > 0.0 and den != 0.0:
+                acc = q - d1 * d1 / den
+                if math.isfinite(acc) and acc < _TINY * 1e40 and sb2 == 0.0 and d1 < 0.0:
+                    ratio, q, state = n2 / nq if nq > 0 else ratio, 0.0, "collapsed"
+                    break
+                if math.isfinite(acc) and acc > 0.0:
+                    q = acc
+                    continue
+            q = n2
+            continue
         q = nq
     if state == "running":
         # No convergence within the budget: an algebraically slow approach (e.g. tanh at
