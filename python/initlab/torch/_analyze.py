@@ -28,17 +28,16 @@ def _is_float(t: Any) -> bool:
     return isinstance(t, torch.Tensor) and t.is_floating_point()
 
 
-def _attachable(mod: nn.Module, inp: Any, out: torch.Tensor) -> bool:
+def _attachable(ev: probes.Event) -> bool:
     """Continues a layer (its post-activation is the output of the last of them): activations,
     dropouts, identities and norms, recognized by structure as well as by class (HF's
     ``NewGELUActivation``, ``LlamaRMSNorm``): a leaf module whose parameters are at most 1-D and
-    whose output has the shape of its input."""
-    if isinstance(mod, (*_ACTIVATIONS, *_PASS)):
+    whose output has the shape of its (floating-point) input."""
+    if isinstance(ev.module, (*_ACTIVATIONS, *_PASS)):
         return True
-    if any(p.dim() > 1 for p in mod.parameters(recurse=False)):
+    if any(p.dim() > 1 for p in ev.module.parameters(recurse=False)):
         return False
-    x = inp[0] if isinstance(inp, tuple) and inp else None
-    return isinstance(x, torch.Tensor) and x.shape == out.shape and x.is_floating_point()
+    return ev.input_shape == tuple(ev.output.shape)
 
 
 def _is_activation(mod: nn.Module) -> bool:
@@ -120,56 +119,20 @@ def analyze(module: nn.Module, x: Any, *, loss: str | Callable[[np.ndarray], tup
     probes.check_batch(x)
     if output is not None and (isinstance(output, bool) or not isinstance(output, (str, int))):
         raise TypeError(f"output must be a key (str), a position (int) or None, got {output!r}")
-    # events in execution order: (name, module, output copy, info); gradients by event index, so a
-    # module called several times (a shared ReLU) keeps the gradient of each call
-    fwd: list[tuple[str, nn.Module, torch.Tensor, dict[str, Any]]] = []
-    grads: dict[int, torch.Tensor] = {}  # event -> dL/d(output)
-    grads_in: dict[int, torch.Tensor] = {}  # event -> dL/d(input), for layers and pooling modules
     heads_inside = {id(m.out_proj) for m in module.modules() if isinstance(m, nn.MultiheadAttention)}
     first = probes.FirstFloat()
     if isinstance(x, torch.Tensor):
         first.offer(x, "input")
-
-    def hook(name: str, head: bool) -> Callable[..., None]:
-        def f(mod: nn.Module, inp: Any, out: Any) -> None:
-            o = probes.first_tensor(out)
-            if not _is_float(o):
-                return
-            k = len(fwd)
-            info: dict[str, Any] = {"attach": False}
-            xin = inp[0] if isinstance(inp, tuple) and inp else None
-            if (head or probes.is_pooling(mod)) and _is_float(xin):
-                info["input"] = _summary(_np(xin))
-                info["shape"] = tuple(xin.shape)
-                den = info["input"]["ms"]
-                if head and den > 0:
-                    info["gain"] = float(probes.without_bias(mod, o.detach()).double().square().mean()) / den
-                if backward and xin.requires_grad:
-                    xin.register_hook(lambda g, k=k: grads_in.__setitem__(k, g.detach().clone()))
-            if not head:
-                info["attach"] = _attachable(mod, inp, o)
-            fwd.append((name, mod, o.detach().clone(), info))
-            if backward and o.requires_grad:
-                # A hook registered before an in-place op receives the gradient w.r.t. the value
-                # before that op: dL/d(pre-activation) even under ReLU(inplace=True).
-                o.register_hook(lambda g, k=k: grads.__setitem__(k, g.detach().clone()))
-
-        return f
-
-    pairs = list(first.hooks(module))
-    for name, m in module.named_modules():
-        if id(m) in heads_inside:
-            continue
-        is_head = probes.is_layer(m)
-        if is_head or not any(True for _ in m.children()):  # heads and leaf modules
-            pairs.append((m, hook(name, is_head)))
+    rec = probes.Recorder(backward=backward, keep_input=lambda m: probes.is_layer(m) or probes.is_pooling(m))
+    watched = [(n, m) for n, m in module.named_modules()
+               if id(m) not in heads_inside and (probes.is_layer(m) or not any(True for _ in m.children()))]
     params = list(module.parameters())
     saved_grads = [p.grad for p in params]
     value = None
     try:
         for p in params:
             p.grad = None
-        with probes.forward_hooks(pairs), probes.model_state(module, grad=True):
+        with probes.forward_hooks(first.hooks(module) + rec.hooks(watched)), probes.model_state(module, grad=True):
             batch = x.detach() if isinstance(x, torch.Tensor) else x
             y = probes.select_output(probes.call(module, batch), output)
             if not y.is_floating_point():
@@ -186,6 +149,7 @@ def analyze(module: nn.Module, x: Any, *, loss: str | Callable[[np.ndarray], tup
     finally:
         for p, g in zip(params, saved_grads):
             p.grad = g
+    fwd, grads, grads_in = rec.events, rec.grads, rec.grads_in
 
     def ms(t: torch.Tensor | None) -> float | None:
         return None if t is None or not t.numel() else float(t.detach().double().square().mean())
@@ -196,51 +160,53 @@ def analyze(module: nn.Module, x: Any, *, loss: str | Callable[[np.ndarray], tup
     groups: list[dict[str, Any]] = []
     is_open = False
     pool = None  # the last pooling event since the last layer
-    for k, (name, mod, out, info) in enumerate(fwd):
-        parent = name.rpartition(".")[0]
-        if probes.is_pooling(mod):
+    for k, ev in enumerate(fwd):
+        parent = ev.name.rpartition(".")[0]
+        if probes.is_pooling(ev.module):
             pool = k
-        if probes.is_layer(mod):
-            groups.append({"name": name, "head": mod, "parent": parent, "pre": k, "post": k, "tail": k,
-                           "act": None, "info": info, "pool": pool, "before": k - 1})
+        if probes.is_layer(ev.module):
+            groups.append({"name": ev.name, "head": ev.module, "parent": parent, "pre": k, "post": k, "tail": k,
+                           "act": None, "pool": pool})
             pool = None
             is_open = True
-        elif is_open and info["attach"] and groups[-1]["parent"] == parent:
+        elif is_open and _attachable(ev) and groups[-1]["parent"] == parent:
             g = groups[-1]
             g["post"] = g["tail"] = k
-            if _is_activation(mod):
-                g["act"] = mod
+            if _is_activation(ev.module):
+                g["act"] = ev.module
         else:
             is_open = False
     layers = []
     for i, g in enumerate(groups, start=1):
-        head, act, info = g["head"], g["act"], g["info"]
-        tail = fwd[g["tail"]][1]
-        post = _np(fwd[g["post"]][2])
+        head, act, ev = g["head"], g["act"], fwd[g["pre"]]
+        tail = fwd[g["tail"]].module
+        post = _np(fwd[g["post"]].output)
         lay = LayerTrace(index=i, name=g["name"] or "(root)", type=type(head).__name__,
                          activation=type(tail).__name__ if tail is not head else None, shape=tuple(post.shape),
-                         pre=_summary(_np(fwd[g["pre"]][2])), post=_summary(post))
+                         pre=_summary(_np(ev.output)), post=_summary(post))
         w = probes.layer_weight(head)
         lay.weight = _summary(_np(w))
-        lay.gain = info.get("gain")
-        lay.input = info.get("input")
-        if i > 1 and g["before"] >= 0:
+        if ev.input is not None:
+            lay.input = _summary(_np(ev.input))
+            if lay.input["ms"] > 0:
+                lay.gain = ms(probes.without_bias(head, ev.output)) / lay.input["ms"]
+        if i > 1 and g["pre"] > 0:
             # What was reduced: a pooling module's input, else the last tensor a module produced
             # before this layer (a functional mean or class-token selection happened after it).
             prev_axis = _feature_axis(groups[i - 2]["head"])
-            if g["pool"] is not None:
-                p = g["pool"]
-                lay.reduction = _reduction(fwd[p][3].get("shape"), prev_axis, info.get("shape"), _feature_axis(head),
-                                           type(fwd[p][1]).__name__)
+            p = g["pool"]
+            if p is not None:
+                lay.reduction = _reduction(fwd[p].input_shape, prev_axis, ev.input_shape, _feature_axis(head),
+                                           type(fwd[p].module).__name__)
                 if lay.reduction:
-                    lay.reduction_scale = {"forward": ratio(ms(fwd[p][2]), fwd[p][3]["input"]["ms"]),
+                    lay.reduction_scale = {"forward": ratio(ms(fwd[p].output), ms(fwd[p].input)),
                                            "backward": ratio(ms(grads_in.get(p)), ms(grads.get(p)))}
             else:
-                b = g["before"]
-                lay.reduction = _reduction(tuple(fwd[b][2].shape), prev_axis, info.get("shape"), _feature_axis(head),
+                b = g["pre"] - 1
+                lay.reduction = _reduction(tuple(fwd[b].output.shape), prev_axis, ev.input_shape, _feature_axis(head),
                                            None)
                 if lay.reduction:
-                    lay.reduction_scale = {"forward": ratio(info["input"]["ms"], ms(fwd[b][2])),
+                    lay.reduction_scale = {"forward": ratio(ms(ev.input), ms(fwd[b].output)),
                                            "backward": ratio(ms(grads.get(b)), ms(grads_in.get(g["pre"])))}
         if backward:
             if g["pre"] in grads:

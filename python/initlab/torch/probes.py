@@ -12,8 +12,10 @@ schemes) needs from a real model, in one place:
   ``MultiheadAttention`` and Hugging Face's ``Conv1D`` (a linear layer whose weight is stored
   ``(in, out)``), without importing ``transformers`` (:func:`is_layer`, :func:`is_conv1d`);
 * forward hooks that are always removed (:func:`forward_hooks`), a train/eval/BatchNorm/no-grad
-  state that is always restored (:func:`model_state`), and the first floating-point tensor
-  of a forward pass, so that integer token ids are never summarized (:class:`FirstFloat`).
+  state that is always restored (:func:`model_state`), the first floating-point tensor of a
+  forward pass, so that integer token ids are never summarized (:class:`FirstFloat`), and a
+  recorder of every module's output (and chosen modules' inputs) with their gradients, in
+  execution order (:class:`Recorder`).
 
 The statistics themselves are framework-neutral (:func:`initlab.stats`,
 :mod:`initlab.analysis.trace`, :mod:`initlab.lsuv`); this module only moves tensors to them.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
@@ -30,7 +33,7 @@ from torch import nn
 
 __all__ = ["call", "check_batch", "select_output", "output_keys", "is_conv1d", "is_layer", "layer_weight",
            "layer_bias", "bias_dim", "without_bias", "is_pooling", "first_tensor", "batch_size", "forward_hooks",
-           "model_state", "FirstFloat"]
+           "model_state", "FirstFloat", "Event", "Recorder"]
 
 _CONV = (nn.modules.conv._ConvNd,)  # Conv1d/2d/3d and ConvTranspose1d/2d/3d (and their lazy forms)
 # Pooling modules: they legitimately shrink the activation and gradient scale (analysis discounts them).
@@ -295,3 +298,73 @@ class FirstFloat:
             return hook
 
         return [(m, make(n)) for n, m in module.named_modules() if not any(True for _ in m.children())]
+
+
+@dataclass
+class Event:
+    """One module call seen by a :class:`Recorder`.
+
+    Attributes
+    ----------
+    name : str
+        Qualified name of the module.
+    module : torch.nn.Module
+    output : torch.Tensor
+        Detached copy of its (first) floating-point output, taken the moment it returned (an
+        in-place activation after it cannot change it).
+    input : torch.Tensor or None
+        Detached copy of its first positional input, for the modules the recorder keeps inputs
+        of (floating-point inputs only).
+    input_shape : tuple of int or None
+        Shape of the first positional input when it is floating-point.
+    """
+
+    name: str
+    module: nn.Module
+    output: torch.Tensor
+    input: torch.Tensor | None = None
+    input_shape: tuple[int, ...] | None = None
+
+
+class Recorder:
+    """Forward events of one pass, in execution order, and the gradients w.r.t. them.
+
+    Hooks the given modules (see :meth:`hooks`, to use with :func:`forward_hooks`); each call
+    with a floating-point output becomes an :class:`Event`. With ``backward=True`` tensor hooks
+    capture ``dL/d(output)`` per event (:attr:`grads`, so a module called twice keeps the
+    gradient of each call) and, for modules whose inputs are kept, ``dL/d(input)``
+    (:attr:`grads_in`; the gradient w.r.t. the input tensor, i.e. summed over all its consumers).
+    A hook registered before an in-place op receives the gradient w.r.t. the value before that
+    op: ``dL/d(pre-activation)`` even under ``ReLU(inplace=True)``.
+    """
+
+    def __init__(self, *, backward: bool, keep_input: Callable[[nn.Module], bool] = lambda m: False) -> None:
+        self.backward = backward
+        self.keep_input = keep_input
+        self.events: list[Event] = []
+        self.grads: dict[int, torch.Tensor] = {}
+        self.grads_in: dict[int, torch.Tensor] = {}
+
+    def _hook(self, name: str) -> Callable[..., None]:
+        def hook(mod: nn.Module, inp: Any, out: Any) -> None:
+            o = first_tensor(out)
+            if not isinstance(o, torch.Tensor) or not o.is_floating_point():
+                return
+            k = len(self.events)
+            x = inp[0] if isinstance(inp, tuple) and inp else None
+            ev = Event(name, mod, o.detach().clone())
+            if isinstance(x, torch.Tensor) and x.is_floating_point():
+                ev.input_shape = tuple(x.shape)
+                if self.keep_input(mod):
+                    ev.input = x.detach().clone()
+                    if self.backward and x.requires_grad:
+                        x.register_hook(lambda g, k=k: self.grads_in.__setitem__(k, g.detach().clone()))
+            self.events.append(ev)
+            if self.backward and o.requires_grad:
+                o.register_hook(lambda g, k=k: self.grads.__setitem__(k, g.detach().clone()))
+
+        return hook
+
+    def hooks(self, modules: Iterable[tuple[str, nn.Module]]) -> list[tuple[nn.Module, Callable[..., Any]]]:
+        """(module, hook) pairs for :func:`forward_hooks`, one per ``(name, module)``."""
+        return [(m, self._hook(n)) for n, m in modules]
