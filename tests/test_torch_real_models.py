@@ -166,6 +166,34 @@ def test_select_output_tuple_and_tensor():
         probes.select_output(t, "logits")
 
 
+def test_recorder_per_call_gradients_and_first_float():
+    relu = nn.ReLU()
+    lin = nn.Linear(4, 4)
+
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.lin, self.relu = nn.Embedding(10, 4), lin, relu
+
+        def forward(self, idx):
+            h = self.relu(self.lin(self.emb(idx)))
+            return self.relu(h * 3.0)  # the same module, a second call with other values
+
+    model = Twice()
+    rec = probes.Recorder(backward=True, keep_input=probes.is_layer)
+    first = probes.FirstFloat()
+    with probes.forward_hooks(first.hooks(model) + rec.hooks(model.named_children())):
+        y = model(torch.tensor([[1, 2, 3]]))
+        y.backward(torch.ones_like(y))
+    assert [e.name for e in rec.events] == ["emb", "lin", "relu", "relu"]
+    assert first.name == "output of emb (Embedding)" and first.tensor.dtype == torch.float32
+    assert rec.events[1].input is not None and rec.events[2].input is None  # inputs kept for layers only
+    assert torch.equal(rec.events[3].output, torch.relu(rec.events[2].output * 3.0))
+    assert torch.equal(rec.grads[3], torch.ones(1, 3, 4))  # dL/d(second call) = 1
+    assert torch.equal(rec.grads[2], 3.0 * (rec.events[3].output > 0).float())  # through h * 3
+    assert 1 in rec.grads_in and [len(m._forward_hooks) for m in model.modules()] == [0, 0, 0, 0]
+
+
 # ---- pooling: ResNet-18-like and a plain CNN ------------------------------------------------
 
 

@@ -109,7 +109,8 @@ def analyze(module: nn.Module, x: Any, *, loss: str | Callable[[np.ndarray], tup
     Per layer the trace also records its input and ``dL/d(input)`` (gradient w.r.t. the
     tensor, i.e. summed over all its consumers), the gain (output mean square without the bias
     over the input's) and whether a pooling/selection step precedes it; :meth:`Trace.diagnose`
-    uses them. Hooks are removed and ``.grad`` restored also after an error.
+    uses them. Hooks are removed, ``.grad``, the train/eval flags and BatchNorm running
+    statistics restored (the analysis leaves no trace in the model), also after an error.
     """
     from ..analysis.trace import LayerTrace, Trace, _loss, _reduction, _summary, _unit_axes
     from ..stats import stats
