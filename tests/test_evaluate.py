@@ -201,3 +201,11 @@ def test_optimizers_match_torch():
             assert loss == pytest.approx(float(tl.detach()), rel=1e-12)
         for (_, p), tp in zip(net.named_parameters(), tnet.parameters()):
             np.testing.assert_allclose(p, tp.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_default_init_is_seeded_per_run():
+    # "default" keeps the constructor's init, which the seed fixes: seeds differ, runs repeat.
+    kw = dict(steps=3, depth=2, width=8, progress=False)
+    a = initlab.evaluate("mlp", ["default"], seeds=[0, 1], **kw)["default"]
+    b = initlab.evaluate("mlp", ["default"], seeds=[0, 1], **kw)["default"]
+    assert a.train_loss == b.train_loss and a.train_loss[0][0] != a.train_loss[1][0]

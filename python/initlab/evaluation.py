@@ -831,7 +831,8 @@ def evaluate(model: Any = "mlp", inits: Sequence[str] = DEFAULT_INITS, *, data: 
     model : "mlp" or callable, default "mlp"
         ``"mlp"``: an :func:`initlab.nn.mlp` with ``depth`` hidden layers (default 10) of
         ``width`` units (default 64), ``activation`` (default ``"tanh"``), and a linear output
-        layer, trained on NumPy. A callable is a factory, called once per run with no argument;
+        layer, trained on NumPy. A callable is a factory, called once per run with no argument
+        (after ``torch.manual_seed(seed)`` when torch is loaded, so constructor inits are seeded);
         it returns a fresh :mod:`initlab.nn` network or ``torch.nn.Module`` mapping
         ``(n, n_features)`` inputs to ``(n, n_classes)`` logits (torch models train with
         ``torch.optim``).
@@ -979,13 +980,20 @@ def evaluate(model: Any = "mlp", inits: Sequence[str] = DEFAULT_INITS, *, data: 
         mo.update(model_options)
         get_activation(mo["activation"])  # a bad name fails here, before any work
 
-        def factory() -> Any:
+        def factory(seed: int) -> Any:
+            # The seed also fixes the constructor's own init (what "default" keeps).
             return mlp(ds.x_train.shape[1], mo["width"], mo["depth"], ds.n_classes, activation=mo["activation"],
-                       norm=mo.get("norm"), dtype=mo.get("dtype", np.float32), seed=0)
+                       norm=mo.get("norm"), dtype=mo.get("dtype", np.float32), seed=seed)
 
         model_desc = f"mlp {mo['depth']}x{mo['width']} {mo['activation']}" + (f" {mo['norm']}-norm" if mo.get("norm") else "")
     else:
-        factory = model
+        def factory(seed: int) -> Any:
+            # torch's constructors draw from its global generator: seed it, so "default" is reproducible.
+            t = sys.modules.get("torch")
+            if t is not None:
+                t.manual_seed(seed)
+            return model()
+
         model_desc = getattr(model, "__name__", type(model).__name__)
 
     cfg = {"model": model_desc, "data": ds.name, "n_train": n_train, "n_test": len(ds.y_test), "n_classes": ds.n_classes,
@@ -996,7 +1004,7 @@ def evaluate(model: Any = "mlp", inits: Sequence[str] = DEFAULT_INITS, *, data: 
 
     # Try every init on a throwaway model first: an option its initializer rejects fails now,
     # listed with all the others, not after minutes of training.
-    probe = factory()
+    probe = factory(0)
     backend = "torch" if _is_torch_module(probe) else "numpy"
     from .nn import Module
 
@@ -1007,7 +1015,7 @@ def evaluate(model: Any = "mlp", inits: Sequence[str] = DEFAULT_INITS, *, data: 
     failures = []
     for spec in inits:
         try:
-            m = factory()
+            m = factory(0)
             if backend == "torch":
                 import torch
 
@@ -1036,7 +1044,7 @@ def evaluate(model: Any = "mlp", inits: Sequence[str] = DEFAULT_INITS, *, data: 
             for s in seed_list:
                 t0 = time.perf_counter()
                 lsuv_idx = np.random.default_rng(s).permutation(n_train)[: cfg["lsuv_batch"]]
-                run, layer_names = train(factory(), spec, int(s), ds, cfg, ds.x_train[lsuv_idx], tick)
+                run, layer_names = train(factory(int(s)), spec, int(s), ds, cfg, ds.x_train[lsuv_idx], tick)
                 times.append(time.perf_counter() - t0)
                 runs.append(run)
             results.append(InitResult(
