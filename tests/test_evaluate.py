@@ -209,3 +209,17 @@ def test_default_init_is_seeded_per_run():
     a = initlab.evaluate("mlp", ["default"], seeds=[0, 1], **kw)["default"]
     b = initlab.evaluate("mlp", ["default"], seeds=[0, 1], **kw)["default"]
     assert a.train_loss == b.train_loss and a.train_loss[0][0] != a.train_loss[1][0]
+
+
+def test_auto_on_a_torch_model_follows_each_layers_activation():
+    torch = pytest.importorskip("torch")
+    from initlab.evaluation import _init_torch
+
+    m = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.Tanh(),
+                            torch.nn.Linear(256, 256), torch.nn.SELU(), torch.nn.Linear(256, 10))
+    _init_torch(m, "auto", 0, None)
+    stds = [float(l.weight.detach().std()) for l in m if isinstance(l, torch.nn.Linear)]
+    # He, Xavier, LeCun, then Xavier for the output layer (no activation after it).
+    want = [math.sqrt(2 / 256), math.sqrt(2 / 512), math.sqrt(1 / 256), math.sqrt(2 / 266)]
+    assert stds == pytest.approx(want, rel=0.03)
+    assert all(float(l.bias.abs().max()) == 0 for l in m if isinstance(l, torch.nn.Linear))

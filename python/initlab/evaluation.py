@@ -672,17 +672,18 @@ def _init_torch(model: Any, spec: str, seed: int, x_lsuv: Any) -> None:
         return
     gen = initlab.Generator(seed)
     if name == "auto":
-        # The activation modules in order; each weight layer takes the next one after it.
-        acts = {torch.nn.ReLU: ("relu",), torch.nn.GELU: ("relu",), torch.nn.LeakyReLU: ("leaky_relu",),
-                torch.nn.Tanh: ("tanh",), torch.nn.Sigmoid: ("sigmoid",), torch.nn.SELU: ("selu",)}
-        seq = [m for _, m in model.named_modules() if type(m) in acts or m in [l for _, l in layers]]
-        for i, (_, m) in enumerate(layers):
-            after = next((a for a in seq[seq.index(m) + 1:] if type(a) in acts), None) if m in seq else None
-            nxt_layer = layers[i + 1][1] if i + 1 < len(layers) else None
-            if after is not None and nxt_layer is not None and m in seq and nxt_layer in seq and seq.index(after) > seq.index(nxt_layer):
-                after = None
-            kind = acts[type(after)][0] if after is not None else None
-            with torch.no_grad():
+        # Modules in registration order (a Sequential's forward order): a weight layer takes the
+        # rule of the activation that follows it before the next weight layer, if any.
+        rules = {torch.nn.ReLU: "relu", torch.nn.GELU: "relu", torch.nn.LeakyReLU: "leaky_relu",
+                 torch.nn.Tanh: "xavier", torch.nn.Sigmoid: "xavier", torch.nn.SELU: "selu"}
+        weight_ids = {id(m) for _, m in layers}
+        order = [m for m in model.modules() if id(m) in weight_ids or type(m) in rules]
+        with torch.no_grad():
+            for i, m in enumerate(order):
+                if id(m) not in weight_ids:
+                    continue
+                after = order[i + 1] if i + 1 < len(order) and id(order[i + 1]) not in weight_ids else None
+                kind = rules[type(after)] if after is not None else "xavier"
                 if kind == "relu":
                     initlab.kaiming_normal_(m.weight, nonlinearity="relu", seed=gen)
                 elif kind == "leaky_relu":
