@@ -222,4 +222,4 @@ def test_auto_on_a_torch_model_follows_each_layers_activation():
     # He, Xavier, LeCun, then Xavier for the output layer (no activation after it).
     want = [math.sqrt(2 / 256), math.sqrt(2 / 512), math.sqrt(1 / 256), math.sqrt(2 / 266)]
     assert stds == pytest.approx(want, rel=0.03)
-    assert all(float(l.bias.abs().max()) == 0 for l in m if isinstance(l, torch.nn.Linear))
+    assert all(float(l.bias.detach().abs().max()) == 0 for l in m if isinstance(l, torch.nn.Linear))
