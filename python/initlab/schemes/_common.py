@@ -96,12 +96,6 @@ def dtype_name(t: Any) -> str:
     return d.replace("torch.", "")
 
 
-def to_numpy(t: Any) -> np.ndarray:
-    if isinstance(t, np.ndarray):
-        return t
-    return t.detach().cpu().double().numpy()
-
-
 def set_submodule(root: Any, qualname: str, new: Any) -> None:
     """Replace the sub-module at ``qualname`` (torch or initlab.nn)."""
     parent_name, _, attr = qualname.rpartition(".")

@@ -245,7 +245,6 @@ def _torch_blocks(model: Any, bl: list | None, *, transformer: bool = False) -> 
 
 
 def _fixup_torch(model: Any, bl: list | None, seed: Any, mode: str, norm: str, add_scalars: bool) -> Manifest:
-    import torch
     from torch import nn as tnn
 
     from ._torch_struct import is_norm, is_weight_layer, remove_norm, resnet_convs
@@ -354,7 +353,6 @@ def _fixup_torch(model: Any, bl: list | None, seed: Any, mode: str, norm: str, a
             plan.add(mm.bias, mm, "scalar", "scalar bias after the multiplier = 0", "constant", [("const", 0.0)],
                      {"value": 0.0})
     _leave_rest_torch(model, plan, "not part of Fixup's rule")
-    del torch
     return plan.execute()
 
 
@@ -566,7 +564,6 @@ def scaled_residual(model: Any, *, rule: str = "gpt2", std: float = 0.02, n_laye
         raise ValueError(f"n_layers must be a positive int or None, got {n_layers!r}")
     plan = Plan(model, f"scaled_residual({rule})", seed)
     if framework(model) == "nn":
-        nn = _nn_types()
         blocks = _nn_blocks(model, None)
         R = 2 * int(n_layers) if n_layers else len(blocks)
         n = int(n_layers) if n_layers else len(blocks)
@@ -586,7 +583,6 @@ def scaled_residual(model: Any, *, rule: str = "gpt2", std: float = 0.02, n_laye
                              [("normal", s)], {"std": s, "gain": beta, "fan_in": fi, "fan_out": fo, "residual_alpha": alpha})
                     if layer.bias is not None:
                         plan.add(layer.bias, layer, "bias", "bias = 0", "constant", [("const", 0.0)], {"value": 0.0})
-        del nn
         _leave_rest_nn(model, plan, "not a residual output projection")
         return plan.execute()
     return _scaled_residual_torch(model, plan, rule, std, n_layers)
