@@ -117,6 +117,8 @@ def test_fixup_basic_block_resnet():
     y.sum().backward()  # trainable end to end: the classifier gets a gradient
     assert m.fc.weight.grad.abs().sum() > 0
     assert {x.name for x in man.left_alone} >= {"layer1.0.bn1.weight", "bn1.weight"}
+    with pytest.raises(ValueError, match="already carry"):
+        fixup(m)
 
 
 def test_fixup_bottleneck_quarter_power():

@@ -251,6 +251,9 @@ def _fixup_torch(model: Any, bl: list | None, seed: Any, mode: str, norm: str, a
     from .torch_modules import PreShift, ScaledOutput, ScaleShift, Shift
 
     sel = _torch_blocks(model, bl)
+    done = [n for n, b in sel if any(type(m).__name__ in ("PreShift", "ScaledOutput") for m in b.modules())]
+    if done:
+        raise ValueError(f"blocks already carry Fixup's scalars (apply fixup to a freshly built model): {', '.join(done)}")
     info: dict[str, tuple[list[str], list[str]]] = {}  # block -> (branch layer rel names, shortcut rel names)
     short = []
     for name, blk in sel:
