@@ -39,17 +39,29 @@ def test_demo_end_to_end(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_demo_options_and_errors(tmp_path):
-    r = run("demo", "--depth", "3", "--width", "6", "--activation", "tanh", "--draws", "64", "--no-plot", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "Tanh, 3 layers x 6 units" in r.stdout and "mean-field" in r.stdout and not list(tmp_path.iterdir())
-    bad = run("demo", "--activation", "swish", "--no-plot")
-    assert bad.returncode == 2 and "unknown activation 'swish'" in bad.stderr
-    assert run("demo", "--sigmas", "a,b").returncode == 2
+def cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Run the command line in this process (no interpreter start-up): (status, stdout, stderr)."""
+    from initlab.cli import main
+
+    code = main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_demo_options_and_errors(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(capsys, "demo", "--depth", "3", "--width", "6", "--activation", "tanh", "--draws", "64", "--no-plot")
+    assert code == 0, err
+    assert "Tanh, 3 layers x 6 units" in out and "mean-field" in out and not list(tmp_path.iterdir())
+    code, out, err = cli(capsys, "demo", "--activation", "swish", "--no-plot")
+    assert code == 2 and "unknown activation 'swish'" in err
+    with pytest.raises(SystemExit) as e:
+        cli(capsys, "demo", "--sigmas", "a,b")
+    assert e.value.code == 2
 
 
 @pytest.mark.parametrize("command", ["demo", "evaluate"])
-def test_bad_output_paths_fail_before_any_work(tmp_path, command):
+def test_bad_output_paths_fail_before_any_work(tmp_path, capsys, command):
     afile = tmp_path / "f.txt"
     afile.write_text("x")
     (tmp_path / "d.png").mkdir()
@@ -60,23 +72,29 @@ def test_bad_output_paths_fail_before_any_work(tmp_path, command):
         str(tmp_path / "x.docx"): "extension '.docx'",
     }
     for path, why in cases.items():
-        r = run(command, "--output", path)
-        assert r.returncode == 2 and why in r.stderr and path in r.stderr, (path, r.stderr)
-        assert r.stdout == ""  # nothing ran: no header, no table
+        code, out, err = cli(capsys, command, "--output", path)
+        assert code == 2 and why in err and path in err, (path, err)
+        assert out == ""  # nothing ran: no header, no table
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.png", "f.txt"]
 
 
-def test_evaluate_bad_json_path_and_both_errors_together(tmp_path):
-    r = run("evaluate", "--output", str(tmp_path / "no" / "a.png"), "--json", str(tmp_path / "nope" / "r.json"))
-    assert r.returncode == 2 and "a.png" in r.stderr and "r.json" in r.stderr and r.stdout == ""
-    r = run("evaluate", "--json", str(tmp_path / "r.csv"))
-    assert r.returncode == 2 and "extension '.csv'" in r.stderr
+def test_a_bad_path_fails_before_the_work_in_a_fresh_process(tmp_path):
+    r = run("demo", "--output", str(tmp_path / "missing" / "x.png"))
+    assert r.returncode == 2 and "does not exist" in r.stderr and r.stdout == ""
 
 
-def test_a_name_without_extension_gets_png_and_the_printed_name_is_the_written_one(tmp_path):
-    r = run("demo", "--depth", "3", "--draws", "32", "--sigmas", "0.5", "--output", "noext", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert "figure written to noext.png" in r.stdout
+def test_evaluate_bad_json_path_and_both_errors_together(tmp_path, capsys):
+    code, out, err = cli(capsys, "evaluate", "--output", str(tmp_path / "no" / "a.png"), "--json", str(tmp_path / "nope" / "r.json"))
+    assert code == 2 and "a.png" in err and "r.json" in err and out == ""
+    code, out, err = cli(capsys, "evaluate", "--json", str(tmp_path / "r.csv"))
+    assert code == 2 and "extension '.csv'" in err
+
+
+def test_a_name_without_extension_gets_png_and_the_printed_name_is_the_written_one(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(capsys, "demo", "--depth", "3", "--draws", "32", "--sigmas", "0.5", "--output", "noext")
+    assert code == 0, err
+    assert "figure written to noext.png" in out
     assert [p.name for p in tmp_path.iterdir()] == ["noext.png"]
 
 
