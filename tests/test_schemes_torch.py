@@ -317,7 +317,7 @@ def test_nn_finite_differences_match_autograd():
     q = sum(((gi - hi) / (gi + 1e-5 * (2 * (gi >= 0).double() - 1)) - 1).abs().sum() for gi, hi in zip(g, hg))
     q = q / sum(w.numel() for w in ws)
     ref = [float((w.detach() * gg).sum()) for w, gg in zip(ws, torch.autograd.grad(q, ws))]
-    assert gq == pytest.approx(float(q), rel=1e-6)
+    assert gq == pytest.approx(float(q.detach()), rel=1e-6)
     np.testing.assert_allclose(P.dots(P.get(), grad), ref, rtol=1e-5)
     # GradInit: objective and d objective / d alpha, both branches of the constraint, SGD and Adam
     P = _NNParams(net)
