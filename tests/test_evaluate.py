@@ -223,3 +223,19 @@ def test_auto_on_a_torch_model_follows_each_layers_activation():
     want = [math.sqrt(2 / 256), math.sqrt(2 / 512), math.sqrt(1 / 256), math.sqrt(2 / 266)]
     assert stds == pytest.approx(want, rel=0.03)
     assert all(float(l.bias.detach().abs().max()) == 0 for l in m if isinstance(l, torch.nn.Linear))
+
+
+def test_schemes_on_a_user_factory_are_reproducible():
+    schemes = pytest.importorskip("initlab.schemes")
+    if not hasattr(schemes, "rezero"):
+        pytest.skip("initlab.schemes has no rezero")
+    from initlab import nn
+
+    def make():  # no seed: the constructor draws from initlab's default generator, which evaluate seeds
+        return nn.residual_mlp(64, 16, 2, 10, norm=None)
+
+    kw = dict(seeds=1, steps=10, progress=False)
+    a = initlab.evaluate(make, ["rezero", "default"], **kw)
+    b = initlab.evaluate(make, ["rezero", "default"], **kw)
+    assert _numbers(a) == _numbers(b)
+    assert a["rezero"].final_accuracy[0] > 0.2

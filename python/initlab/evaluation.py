@@ -833,7 +833,8 @@ def evaluate(model: Any = "mlp", inits: Sequence[str] = DEFAULT_INITS, *, data: 
         ``"mlp"``: an :func:`initlab.nn.mlp` with ``depth`` hidden layers (default 10) of
         ``width`` units (default 64), ``activation`` (default ``"tanh"``), and a linear output
         layer, trained on NumPy. A callable is a factory, called once per run with no argument
-        (after ``torch.manual_seed(seed)`` when torch is loaded, so constructor inits are seeded);
+        (after ``initlab.manual_seed(seed)`` and, when torch is loaded, ``torch.manual_seed(seed)``,
+        so constructor inits are seeded; both global generators are left at that state);
         it returns a fresh :mod:`initlab.nn` network or ``torch.nn.Module`` mapping
         ``(n, n_features)`` inputs to ``(n, n_classes)`` logits (torch models train with
         ``torch.optim``).
@@ -989,7 +990,12 @@ def evaluate(model: Any = "mlp", inits: Sequence[str] = DEFAULT_INITS, *, data: 
         model_desc = f"mlp {mo['depth']}x{mo['width']} {mo['activation']}" + (f" {mo['norm']}-norm" if mo.get("norm") else "")
     else:
         def factory(seed: int) -> Any:
-            # torch's constructors draw from its global generator: seed it, so "default" is reproducible.
+            # Constructors that take no seed draw from the global generators (initlab's default
+            # generator for initlab.nn layers, torch's for torch modules): seed both, so that
+            # "default" and the schemes that keep the constructor's weights are reproducible.
+            import initlab
+
+            initlab.manual_seed(seed)
             t = sys.modules.get("torch")
             if t is not None:
                 t.manual_seed(seed)
