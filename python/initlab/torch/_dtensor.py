@@ -66,11 +66,14 @@ def _global_indices(gshape: tuple[int, ...], mesh: Any, placements: tuple) -> di
     """For each sharded tensor dimension, the global indices this rank holds (torch's own
     left-to-right shard arithmetic, strided shards included); None outside the mesh."""
     from torch.distributed.tensor import Shard
-    from torch.distributed.tensor._utils import _get_shard_size_and_offsets
 
     coord = mesh.get_coordinate()
     if coord is None:
         return None
+    try:
+        from torch.distributed.tensor._utils import _get_shard_size_and_offsets
+    except ImportError:  # pragma: no cover - a torch without the helper: plain shards only
+        return _plain_indices(gshape, mesh, placements)
     sizes, index = list(gshape), {}
     for mdim, pl in enumerate(placements):
         if not (isinstance(pl, Shard) or (_StridedShard is not None and isinstance(pl, _StridedShard))):
@@ -81,6 +84,16 @@ def _global_indices(gshape: tuple[int, ...], mesh: Any, placements: tuple) -> di
         sizes[d] = int(n)
         index[d] = offs if n else torch.arange(0)
     return index
+
+
+def _plain_indices(gshape: tuple[int, ...], mesh: Any, placements: tuple) -> dict[int, torch.Tensor]:  # pragma: no cover
+    # Fallback through the public helper: exact for Shard/Replicate, which always give one block.
+    from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+
+    if _StridedShard is not None and any(isinstance(pl, _StridedShard) for pl in placements):
+        raise ValueError(f"this torch version cannot describe the strided shards of {placements} as one block")
+    lshape, offset = compute_local_shape_and_global_offset(gshape, mesh, placements)
+    return {d: torch.arange(offset[d], offset[d] + lshape[d]) for d in range(len(gshape))}
 
 
 def local_shard(p: Any, *, name: str = "parameter") -> tuple[torch.Tensor, tuple[int, ...], tuple[int, ...]] | None:
