@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import initlab  # noqa: E402
@@ -92,8 +92,10 @@ def test_fill_contract(dtype_i, shape, layout, op, p, seed, cut):
         with initlab.num_threads(1):
             call(dest, seed=seed)
     except (TypeError, ValueError):
+        event("rejected")
         assert buf.tobytes() == before, "an error left the destination changed"
         return
+    event("filled")
     # Success: finite and within bounds.
     v = as_f64(dest)
     assert np.isfinite(v).all(), f"{op} wrote non-finite values with {p}"
