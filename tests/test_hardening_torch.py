@@ -92,6 +92,7 @@ def test_overlapping_as_strided_tensor_is_rejected_untouched(name, shape, call):
     assert _bytes(store) == before
 
 
+@pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
 def test_nested_tensor_is_a_value_error():
     nt = torch.nested.nested_tensor([torch.zeros(2), torch.zeros(3)])
     with pytest.raises(ValueError, match="nested"):
