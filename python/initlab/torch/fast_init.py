@@ -275,7 +275,7 @@ def _execute(fr: _Frame, label: str, t: torch.Tensor, op: tuple | None, call_tor
     with _internal():
         if op[0] in _DEFERRABLE_OPS:
             try:  # validate the parameters for this dtype on an empty view: nothing written, no stream taken
-                _run(op, t.detach().reshape(-1)[:0], 0)
+                _run(op, torch.empty(0, dtype=t.dtype), 0)
             except (TypeError, ValueError):
                 return call_torch()  # torch decides (and raises its own error where it does)
         seed = fr.seed
