@@ -7,9 +7,10 @@ out stream 0, 1, 2, ... one per call, whatever the tensor's size.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -187,3 +188,41 @@ def resolve_seed(seed: Any) -> tuple[int, int]:
     if isinstance(seed, Generator):
         return seed.key, seed._take_stream()
     return _check_seed_int(seed), 0
+
+
+# ---- one stream per name (whole-model initialization) ------------------------------------------
+
+_DERIVE_TAG = 0x4C535556  # keeps derived keys apart from sampling counters (value frozen: it fixes the numbers)
+
+
+def name_stream(name: str) -> int:
+    """The Philox stream of a qualified name: blake2b (8 bytes, little endian), top bit cleared.
+
+    The top bit is left free because initlab uses it for auxiliary streams (e.g. sparse masks).
+    """
+    return int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest(), "little") & ((1 << 63) - 1)
+
+
+def named_seeds(seed: Any) -> Callable[[str], Any]:
+    """Resolve ``seed`` once and return ``name -> seed`` giving every name its own stream.
+
+    Rule (documented contract): with an ``int`` seed ``s`` a name's numbers are those of key
+    ``s`` and stream :func:`name_stream` ``(name)``; with a :class:`~initlab.Generator` (or
+    ``None``, the default generator) the call takes **one** stream ``t`` from it and the key
+    becomes ``philox(key, counter=(t, tag))``, names then map to streams of that key as above.
+    So adding or removing a parameter never changes another parameter's numbers, and successive
+    calls with one Generator differ.
+    """
+    from . import _core
+
+    if isinstance(seed, (Generator, type(None))):
+        key, stream = resolve_seed(seed)
+        w = _core.philox4x32_10([stream & 0xFFFFFFFF, stream >> 32, _DERIVE_TAG, 0], [key & 0xFFFFFFFF, key >> 32])
+        key = int(w[0]) | (int(w[1]) << 32)
+    else:
+        key, _ = resolve_seed(seed)  # validates the int
+
+    def at(name: str) -> Any:
+        return Generator(key, stream=name_stream(name))
+
+    return at

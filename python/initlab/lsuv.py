@@ -32,7 +32,6 @@ and a ``torch.nn.Module`` (forwarded to :func:`initlab.torch.lsuv`).
 from __future__ import annotations
 
 import collections.abc
-import hashlib
 import math
 import numbers
 import warnings
@@ -102,41 +101,9 @@ def _moments(a: Any) -> _Moments:
 
 # ---- seeds: one stream per layer, derived from its name --------------------------------------
 
-_DERIVE_TAG = 0x4C535556  # "LSUV": keeps derived keys apart from sampling counters
-
-
-def name_stream(name: str) -> int:
-    """The Philox stream of a qualified name: blake2b (8 bytes, little endian), top bit cleared.
-
-    The top bit is left free because initlab uses it for auxiliary streams (e.g. sparse masks).
-    """
-    return int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest(), "little") & ((1 << 63) - 1)
-
-
-def named_seeds(seed: Any) -> Callable[[str], Any]:
-    """Resolve ``seed`` once and return ``name -> seed`` giving every name its own stream.
-
-    Rule (documented contract): with an ``int`` seed ``s`` a name's numbers are those of key
-    ``s`` and stream :func:`name_stream` ``(name)``; with a :class:`~initlab.Generator` (or
-    ``None``, the default generator) the call takes **one** stream ``t`` from it and the key
-    becomes ``philox(key, counter=(t, tag))``, names then map to streams of that key as above.
-    So adding or removing a parameter never changes another parameter's numbers, and successive
-    calls with one Generator differ.
-    """
-    from . import _core
-    from .generator import Generator, resolve_seed
-
-    if isinstance(seed, (Generator, type(None))):
-        key, stream = resolve_seed(seed)
-        w = _core.philox4x32_10([stream & 0xFFFFFFFF, stream >> 32, _DERIVE_TAG, 0], [key & 0xFFFFFFFF, key >> 32])
-        key = int(w[0]) | (int(w[1]) << 32)
-    else:
-        key, _ = resolve_seed(seed)  # validates the int
-
-    def at(name: str) -> Any:
-        return Generator(key, stream=name_stream(name))
-
-    return at
+# Per-name seeds live with the other seed logic (initlab.generator); re-exported here, where
+# they were first defined, for compatibility.
+from .generator import name_stream, named_seeds  # noqa: E402,F401
 
 
 # ---- the report ------------------------------------------------------------------------------

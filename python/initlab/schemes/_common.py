@@ -2,7 +2,7 @@
 
 A scheme first validates, then changes the model's structure where it must (scalars added,
 normalization removed), then writes parameters through :class:`Plan`, which resolves every
-parameter's *final* qualified name, seeds it from that name (``initlab.lsuv.named_seeds``: one
+parameter's *final* qualified name, seeds it from that name (``initlab.generator.named_seeds``: one
 stream per name, so adding a block never changes another parameter's numbers) and records an
 :class:`initlab.manifest.Entry` for it.
 """
@@ -133,7 +133,7 @@ class Plan:
 
     def execute(self, *, extra: Iterable[Entry] = ()) -> Manifest:
         from .. import init
-        from ..lsuv import name_stream, named_seeds
+        from ..generator import name_stream, named_seeds
 
         seed_at = named_seeds(self.seed)
         names: dict[int, list[str]] = {}

@@ -140,7 +140,7 @@ def grow(proxy: Any, target: Any, *, noise: float = 0.0, seed: Any = None) -> Ma
     if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0, got {noise!r}")
     P, T = _layers(proxy, fw, "proxy"), _layers(target, fw, "target")
-    from ..lsuv import named_seeds
+    from ..generator import named_seeds
 
     seed_at = named_seeds(seed)
     rng = np.random.default_rng(_stream_int(seed_at("grow.choice")))

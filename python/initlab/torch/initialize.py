@@ -145,7 +145,7 @@ def _check_numbers(work: list[tuple[ParamInfo, Fill, str]]) -> list[str]:
 
 
 def _manifest(pl: _Plan, seed: Any) -> Manifest:
-    from ..lsuv import name_stream
+    from ..generator import name_stream
 
     entries = []
     for info, fill, label in pl.work:
@@ -171,7 +171,7 @@ def plan(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = None, r
 
 
 def _run(pl: _Plan, seed: Any) -> None:
-    from ..lsuv import named_seeds
+    from ..generator import named_seeds
 
     try:
         from ._dtensor import local_shard
@@ -213,7 +213,7 @@ def init_module(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
         scalars such as layer scales are kept). Or a list of :class:`Rule`.
     seed : int, Generator or None
         Each parameter's stream is derived from its qualified name relative to ``model``
-        (``initlab.lsuv.named_seeds``): adding a layer leaves the others' values unchanged, and
+        (``initlab.generator.named_seeds``): adding a layer leaves the others' values unchanged, and
         ``only=`` gives exactly the whole-model call's values. A tied parameter is filled once,
         under its first name, and stays tied.
     rules : list of Rule

@@ -31,6 +31,8 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
+from .roles import is_hf_conv1d
+
 __all__ = ["call", "check_batch", "select_output", "output_keys", "is_conv1d", "is_layer", "layer_weight",
            "layer_bias", "bias_dim", "without_bias", "is_pooling", "first_tensor", "batch_size", "forward_hooks",
            "model_state", "FirstFloat", "Event", "Recorder"]
@@ -144,13 +146,8 @@ def select_output(out: Any, output: str | int | None = None) -> torch.Tensor:
 # ---- layers, recognized by structure ---------------------------------------------------------
 
 
-def is_conv1d(m: nn.Module) -> bool:
-    """Hugging Face ``transformers.pytorch_utils.Conv1D`` (GPT-2, GPT, ...): a linear layer whose 2-D
-    weight is stored ``(in, out)`` (``y = x @ W + b``), recognized without importing transformers."""
-    w = getattr(m, "weight", None)
-    nf = getattr(m, "nf", None)
-    return (type(m).__name__ == "Conv1D" and isinstance(w, torch.Tensor) and w.dim() == 2
-            and isinstance(nf, int) and w.shape[1] == nf)
+# One definition of HF Conv1D, shared with the rule engine's roles.
+is_conv1d = is_hf_conv1d
 
 
 def is_layer(m: nn.Module) -> bool:

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from .roles import ParamInfo, is_linear_like, is_norm
+from .roles import ParamInfo, is_linear_like
 from .rules import Fill, FnRule, Rule, resolve_named
 
 __all__ = ["RECIPES", "METHODS", "build_recipe"]

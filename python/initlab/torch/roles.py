@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import torch
 from torch import nn
 
-__all__ = ["ROLES", "ParamInfo", "param_infos", "is_norm", "is_linear_like", "weight_fans",
+__all__ = ["ROLES", "ParamInfo", "param_infos", "is_norm", "is_linear_like", "is_hf_conv1d", "weight_fans",
            "residual_block_last_norms"]
 
 ROLES = (
@@ -66,19 +66,21 @@ def is_norm(mod: nn.Module) -> bool:
 
 def is_linear_like(mod: nn.Module) -> bool:
     """Whether ``mod`` is a linear layer: ``nn.Linear`` or Hugging Face's ``Conv1D``."""
-    return isinstance(mod, nn.Linear) or _is_hf_conv1d(mod)
+    return isinstance(mod, nn.Linear) or is_hf_conv1d(mod)
 
 
-def _is_hf_conv1d(mod: nn.Module) -> bool:
-    # transformers.pytorch_utils.Conv1D: weight (nx, nf) = (in, out), y = x @ W + b
+def is_hf_conv1d(mod: nn.Module) -> bool:
+    """Hugging Face ``transformers.pytorch_utils.Conv1D`` (GPT-2, GPT, ...): a linear layer whose
+    2-D weight is stored ``(in, out)`` (``y = x @ W + b``), recognized without importing transformers."""
     w = getattr(mod, "weight", None)
-    return (type(mod).__name__ == "Conv1D" and hasattr(mod, "nf") and isinstance(w, torch.Tensor)
-            and w.dim() == 2 and w.shape[1] == mod.nf)
+    nf = getattr(mod, "nf", None)
+    return (type(mod).__name__ == "Conv1D" and isinstance(w, torch.Tensor) and w.dim() == 2
+            and isinstance(nf, int) and w.shape[1] == nf)
 
 
 def weight_fans(mod: nn.Module | None, shape: tuple[int, ...]) -> tuple[int, int]:
     """(fan_in, fan_out) of a weight of ``shape`` owned by ``mod``; HF ``Conv1D`` reads (in, out)."""
-    if mod is not None and _is_hf_conv1d(mod) and len(shape) == 2:
+    if mod is not None and is_hf_conv1d(mod) and len(shape) == 2:
         return int(shape[0]), int(shape[1])
     if len(shape) < 2:
         n = int(shape[0]) if shape else 1
