@@ -1,8 +1,7 @@
 """Structure of torch models as the schemes need it (imports torch; loaded only for torch models).
 
-Uses the role detector of ``initlab.torch.roles`` for normalization layers when it is
-available, and otherwise recognizes torch's own norms and any module whose class name contains
-``Norm`` with 1-D parameters only.
+Norms, linear-like layers (HF ``Conv1D`` included), fans and projection names come from
+``initlab.torch.roles``, the rule engine's structure detector, so schemes and recipes agree.
 """
 
 from __future__ import annotations
@@ -13,34 +12,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..torch.roles import is_norm, projection_kind  # noqa: F401 - re-exported for the scheme modules
+from ..torch.roles import is_hf_conv1d, is_linear_like, weight_fans
+
 WEIGHT_LAYERS = (nn.Linear, nn.modules.conv._ConvNd)
-
-try:  # the lead's structure-based detector (HF Conv1D, RMSNorm-like modules, ...)
-    from ..torch.roles import is_linear_like as _roles_linear
-    from ..torch.roles import is_norm as _roles_norm
-except Exception:  # pragma: no cover - older trees without roles.py
-    _roles_norm = None
-    _roles_linear = None
-
-
-def is_norm(mod: nn.Module) -> bool:
-    if _roles_norm is not None:
-        return bool(_roles_norm(mod))
-    if isinstance(mod, (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)):
-        return True
-    own = list(mod.named_parameters(recurse=False))
-    return "Norm" in type(mod).__name__ and bool(own) and all(p.dim() == 1 for _, p in own)
-
-
-def is_hf_conv1d(mod: nn.Module) -> bool:
-    """Hugging Face's ``Conv1D``: a linear layer with weight stored ``(in, out)``."""
-    return type(mod).__name__ == "Conv1D" and hasattr(mod, "nf") and getattr(mod, "weight", None) is not None
 
 
 def is_weight_layer(mod: nn.Module) -> bool:
-    if isinstance(mod, WEIGHT_LAYERS) or is_hf_conv1d(mod):
-        return True
-    return bool(_roles_linear(mod)) if _roles_linear is not None else False
+    return isinstance(mod, WEIGHT_LAYERS) or is_linear_like(mod)
 
 
 def resnet_convs(mod: nn.Module) -> list[str] | None:
@@ -67,27 +46,7 @@ def transformer_layer_kind(mod: nn.Module) -> str | None:
     return None
 
 
-# Conventional names of a transformer layer's projections (torch, HF, fairseq, nanoGPT, timm).
-QUERY = re.compile(r"(^|\.)(q_proj|query|q|wq|q_lin)$")
-KEY = re.compile(r"(^|\.)(k_proj|key|k|wk|k_lin)$")
-VALUE = re.compile(r"(^|\.)(v_proj|value|v|wv|v_lin)$")
-PACKED_QKV = re.compile(r"(^|\.)(c_attn|qkv|qkv_proj|query_key_value|Wqkv|in_proj)$")
-ATT_OUT = re.compile(r"(^|\.)(out_proj|o_proj|wo|out_lin|attention\.output\.dense|attn\.c_proj|attn\.proj|"
-                     r"self_attn\.dense|attention\.dense|dense_out)$")
-MLP_IN = re.compile(r"(^|\.)(linear1|fc1|c_fc|up_proj|gate_proj|w1|w3|wi|lin1|intermediate\.dense|"
-                    r"mlp\.fc_in|dense_h_to_4h)$")
-MLP_OUT = re.compile(r"(^|\.)(linear2|fc2|down_proj|w2|wo_ffn|lin2|mlp\.c_proj|mlp\.proj|mlp\.fc_out|"
-                     r"dense_4h_to_h|(?<!attention\.)output\.dense)$")
 CROSS = re.compile(r"(^|\.)(multihead_attn|encoder_attn|crossattention|cross_attn|EncDecAttention|src_attn)(\.|$)")
-
-
-def projection_kind(rel: str, mod: nn.Module) -> str | None:
-    """``"q"``, ``"k"``, ``"v"``, ``"qkv"``, ``"att_out"``, ``"mlp_in"``, ``"mlp_out"`` or None by name."""
-    for kind, rx in (("att_out", ATT_OUT), ("mlp_out", MLP_OUT), ("mlp_in", MLP_IN), ("qkv", PACKED_QKV),
-                     ("q", QUERY), ("k", KEY), ("v", VALUE)):
-        if rx.search(rel):
-            return kind
-    return None
 
 
 def layer_weight_shape_out_in(mod: nn.Module, w: torch.Tensor) -> tuple[int, int]:
@@ -98,12 +57,8 @@ def layer_weight_shape_out_in(mod: nn.Module, w: torch.Tensor) -> tuple[int, int
 
 
 def fans(mod: Any, w: torch.Tensor) -> tuple[int, int]:
-    if is_hf_conv1d(mod):
-        return int(w.shape[0]), int(w.shape[1])
-    rf = 1
-    for s in w.shape[2:]:
-        rf *= int(s)
-    return int(w.shape[1]) * rf, int(w.shape[0]) * rf
+    """(fan_in, fan_out) of a weight in its module's own layout (HF Conv1D transposed)."""
+    return weight_fans(mod, tuple(w.shape))
 
 
 def layer_kind(name: str, m: Any) -> str | None:

@@ -596,7 +596,7 @@ def _scaled_residual_torch(model: Any, plan: Plan, rule: str, std: float, n_laye
 
     layers = [(n, m) for n, m in model.named_modules() if is_weight_layer(m) or type(m).__name__ == "MultiheadAttention"]
     if rule == "gpt2":
-        outs = [(n, m) for n, m in layers if is_weight_layer(m) and projection_kind(n, m) in ("att_out", "mlp_out")]
+        outs = [(n, m) for n, m in layers if is_weight_layer(m) and projection_kind(n) in ("att_out", "mlp_out")]
         if not outs:
             raise ValueError("scaled_residual found no residual output projection (c_proj, out_proj, o_proj, fc2, down_proj, "
                              "linear2, attention.output.dense, ...)")
@@ -639,7 +639,7 @@ def _scaled_residual_torch(model: Any, plan: Plan, rule: str, std: float, n_laye
                 continue
             if not is_weight_layer(m):
                 continue
-            pk = projection_kind(rel, m)
+            pk = projection_kind(rel)
             fi, fo = fans(m, m.weight)
             g = beta if pk in ("v", "att_out", "mlp_in", "mlp_out") else 1.0
             s = g * math.sqrt(2.0 / (fi + fo))

@@ -102,7 +102,7 @@ def t_fixup(model: Any, *, seed: Any = None, blocks: Any = None, decoder_blocks:
         for k, globs in proj.items():
             if any(fnmatch.fnmatchcase(rel, g) for g in globs):
                 return {"out": "att_out", "mlp": "mlp_in"}.get(k, k)
-        pk = projection_kind(rel, mod)
+        pk = projection_kind(rel)
         if pk in ("v", "att_out", "mlp_in", "mlp_out", "qkv", "q", "k") and proj:
             # a kind the user named replaces the convention for that kind
             named = {"v": "v", "att_out": "out", "mlp_in": "mlp", "mlp_out": "mlp"}.get(pk)

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 __all__ = ["ROLES", "ParamInfo", "param_infos", "is_norm", "is_linear_like", "is_hf_conv1d", "weight_fans",
+           "projection_kind", "QUERY", "KEY", "VALUE", "PACKED_QKV", "ATT_OUT", "MLP_IN", "MLP_OUT",
            "residual_block_last_norms"]
 
 ROLES = (
@@ -36,15 +37,32 @@ _TORCH_NORMS = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.R
 _CONVS = (nn.modules.conv._ConvNd,)
 _RNNS = (nn.RNNBase, nn.RNNCellBase)
 
-# Conventional sub-module names of transformer projections (HF, timm, nanoGPT, torch).
-_QKV = re.compile(r"(^|\.)(q_proj|k_proj|v_proj|qkv_proj|c_attn|query|key|value|qkv|q|k|v|wq|wk|wv|"
-                  r"in_proj|query_key_value|Wqkv)$")
-_ATT_OUT = re.compile(r"(^|\.)(o_proj|out_proj|wo|attention\.output\.dense|attn\.c_proj|attn\.proj|"
-                      r"attention\.dense|self_attn\.dense|dense_out)$")
-_MLP_IN = re.compile(r"(^|\.)(fc1|c_fc|up_proj|gate_proj|gate_up_proj|w1|w3|wi|wi_0|wi_1|"
-                     r"intermediate\.dense|mlp\.fc_in|dense_h_to_4h|lin1)$")
-_MLP_OUT = re.compile(r"(^|\.)(fc2|down_proj|w2|mlp\.c_proj|mlp\.proj|mlp\.fc_out|dense_4h_to_h|lin2|"
-                      r"(?<!attention\.)output\.dense)$")
+# Conventional sub-module names of transformer projections (torch, HF, fairseq, nanoGPT, timm).
+# Public: the schemes (T-Fixup, depth-scaled residuals) use the same patterns.
+QUERY = re.compile(r"(^|\.)(q_proj|query|q|wq|q_lin)$")
+KEY = re.compile(r"(^|\.)(k_proj|key|k|wk|k_lin)$")
+VALUE = re.compile(r"(^|\.)(v_proj|value|v|wv|v_lin)$")
+PACKED_QKV = re.compile(r"(^|\.)(c_attn|qkv|qkv_proj|query_key_value|Wqkv|in_proj)$")
+ATT_OUT = re.compile(r"(^|\.)(out_proj|o_proj|wo|out_lin|attention\.output\.dense|attn\.c_proj|attn\.proj|"
+                     r"self_attn\.dense|attention\.dense|dense_out)$")
+MLP_IN = re.compile(r"(^|\.)(linear1|fc1|c_fc|up_proj|gate_proj|gate_up_proj|w1|w3|wi|wi_0|wi_1|lin1|"
+                    r"intermediate\.dense|mlp\.fc_in|dense_h_to_4h)$")
+MLP_OUT = re.compile(r"(^|\.)(linear2|fc2|down_proj|w2|wo_ffn|lin2|mlp\.c_proj|mlp\.proj|mlp\.fc_out|"
+                     r"dense_4h_to_h|(?<!attention\.)output\.dense)$")
+
+
+def projection_kind(rel: str) -> str | None:
+    """``"q"``, ``"k"``, ``"v"``, ``"qkv"``, ``"att_out"``, ``"mlp_in"``, ``"mlp_out"`` or None,
+    from a module's (relative or qualified) name."""
+    for kind, rx in (("att_out", ATT_OUT), ("mlp_out", MLP_OUT), ("mlp_in", MLP_IN), ("qkv", PACKED_QKV),
+                     ("q", QUERY), ("k", KEY), ("v", VALUE)):
+        if rx.search(rel):
+            return kind
+    return None
+
+
+_PROJECTION_ROLE = {"q": "attention_qkv", "k": "attention_qkv", "v": "attention_qkv", "qkv": "attention_qkv",
+                    "att_out": "attention_out", "mlp_in": "mlp_in", "mlp_out": "mlp_out"}
 _HEAD = re.compile(r"(^|\.)(lm_head|classifier|head|fc|score|qa_outputs|pooler\.dense|heads?\.\w+)$")
 _TOKEN = re.compile(r"(cls_token|pos_embed|pos_embedding|position_embeddings|reg_token|register_tokens|"
                     r"dist_token|mask_token|query_tokens|class_embedding|positional_embedding)$")
@@ -145,15 +163,7 @@ def _role(mname: str, mod: nn.Module, pname: str, p: torch.Tensor, head_name: st
             return "bias" if pname == "bias" else None
         if mname == head_name or _HEAD.search(mname) and mname.count(".") <= 1:
             return "head"
-        if _QKV.search(mname):
-            return "attention_qkv"
-        if _ATT_OUT.search(mname) or (isinstance(mod, nn.Linear) and mname.endswith("out_proj")):
-            return "attention_out"
-        if _MLP_IN.search(mname):
-            return "mlp_in"
-        if _MLP_OUT.search(mname):
-            return "mlp_out"
-        return "weight"
+        return _PROJECTION_ROLE.get(projection_kind(mname) or "", "weight")
     # Bare parameters of other modules.
     if _TOKEN.search(pname):
         return "token"
