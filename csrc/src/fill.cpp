@@ -13,7 +13,6 @@
 #include "initlab/distributions.hpp"
 #include "initlab/errors.hpp"
 #include "initlab/lowp.hpp"
-#include "initlab/memory.hpp"
 #include "initlab/parallel.hpp"
 #include "kernels.hpp"
 #include "truncnorm_exact.hpp"
@@ -308,15 +307,6 @@ void fill(const Destination& dst, const Sampler& s, RngCoord rc, Exec ex) {
   require(dst.data != nullptr, "null destination pointer");
   char* base = static_cast<char*>(dst.data);
   const std::size_t isz = itemsize(dst.dtype);
-  // A dense block is written whole: let first-touch page faults come 2 MiB at a time.
-  if (is_dense(w.nd, w.shape.data(), w.strides.data())) {
-    std::int64_t lowest = 0;
-    for (int k = 0; k < w.nd; ++k) {
-      const std::int64_t reach = (w.shape[static_cast<std::size_t>(k)] - 1) * w.strides[static_cast<std::size_t>(k)];
-      if (reach < 0) lowest += reach;
-    }
-    advise_huge_pages(base + lowest * static_cast<std::int64_t>(isz), static_cast<std::size_t>(w.total) * isz);
-  }
 
   if (s.dist == Dist::constant || !std::isnan(degenerate)) {
     const double v = s.dist == Dist::constant ? s.p0 : degenerate;
