@@ -44,27 +44,20 @@ static void uniform_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint6
   }
 }
 
+// Ziggurat (ziggurat.hpp): element g's value from its own word, rare ones finished from its
+// fallback counters.
 static void normal_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, float* out) {
   alignas(64) uint32_t w[kWordBuf];
-  alignas(64) float z[kChunk + 8];
   const uint64_t b0 = g0 >> 2;
   const int skip = static_cast<int>(g0 & 3u);
   const int nb = (skip + n + 3) >> 2;
   philox_words(seed, stream, b0, nb, w);
-  const int npairs = 2 * nb;
-  for (int j = 0; j < npairs; ++j) {
-    // u1 in (0, 1]: 31 random bits plus half an ulp, never 0 (log follows).
-    const float u1 = static_cast<float>(static_cast<int32_t>(w[2 * j] >> 1)) * 4.656612873077392578125e-10f +
-                     2.3283064365386962890625e-10f;
-    const float r = std::sqrt(-2.0f * detmath::log_f32(u1));
-    float s, c;
-    detmath::sincos_2pi_u24(w[2 * j + 1] >> 8, s, c);
-    z[2 * j] = r * c;
-    z[2 * j + 1] = r * s;
-  }
   const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
-  const float* zs = z + skip;
-  for (int i = 0; i < n; ++i) out[i] = shift + scale * zs[i];
+  const uint32_t* ws = w + skip;
+  for (int i = 0; i < n; ++i) {
+    const float z = zig::normal_f32(seed, stream, g0 + static_cast<uint64_t>(i), ws[i]);
+    out[i] = shift + scale * z;
+  }
 }
 
 static void trunc_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, float* out) {
@@ -122,21 +115,14 @@ static void uniform_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint6
 template <WordsFn W>
 static void normal_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, double* out) {
   alignas(64) uint32_t w[kWordBuf];
-  alignas(64) double z[kChunk + 8];
   const uint64_t b0 = g0 >> 1;
   const int skip = static_cast<int>(g0 & 1u);
   const int nb = (skip + n + 1) >> 1;
   W(seed, stream, b0, nb, w);
-  for (int j = 0; j < nb; ++j) {
-    const double u1 = (static_cast<double>(static_cast<int64_t>(word64(w, 2 * j) >> 11)) + 0.5) * 1.1102230246251565404e-16;
-    const double r = std::sqrt(-2.0 * detmath::log_f64(u1));
-    double s, c;
-    detmath::sincos_2pi_u53(word64(w, 2 * j + 1) >> 11, s, c);
-    z[2 * j] = r * c;
-    z[2 * j + 1] = r * s;
+  for (int i = 0; i < n; ++i) {
+    const double z = zig::normal_f64(seed, stream, g0 + static_cast<uint64_t>(i), word64(w, skip + i));
+    out[i] = kp.shift + kp.scale * z;
   }
-  const double* zs = z + skip;
-  for (int i = 0; i < n; ++i) out[i] = kp.shift + kp.scale * zs[i];
 }
 
 template <WordsFn W>
@@ -161,6 +147,26 @@ static void to_f16(const float* in, uint16_t* out, int n) {
 }
 static void to_bf16(const float* in, uint16_t* out, int n) {
   for (int i = 0; i < n; ++i) out[i] = lowp::bf16_from_f32(in[i]);
+}
+
+// float16 / bfloat16 uniform: 16 random bits per element, two elements per word. Element g uses
+// half (g mod 2) (low half first) of word ((g >> 1) mod 4) of block floor(g / 8); u = h 2^-16.
+template <bool BF16>
+static void uniform16(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, uint16_t* out) {
+  alignas(64) uint32_t w[kWordBuf];
+  const uint64_t b0 = g0 >> 3;
+  const int skip = static_cast<int>(g0 & 7u);
+  const int nb = (skip + n + 7) >> 3;
+  philox_words(seed, stream, b0, nb, w);
+  const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
+  const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
+  for (int i = 0; i < n; ++i) {
+    const int e = skip + i;
+    const uint32_t h = (w[e >> 1] >> (16 * (e & 1))) & 0xffffu;
+    const float u = static_cast<float>(static_cast<int32_t>(h)) * 1.52587890625e-05f;
+    const float y = clampf(shift + scale * u, lo, hi);
+    out[i] = BF16 ? lowp::bf16_from_f32(y) : lowp::f16_from_f32(y);
+  }
 }
 
 // A low-precision output through the float32 kernel and a rounding pass (the scalar route).
