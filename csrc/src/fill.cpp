@@ -137,9 +137,9 @@ KParams prepare(const Sampler& s, DType d, double* constant) {
       require(d == DType::f64 || (std::isfinite(static_cast<float>(s.p0)) && std::isfinite(static_cast<float>(s.p1))),
               "normal_: mean=" + num(s.p0) + " and std=" + num(s.p1) + " must be finite in float32 for a " +
                   dtype_name(d) + " destination");
-      // The ziggurat's largest |z| is its tail's r - log(u1) / r with u1 >= 2^-54: 13.897 (every
-      // dtype), so every sample is finite when this holds.
-      const double zmax = 13.9;
+      // Box-Muller's radius is at most sqrt(-2 log u1_min): 6.6604 for float32 words (u1 >= 2^-32),
+      // 8.6521 for float64 ones (u1 >= 2^-54), so every sample is finite exactly when this holds.
+      const double zmax = d == DType::f64 ? 8.653 : 6.661;
       require(std::fabs(s.p0) + zmax * s.p1 <= max_finite(d),
               "normal_: mean=" + num(s.p0) + ", std=" + num(s.p1) + " can give samples beyond the finite range of " +
                   dtype_name(d) + " (|mean| + " + num(zmax) + " std must be <= " + num(max_finite(d)) + ")");

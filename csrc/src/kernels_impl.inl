@@ -44,31 +44,46 @@ static void uniform_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint6
   }
 }
 
-// Ziggurat (ziggurat.hpp): element g's value from its own word, rare ones finished from its
-// fallback counters.
 static void normal_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, float* out) {
   alignas(64) uint32_t w[kWordBuf];
+  alignas(64) float z[kChunk + 8];
   const uint64_t b0 = g0 >> 2;
   const int skip = static_cast<int>(g0 & 3u);
   const int nb = (skip + n + 3) >> 2;
   philox_words(seed, stream, b0, nb, w);
-  const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
-  const uint32_t* ws = w + skip;
-  for (int i = 0; i < n; ++i) {
-    const float z = zig::normal_f32(seed, stream, g0 + static_cast<uint64_t>(i), ws[i]);
-    out[i] = shift + scale * z;
+  const int npairs = 2 * nb;
+  for (int j = 0; j < npairs; ++j) {
+    // u1 in (0, 1]: 31 random bits plus half an ulp, never 0 (log follows).
+    const float u1 = static_cast<float>(static_cast<int32_t>(w[2 * j] >> 1)) * 4.656612873077392578125e-10f +
+                     2.3283064365386962890625e-10f;
+    const float r = std::sqrt(-2.0f * detmath::log_f32(u1));
+    float s, c;
+    detmath::sincos_2pi_u24(w[2 * j + 1] >> 8, s, c);
+    z[2 * j] = r * c;
+    z[2 * j + 1] = r * s;
   }
+  const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
+  const float* zs = z + skip;
+  for (int i = 0; i < n; ++i) out[i] = shift + scale * zs[i];
 }
 
 static void trunc_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, float* out) {
+  const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
+  if (kp.exact) {  // the hard regimes: exact rejection from each element's own counters
+    const tnr::Plan pl = tnr::plan(kp.alpha, kp.beta);
+    for (int i = 0; i < n; ++i) {
+      const double x = tnr::sample(pl, seed, stream, g0 + static_cast<uint64_t>(i));
+      out[i] = clampf(static_cast<float>(kp.shift + kp.scale * x), lo, hi);
+    }
+    return;
+  }
   alignas(64) uint32_t w[kWordBuf];
   const uint64_t b0 = g0 >> 2;
   const int skip = static_cast<int>(g0 & 3u);
   const int nb = (skip + n + 3) >> 2;
   philox_words(seed, stream, b0, nb, w);
   const uint32_t* ws = w + skip;
-  const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
-  if (!kp.exact) {
+  {
     const float pa = static_cast<float>(kp.pa), qb = static_cast<float>(kp.qb), m = static_cast<float>(kp.m);
     const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
     for (int i = 0; i < n; ++i) {
@@ -82,13 +97,6 @@ static void trunc_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint64_
       const float x0 = detmath::ndtri_lower<float>(p);
       const float x = left ? x0 : -x0;
       out[i] = clampf(shift + scale * x, lo, hi);
-    }
-  } else {
-    for (int i = 0; i < n; ++i) {
-      const double u = (static_cast<double>(ws[i]) + 0.5) * 2.3283064365386962890625e-10;
-      const double v = (static_cast<double>(~ws[i]) + 0.5) * 2.3283064365386962890625e-10;
-      const double x = trunc_exact(u, v, kp.alpha, kp.beta, kp.la, kp.lb, kp.lca, kp.lcb);
-      out[i] = clampf(static_cast<float>(kp.shift + kp.scale * x), lo, hi);
     }
   }
 }
@@ -115,29 +123,30 @@ static void uniform_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint6
 template <WordsFn W>
 static void normal_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, double* out) {
   alignas(64) uint32_t w[kWordBuf];
+  alignas(64) double z[kChunk + 8];
   const uint64_t b0 = g0 >> 1;
   const int skip = static_cast<int>(g0 & 1u);
   const int nb = (skip + n + 1) >> 1;
   W(seed, stream, b0, nb, w);
-  for (int i = 0; i < n; ++i) {
-    const double z = zig::normal_f64(seed, stream, g0 + static_cast<uint64_t>(i), word64(w, skip + i));
-    out[i] = kp.shift + kp.scale * z;
+  for (int j = 0; j < nb; ++j) {
+    const double u1 = (static_cast<double>(static_cast<int64_t>(word64(w, 2 * j) >> 11)) + 0.5) * 1.1102230246251565404e-16;
+    const double r = std::sqrt(-2.0 * detmath::log_f64(u1));
+    double s, c;
+    detmath::sincos_2pi_u53(word64(w, 2 * j + 1) >> 11, s, c);
+    z[2 * j] = r * c;
+    z[2 * j + 1] = r * s;
   }
+  const double* zs = z + skip;
+  for (int i = 0; i < n; ++i) out[i] = kp.shift + kp.scale * zs[i];
 }
 
+// float64: every regime by exact rejection (truncnorm_reject.hpp) from each element's own
+// counters; cheaper than the double-precision inverse (a series and a Halley step per value).
 template <WordsFn W>
 static void trunc_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, double* out) {
-  alignas(64) uint32_t w[kWordBuf];
-  const uint64_t b0 = g0 >> 1;
-  const int skip = static_cast<int>(g0 & 1u);
-  const int nb = (skip + n + 1) >> 1;
-  W(seed, stream, b0, nb, w);
+  const tnr::Plan pl = tnr::plan(kp.alpha, kp.beta);
   for (int i = 0; i < n; ++i) {
-    const uint64_t k = word64(w, skip + i) >> 11;
-    const double u = (static_cast<double>(static_cast<int64_t>(k)) + 0.5) * 1.1102230246251565404e-16;
-    const double v = (static_cast<double>(static_cast<int64_t>((~k) & ((1ull << 53) - 1))) + 0.5) * 1.1102230246251565404e-16;
-    const double x = kp.exact ? trunc_exact(u, v, kp.alpha, kp.beta, kp.la, kp.lb, kp.lca, kp.lcb)
-                              : trunc_fast64(u, v, kp.alpha, kp.beta, kp.pa, kp.qb, kp.m, kp.la, kp.lb, kp.lca, kp.lcb);
+    const double x = tnr::sample(pl, seed, stream, g0 + static_cast<uint64_t>(i));
     out[i] = clampd(kp.shift + kp.scale * x, kp.lo, kp.hi);
   }
 }

@@ -8,7 +8,7 @@
 #include "initlab/philox.hpp"
 #include "kernels.hpp"
 #include "truncnorm_exact.hpp"
-#include "ziggurat.hpp"
+#include "truncnorm_reject.hpp"
 
 #define INITLAB_VB 0
 

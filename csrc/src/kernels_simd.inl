@@ -184,6 +184,32 @@ static inline void vlog_k(const vf32* x, vf32* out) {
 }
 
 template <int K>
+static inline void vsincos_2pi_u24_k(const vu32* k24, vf32* s_out, vf32* c_out) {
+  vu32 q[K];
+  vf32 x[K], x2[K], sn[K], cs[K];
+#pragma GCC unroll 8
+  INITLAB_K {
+    q[k] = (k24[k] + (1u << 21)) >> 22;
+    const vi32 t = (vi32)k24[k] - (vi32)(q[k] << 22);
+    x[k] = __builtin_convertvector(t, vf32) * 3.74507028e-07f;
+    x2[k] = x[k] * x[k];
+  }
+#pragma GCC unroll 8
+  INITLAB_K sn[k] = x[k] + x[k] * x2[k] * (-0.166666667f + x2[k] * (8.33333333e-03f + x2[k] * (-1.98412698e-04f + x2[k] * 2.75573192e-06f)));
+#pragma GCC unroll 8
+  INITLAB_K cs[k] = 1.0f + x2[k] * (-0.5f + x2[k] * (4.16666667e-02f + x2[k] * (-1.38888889e-03f + x2[k] * (2.48015873e-05f + x2[k] * -2.75573192e-07f))));
+#pragma GCC unroll 8
+  INITLAB_K {
+    const vu32 qq = q[k] & 3u;
+    const vi32 odd = (qq & 1u) != 0u;
+    const vf32 sv = odd ? cs[k] : sn[k];
+    const vf32 cv = odd ? sn[k] : cs[k];
+    s_out[k] = (qq >= 2u) ? -sv : sv;
+    c_out[k] = ((qq == 1u) | (qq == 2u)) ? -cv : cv;
+  }
+}
+
+template <int K>
 static inline void vndtri_lower_k(const vf32* p, vf32* out) {
   vf32 q[K], w0[K], w[K], a[K];
 #pragma GCC unroll 8
@@ -312,7 +338,7 @@ static inline void run_groups_all(std::uint64_t seed, std::uint64_t stream, std:
     vf32 z[G * 4];
     for (int g = 0; g < G; ++g)
       for (int q = 0; q < 4; ++q) wv[4 * g + q] = s.c[q][g];
-    body(wv, z, b0 + static_cast<std::uint64_t>(j));
+    body(wv, z);
     for (int g = 0; g < G; ++g) {
       const int e0 = 4 * (j + g * L);
       if (skip == 0 && e0 + 4 * L <= n) {
@@ -333,7 +359,7 @@ static void uniform_k(const KParams& kp, std::uint64_t seed, std::uint64_t strea
   const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
   const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
   constexpr int K = G * 4;
-  run_groups_all<Sink>(seed, stream, g0, n, out, [&](const vu32* w, vf32* z, std::uint64_t) {
+  run_groups_all<Sink>(seed, stream, g0, n, out, [&](const vu32* w, vf32* z) {
 #pragma GCC unroll 8
     INITLAB_K {
       const vf32 x = __builtin_convertvector((vi32)(w[k] >> 8), vf32) * 5.9604644775390625e-08f;
@@ -342,49 +368,28 @@ static void uniform_k(const KParams& kp, std::uint64_t seed, std::uint64_t strea
   });
 }
 
-// Table lookups for the ziggurat: t[idx[l]] in every lane.
-static inline vf32 vgather(const float* t, vi32 idx) {
-#if INITLAB_VB == 64
-  return (vf32)_mm512_i32gather_ps((__m512i)idx, t, 4);
-#elif INITLAB_VB == 32
-  return (vf32)_mm256_i32gather_ps(t, (__m256i)idx, 4);
-#else
-  vf32 r;
-  for (int l = 0; l < L; ++l) r[l] = t[idx[l]];
-  return r;
-#endif
-}
-
-// Ziggurat (ziggurat.hpp): the fast path in vectors, lane for lane the scalar reference's
-// operations; the rare lanes that fail it (~1.2%) call the scalar finish with their index.
 template <class Sink>
 static void normal_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n,
                      typename Sink::T* out) {
   const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
-  constexpr int K = G * 4;
-  run_groups_all<Sink>(seed, stream, g0, n, out, [&](const vu32* w, vf32* z, std::uint64_t blk) {
-    vi32 slow[K];
+  constexpr int K = G * 2;  // Box-Muller pairs per step: (w0, w1) and (w2, w3) of every group
+  run_groups_all<Sink>(seed, stream, g0, n, out, [&](const vu32* w, vf32* z) {
+    vf32 u1[K], lg[K], sn[K], cs[K];
+    vu32 ang[K];
 #pragma GCC unroll 8
     INITLAB_K {
-      const vi32 idx = (vi32)(w[k] & 0xffu);
-      const vf32 xi = vgather(zig::kX32, idx), xn = vgather(zig::kX32 + 1, idx);
-      const vf32 x = __builtin_convertvector((vi32)(w[k] >> 9), vf32) * 1.1920928955078125e-07f * xi;
-      slow[k] = x >= xn;
-      z[k] = (vf32)((vu32)x ^ ((w[k] & 0x100u) << 23));
+      const vu32 wr = w[2 * k], wa = w[2 * k + 1];
+      u1[k] = __builtin_convertvector((vi32)(wr >> 1), vf32) * 4.656612873077392578125e-10f + 2.3283064365386962890625e-10f;
+      ang[k] = wa >> 8;
     }
-#pragma GCC unroll 1
-    INITLAB_K {
-      if (__builtin_expect(any_lane(slow[k]), 0)) {
-        for (int l = 0; l < L; ++l) {
-          if (slow[k][l]) {
-            const std::uint64_t e = 4 * (blk + static_cast<std::uint64_t>((k >> 2) * L + l)) + static_cast<std::uint64_t>(k & 3);
-            z[k][l] = zig::normal_f32(seed, stream, e, w[k][l]);
-          }
-        }
-      }
-    }
+    vlog_k<K>(u1, lg);
+    vsincos_2pi_u24_k<K>(ang, sn, cs);
 #pragma GCC unroll 8
-    INITLAB_K z[k] = shift + scale * z[k];
+    INITLAB_K {
+      const vf32 r = vsqrt(-2.0f * lg[k]);
+      z[2 * k] = shift + scale * (r * cs[k]);
+      z[2 * k + 1] = shift + scale * (r * sn[k]);
+    }
   });
 }
 
@@ -454,7 +459,7 @@ static void trunc_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream,
   const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
   const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
   constexpr int K = G * 4;
-  run_groups_all<Sink>(seed, stream, g0, n, out, [&](const vu32* w, vf32* z, std::uint64_t) {
+  run_groups_all<Sink>(seed, stream, g0, n, out, [&](const vu32* w, vf32* z) {
     vf32 p[K], x0[K];
     vi32 left[K];
 #pragma GCC unroll 8
@@ -502,6 +507,57 @@ static inline vf64 i51_to_double(vi64 t) {
   return (vf64)((vu64)(t + (vi64){} + 0x4338000000000000ll)) - 6755399441055744.0;  // 1.5 * 2^52
 }
 
+static inline vf64 vlog64(vf64 x) {
+  const vu64 b = (vu64)x;
+  vi64 e = (vi64)((b >> 52) & 0x7ffull) - 1023;
+  vf64 m = (vf64)((b & 0xfffffffffffffull) | 0x3ff0000000000000ull);
+  const vi64 big = m > 1.4142135623730951;
+  m = big ? m * 0.5 : m;
+  e -= big;
+  const vf64 s = (m - 1.0) / (m + 1.0);
+  const vf64 s2 = s * s;
+  vf64 p = splatd(1.0 / 23.0);
+  p = 1.0 / 21.0 + s2 * p;
+  p = 1.0 / 19.0 + s2 * p;
+  p = 1.0 / 17.0 + s2 * p;
+  p = 1.0 / 15.0 + s2 * p;
+  p = 1.0 / 13.0 + s2 * p;
+  p = 1.0 / 11.0 + s2 * p;
+  p = 1.0 / 9.0 + s2 * p;
+  p = 1.0 / 7.0 + s2 * p;
+  p = 1.0 / 5.0 + s2 * p;
+  p = 1.0 / 3.0 + s2 * p;
+  const vf64 ed = i51_to_double(e);
+  return ed * 6.93147180369123816490e-01 + ((2.0 * s + 2.0 * s * (s2 * p)) + ed * 1.90821492927058770002e-10);
+}
+
+static inline void vsincos_2pi_u53(vu64 k, vf64& s_out, vf64& c_out) {
+  const vu64 q = (k + (1ull << 50)) >> 51;
+  const vi64 t = (vi64)k - (vi64)(q << 51);
+  const vf64 x = i51_to_double(t) * 6.9757369960172639e-16;
+  const vf64 x2 = x * x;
+  vf64 s = -1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 * (1.0 / 362880.0 + x2 * (-1.0 / 39916800.0 + x2 * (1.0 / 6227020800.0 + x2 * (-1.0 / 1307674368000.0 + x2 * (1.0 / 355687428096000.0)))))));
+  s = x + x * x2 * s;
+  vf64 c = -0.5 + x2 * (1.0 / 24.0 + x2 * (-1.0 / 720.0 + x2 * (1.0 / 40320.0 + x2 * (-1.0 / 3628800.0 + x2 * (1.0 / 479001600.0 + x2 * (-1.0 / 87178291200.0 + x2 * (1.0 / 20922789888000.0 + x2 * (-1.0 / 6402373705728000.0))))))));
+  c = 1.0 + x2 * c;
+  const vu64 qq = q & 3ull;
+  const vi64 odd = (qq & 1ull) != 0ull;
+  const vf64 sv = odd ? c : s;
+  const vf64 cv = odd ? s : c;
+  s_out = (qq >= 2ull) ? -sv : sv;
+  c_out = ((qq == 1ull) | (qq == 2ull)) ? -cv : cv;
+}
+
+static inline vf64 vsqrt64(vf64 x) {
+#if INITLAB_VB == 64
+  return (vf64)_mm512_sqrt_pd((__m512d)x);
+#elif INITLAB_VB == 32
+  return (vf64)_mm256_sqrt_pd((__m256d)x);
+#else
+  return (vf64)_mm_sqrt_pd((__m128d)x);
+#endif
+}
+
 static inline vf64 vclampd(vf64 v, double lo, double hi) {
   v = (v < lo) ? splatd(lo) : v;
   return (v > hi) ? splatd(hi) : v;
@@ -526,6 +582,48 @@ static void uniform_f64(const KParams& kp, std::uint64_t seed, std::uint64_t str
     const double u = static_cast<double>(static_cast<std::int64_t>(scalar_ref::word64(ws, i) >> 11)) * 1.1102230246251565404e-16;
     out[i] = scalar_ref::clampd(kp.shift + kp.scale * u, kp.lo, kp.hi);
   }
+}
+
+// Word pairs (x1, x2) of L64 blocks from the block-major word buffer: the even and odd 64-bit
+// words of two consecutive vectors; results go back interleaved (z[2b] = cos, z[2b+1] = sin).
+#if INITLAB_VB == 64
+static const vu64 kEven = {0, 2, 4, 6, 8, 10, 12, 14}, kOdd = {1, 3, 5, 7, 9, 11, 13, 15};
+static const vu64 kInterLo = {0, 8, 1, 9, 2, 10, 3, 11}, kInterHi = {4, 12, 5, 13, 6, 14, 7, 15};
+#elif INITLAB_VB == 32
+static const vu64 kEven = {0, 2, 4, 6}, kOdd = {1, 3, 5, 7}, kInterLo = {0, 4, 1, 5}, kInterHi = {2, 6, 3, 7};
+#else
+static const vu64 kEven = {0, 2}, kOdd = {1, 3}, kInterLo = {0, 2}, kInterHi = {1, 3};
+#endif
+
+static void normal_f64(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, double* out) {
+  alignas(64) std::uint32_t w[scalar_ref::kWordBuf];
+  alignas(64) double z[kChunk + 4 * 2 * 8 + 8];  // whole steps of K * L64 blocks
+  const std::uint64_t b0 = g0 >> 1;
+  const int skip = static_cast<int>(g0 & 1u);
+  const int nb = (skip + n + 1) >> 1;
+  words(seed, stream, b0, nb, w);
+  const double shift = kp.shift, scale = kp.scale;
+  // Block j holds the pair (u1, angle) as 64-bit words 2j and 2j+1; K vectors of L64 blocks
+  // per step, advanced together so their polynomial chains overlap.
+  constexpr int K = 4;
+  for (int j = 0; j < nb; j += K * L64) {
+#pragma GCC unroll 4
+    INITLAB_K {
+      vu64 a, b;
+      std::memcpy(&a, w + 4 * (j + k * L64), sizeof(a));
+      std::memcpy(&b, w + 4 * (j + k * L64) + 2 * L64, sizeof(b));
+      const vu64 x1 = __builtin_shuffle(a, b, kEven), x2 = __builtin_shuffle(a, b, kOdd);
+      const vf64 u1 = (u53_to_double(x1 >> 11) + 0.5) * 1.1102230246251565404e-16;
+      const vf64 r = vsqrt64(-2.0 * vlog64(u1));
+      vf64 sn, cs;
+      vsincos_2pi_u53(x2 >> 11, sn, cs);
+      const vf64 za = shift + scale * (r * cs), zb = shift + scale * (r * sn);
+      const vf64 lo = __builtin_shuffle(za, zb, kInterLo), hi = __builtin_shuffle(za, zb, kInterHi);
+      std::memcpy(z + 2 * (j + k * L64), &lo, sizeof(lo));
+      std::memcpy(z + 2 * (j + k * L64) + L64, &hi, sizeof(hi));
+    }
+  }
+  std::memcpy(out, z + skip, static_cast<std::size_t>(n) * sizeof(double));
 }
 
 // bfloat16: the same integer rounding as lowp::bf16_from_f32, lane by lane.
