@@ -595,6 +595,77 @@ static const vu64 kEven = {0, 2, 4, 6}, kOdd = {1, 3, 5, 7}, kInterLo = {0, 4, 1
 static const vu64 kEven = {0, 2}, kOdd = {1, 3}, kInterLo = {0, 2}, kInterHi = {1, 3};
 #endif
 
+// vlog64 and vsincos_2pi_u53 for K vectors advanced one operation at a time (the same
+// operations per lane, so the same bits): their Horner chains overlap instead of waiting.
+template <int K>
+static inline void vlog64_k(const vf64* x, vf64* out) {
+  vf64 m[K], s[K], s2[K], p[K], ed[K];
+#pragma GCC unroll 8
+  INITLAB_K {
+    const vu64 b = (vu64)x[k];
+    vi64 e = (vi64)((b >> 52) & 0x7ffull) - 1023;
+    m[k] = (vf64)((b & 0xfffffffffffffull) | 0x3ff0000000000000ull);
+    const vi64 big = m[k] > 1.4142135623730951;
+    m[k] = big ? m[k] * 0.5 : m[k];
+    e -= big;
+    ed[k] = i51_to_double(e);
+  }
+#pragma GCC unroll 8
+  INITLAB_K s[k] = (m[k] - 1.0) / (m[k] + 1.0);
+#pragma GCC unroll 8
+  INITLAB_K {
+    s2[k] = s[k] * s[k];
+    p[k] = splatd(1.0 / 23.0);
+  }
+  static const double c[10] = {1.0 / 21.0, 1.0 / 19.0, 1.0 / 17.0, 1.0 / 15.0, 1.0 / 13.0,
+                               1.0 / 11.0, 1.0 / 9.0,  1.0 / 7.0,  1.0 / 5.0,  1.0 / 3.0};
+#pragma GCC unroll 10
+  for (int t = 0; t < 10; ++t) {
+#pragma GCC unroll 8
+    INITLAB_K p[k] = c[t] + s2[k] * p[k];
+  }
+#pragma GCC unroll 8
+  INITLAB_K out[k] = ed[k] * 6.93147180369123816490e-01 + ((2.0 * s[k] + 2.0 * s[k] * (s2[k] * p[k])) + ed[k] * 1.90821492927058770002e-10);
+}
+
+template <int K>
+static inline void vsincos_2pi_u53_k(const vu64* kk, vf64* s_out, vf64* c_out) {
+  vu64 q[K];
+  vf64 x[K], x2[K], sp[K], cp[K];
+#pragma GCC unroll 8
+  INITLAB_K {
+    q[k] = (kk[k] + (1ull << 50)) >> 51;
+    const vi64 t = (vi64)kk[k] - (vi64)(q[k] << 51);
+    x[k] = i51_to_double(t) * 6.9757369960172639e-16;
+    x2[k] = x[k] * x[k];
+    sp[k] = splatd(1.0 / 355687428096000.0);
+    cp[k] = splatd(-1.0 / 6402373705728000.0);
+  }
+  static const double cs[7] = {-1.0 / 1307674368000.0, 1.0 / 6227020800.0, -1.0 / 39916800.0, 1.0 / 362880.0,
+                               -1.0 / 5040.0, 1.0 / 120.0, -1.0 / 6.0};
+  static const double cc[8] = {1.0 / 20922789888000.0, -1.0 / 87178291200.0, 1.0 / 479001600.0, -1.0 / 3628800.0,
+                               1.0 / 40320.0, -1.0 / 720.0, 1.0 / 24.0, -0.5};
+#pragma GCC unroll 8
+  for (int t = 0; t < 8; ++t) {
+#pragma GCC unroll 8
+    INITLAB_K {
+      if (t < 7) sp[k] = cs[t] + x2[k] * sp[k];
+      cp[k] = cc[t] + x2[k] * cp[k];
+    }
+  }
+#pragma GCC unroll 8
+  INITLAB_K {
+    const vf64 sn = x[k] + x[k] * x2[k] * sp[k];
+    const vf64 cn = 1.0 + x2[k] * cp[k];
+    const vu64 qq = q[k] & 3ull;
+    const vi64 odd = (qq & 1ull) != 0ull;
+    const vf64 sv = odd ? cn : sn;
+    const vf64 cv = odd ? sn : cn;
+    s_out[k] = (qq >= 2ull) ? -sv : sv;
+    c_out[k] = ((qq == 1ull) | (qq == 2ull)) ? -cv : cv;
+  }
+}
+
 static void normal_f64(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, double* out) {
   alignas(64) std::uint32_t w[scalar_ref::kWordBuf];
   alignas(64) double z[kChunk + 4 * 2 * 8 + 8];  // whole steps of K * L64 blocks
@@ -607,17 +678,23 @@ static void normal_f64(const KParams& kp, std::uint64_t seed, std::uint64_t stre
   // per step, advanced together so their polynomial chains overlap.
   constexpr int K = 4;
   for (int j = 0; j < nb; j += K * L64) {
+    vf64 u1[K], lg[K], sn[K], cs[K];
+    vu64 ang[K];
 #pragma GCC unroll 4
     INITLAB_K {
       vu64 a, b;
       std::memcpy(&a, w + 4 * (j + k * L64), sizeof(a));
       std::memcpy(&b, w + 4 * (j + k * L64) + 2 * L64, sizeof(b));
-      const vu64 x1 = __builtin_shuffle(a, b, kEven), x2 = __builtin_shuffle(a, b, kOdd);
-      const vf64 u1 = (u53_to_double(x1 >> 11) + 0.5) * 1.1102230246251565404e-16;
-      const vf64 r = vsqrt64(-2.0 * vlog64(u1));
-      vf64 sn, cs;
-      vsincos_2pi_u53(x2 >> 11, sn, cs);
-      const vf64 za = shift + scale * (r * cs), zb = shift + scale * (r * sn);
+      const vu64 x1 = __builtin_shuffle(a, b, kEven);
+      ang[k] = __builtin_shuffle(a, b, kOdd) >> 11;
+      u1[k] = (u53_to_double(x1 >> 11) + 0.5) * 1.1102230246251565404e-16;
+    }
+    vlog64_k<K>(u1, lg);
+    vsincos_2pi_u53_k<K>(ang, sn, cs);
+#pragma GCC unroll 4
+    INITLAB_K {
+      const vf64 r = vsqrt64(-2.0 * lg[k]);
+      const vf64 za = shift + scale * (r * cs[k]), zb = shift + scale * (r * sn[k]);
       const vf64 lo = __builtin_shuffle(za, zb, kInterLo), hi = __builtin_shuffle(za, zb, kInterHi);
       std::memcpy(z + 2 * (j + k * L64), &lo, sizeof(lo));
       std::memcpy(z + 2 * (j + k * L64) + L64, &hi, sizeof(hi));
