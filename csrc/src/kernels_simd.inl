@@ -86,6 +86,7 @@ struct RoundKeys {
   }
 };
 
+static inline void philox_rounds(const RoundKeys& rk, Ctr4& s);
 static inline void philox_groups(const RoundKeys& rk, std::uint64_t stream, std::uint64_t block, Ctr4& s) {
   vu32 lane;
   for (int l = 0; l < L; ++l) lane[l] = static_cast<std::uint32_t>(l);
@@ -97,6 +98,11 @@ static inline void philox_groups(const RoundKeys& rk, std::uint64_t stream, std:
     s.c[2][g] = splat(static_cast<std::uint32_t>(stream));
     s.c[3][g] = splat(static_cast<std::uint32_t>(stream >> 32));
   }
+  philox_rounds(rk, s);
+}
+
+// Philox4x32-10 of G*L arbitrary counters (already in s), in place.
+static inline void philox_rounds(const RoundKeys& rk, Ctr4& s) {
   const vu32 m0 = splat(PHILOX_M4x32_0), m1 = splat(PHILOX_M4x32_1);
 #pragma GCC unroll 10
   for (int r = 0; r < 10; ++r) {
@@ -446,12 +452,18 @@ static void uniform16_k(const KParams& kp, std::uint64_t seed, std::uint64_t str
     std::memcpy(out + direct_end, buf + skip + direct_end, static_cast<std::size_t>(n - direct_end) * 2);
 }
 
+template <class Emit>
+static void trunc_reject_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, Emit emit);
+
 template <class Sink>
 static void trunc_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n,
                     typename Sink::T* out) {
-  if (kp.exact) {  // the hard regimes: double-precision log-space inverse, shared with the scalar path
+  if (kp.exact) {  // the hard regimes: exact rejection, attempt 0 in vectors (trunc_reject_k)
     alignas(64) float t[kChunk];
-    scalar_ref::trunc_f32(kp, seed, stream, g0, n, t);
+    const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
+    trunc_reject_k(kp, seed, stream, g0, n, [&](int i, double x) {
+      t[i] = scalar_ref::clampf(static_cast<float>(kp.shift + kp.scale * x), lo, hi);
+    });
     Sink::from_f32(t, out, n);
     return;
   }
@@ -701,6 +713,106 @@ static void normal_f64(const KParams& kp, std::uint64_t seed, std::uint64_t stre
     }
   }
   std::memcpy(out, z + skip, static_cast<std::size_t>(n) * sizeof(double));
+}
+
+// float64 trunc_normal_: attempt 0 of every element's rejection (truncnorm_reject.hpp) in
+// vectors, with the scalar code's operations lane for lane; lanes it does not settle (rejected,
+// or accepted only by an exp the squeeze cannot decide) are finished by the scalar sampler,
+// which repeats attempt 0 identically and goes on.
+#if INITLAB_VB == 64
+static const vu32 kWideLo = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+static const vu32 kWideHi = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+#elif INITLAB_VB == 32
+static const vu32 kWideLo = {0, 8, 1, 9, 2, 10, 3, 11}, kWideHi = {4, 12, 5, 13, 6, 14, 7, 15};
+#else
+static const vu32 kWideLo = {0, 4, 1, 5}, kWideHi = {2, 6, 3, 7};
+#endif
+
+// emit(i, x) receives element g0 + i's standardized value x in [alpha, beta].
+template <class Emit>
+static void trunc_reject_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, Emit emit) {
+  const tnr::Plan pl = tnr::plan(kp.alpha, kp.beta);
+  const RoundKeys rk(seed);
+  constexpr int E = G * L;         // elements per step: one Philox block each
+  constexpr int K = 2 * G;         // vectors of L64 doubles per step
+  vu32 lane;
+  for (int l = 0; l < L; ++l) lane[l] = static_cast<std::uint32_t>(l);
+  const vf64 va = splatd(pl.a), vb = splatd(pl.b), vlb = splatd(pl.lb), vlam = splatd(pl.lam);
+  const vf64 vba = splatd(pl.b - pl.a);
+  for (int i0 = 0; i0 < n; i0 += E) {
+    Ctr4 s;
+    for (int g = 0; g < G; ++g) {
+      // block 2^63 + 256 (g0 + i0 + g L + l): low word (e << 8), high word 2^31 | (e >> 24)
+      const std::uint64_t e0 = g0 + static_cast<std::uint64_t>(i0 + g * L);
+      const vu32 lo = splat(static_cast<std::uint32_t>(e0)) + lane;  // low 32 bits of e, may wrap
+      const vu32 hi = (vu32)((lo < static_cast<std::uint32_t>(e0)) ? splat(static_cast<std::uint32_t>((e0 >> 32) + 1))
+                                                                    : splat(static_cast<std::uint32_t>(e0 >> 32)));
+      s.c[0][g] = lo << 8;
+      s.c[1][g] = ((hi << 8) | (lo >> 24)) | 0x80000000u;
+      s.c[2][g] = splat(static_cast<std::uint32_t>(stream));
+      s.c[3][g] = splat(static_cast<std::uint32_t>(stream >> 32));
+    }
+    philox_rounds(rk, s);
+    vf64 u1[K], u2[K], z[K];
+    vu64 ang[K];
+    vi64 ok[K];
+#pragma GCC unroll 8
+    INITLAB_K {
+      const int g = k >> 1;
+      const vu32& m = (k & 1) ? kWideHi : kWideLo;
+      const vu64 x1 = (vu64)__builtin_shuffle(s.c[0][g], s.c[1][g], m);
+      const vu64 x2 = (vu64)__builtin_shuffle(s.c[2][g], s.c[3][g], m);
+      u1[k] = (u53_to_double(x1 >> 11) + 0.5) * 1.1102230246251565404e-16;
+      u2[k] = (u53_to_double(x2 >> 11) + 0.5) * 1.1102230246251565404e-16;
+      ang[k] = x2 >> 11;
+    }
+    if (pl.mode == 0) {
+#pragma GCC unroll 8
+      INITLAB_K {
+        z[k] = va + vba * u1[k];
+        const vf64 t = pl.c > 0.0 ? 0.5 * (va - z[k]) * (va + z[k]) : -0.5 * z[k] * z[k];
+        ok[k] = (u2[k] <= vlb) | (u2[k] <= 1.0 + t);
+      }
+    } else if (pl.mode == 1) {
+      vf64 lg[K];
+      vlog64_k<K>(u1, lg);
+#pragma GCC unroll 8
+      INITLAB_K {
+        z[k] = va - lg[k] / vlam;
+        const vf64 d = z[k] - vlam, t = -0.5 * d * d;
+        ok[k] = (z[k] <= vb) & (u2[k] <= 1.0 + t);
+      }
+    } else {
+      vf64 lg[K], sn[K], cs[K];
+      vlog64_k<K>(u1, lg);
+      vsincos_2pi_u53_k<K>(ang, sn, cs);
+#pragma GCC unroll 8
+      INITLAB_K {
+        const vf64 r = vsqrt64(-2.0 * lg[k]);
+        const vf64 za = r * cs[k], zb = r * sn[k];
+        const vi64 oka = (za >= va) & (za <= vb), okb = (zb >= va) & (zb <= vb);
+        z[k] = oka ? za : zb;
+        ok[k] = oka | okb;
+      }
+    }
+    const int m = n - i0 < E ? n - i0 : E;
+    for (int i = 0; i < m; ++i) {
+      const int k = i / L64, l = i % L64;
+      const std::uint64_t e = g0 + static_cast<std::uint64_t>(i0 + i);
+      double zz = z[k][l];
+      if (!ok[k][l]) zz = tnr::sample(pl, seed, stream, e);
+      else {
+        zz = pl.flip ? -zz : zz;
+        zz = zz < pl.alpha ? pl.alpha : (zz > pl.beta ? pl.beta : zz);
+      }
+      emit(i0 + i, zz);
+    }
+  }
+}
+
+static void trunc_f64_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, double* out) {
+  trunc_reject_k(kp, seed, stream, g0, n,
+                 [&](int i, double x) { out[i] = scalar_ref::clampd(kp.shift + kp.scale * x, kp.lo, kp.hi); });
 }
 
 // bfloat16: the same integer rounding as lowp::bf16_from_f32, lane by lane.
