@@ -97,7 +97,7 @@ def run(sizes, threads, rounds, dtypes, samplers, with_peers):
                 print("| sampler | G values/s | share of fill | vs peers |")
                 print("|---|---|---|---|")
                 for s in samplers:
-                    rat = ", ".join(f"{gv[s] / gv[k]:.1f}x {k}" for k, (ps, _) in pe.items() if ps == s.split("(")[0])
+                    rat = ", ".join(f"{gv[s] / gv[k]:.1f}x {k}" for k, (ps, _) in pe.items() if ps == s)
                     print(f"| {s} | {gv[s]:.3f} | {gv[s] / fill:.2f} | {rat} |")
                 for k in pe:
                     print(f"| ({k}) | {gv[k]:.3f} | {gv[k] / fill:.2f} | |")
