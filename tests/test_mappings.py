@@ -211,3 +211,19 @@ def test_new_routes_bit_identical_across_threads_and_shards(dn):
         fo = np.empty((211, 331), dtype, order="F")
         fn(fo, *args, seed=12)
         assert bits(np.ascontiguousarray(fo)).tobytes() == full[0], fn
+
+
+def test_rejection_counters_need_indices_below_2_55():
+    # element g's rejection counters are blocks 2^63 + 256 g + attempt: distinct for g < 2^55
+    x = np.full((1, 4), 7.0)
+    with pytest.raises(ValueError, match="2\\^55"):
+        initlab.trunc_normal_(x, 0.0, 1.0, -2.0, 2.0, seed=1, global_shape=(2**30, 2**30), offset=(2**30 - 1, 0))
+    assert np.all(x == 7.0)
+    y = np.empty((1, 4))  # just below the limit: fine, and a shard of the same global tensor agrees
+    initlab.trunc_normal_(y, 0.0, 1.0, -2.0, 2.0, seed=1, global_shape=(2**27, 2**28), offset=(2**27 - 1, 2**28 - 4))
+    z = np.empty((1, 2))
+    initlab.trunc_normal_(z, 0.0, 1.0, -2.0, 2.0, seed=1, global_shape=(2**27, 2**28), offset=(2**27 - 1, 2**28 - 2))
+    np.testing.assert_array_equal(y[:, 2:], z)
+    # the float32 central route uses the main stream only: no such limit
+    f = np.empty((1, 4), np.float32)
+    initlab.trunc_normal_(f, 0.0, 1.0, -2.0, 2.0, seed=1, global_shape=(2**30, 2**30), offset=(2**30 - 1, 0))
