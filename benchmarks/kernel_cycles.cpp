@@ -1,6 +1,6 @@
 // Per-value cost of each sampler's kernel: CPU time (CLOCK_THREAD_CPUTIME_ID, so time the VM
 // spends on other tenants does not count) of initlab::fill on an L2-resident destination
-// (2^18 elements; 2^14 for the slow hard regimes), one thread, best of five; cycles at the
+// (2^18 elements), one thread, best of five (each ~20 ms of calls); cycles at the
 // guest's nominal 2.445 GHz (this VM exposes no cycle counters to perf stat).
 // Build against the core library of a build tree and run with the ISA code (0 scalar, 1 SSE2,
 // 2 AVX2, 3 AVX-512) and an optional case filter:
@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <cstring>
+#include <algorithm>
 #include <vector>
 #include "initlab/distributions.hpp"
 using namespace initlab;
@@ -35,14 +36,16 @@ int main(int argc, char** argv) {
     for (DType d : dts) {
       std::int64_t shape[1] = {n}, st[1] = {1}, gs[1] = {1};
       Destination dst{buf.data(), d, 1, shape, st, gs, 0};
-      int reps = (d == DType::f64 && c.s.dist == Dist::trunc_normal) ? 1 : c.reps;
-      std::int64_t nn = (c.reps == 1 || reps == 1) ? n / 16 : n;
-      shape[0] = nn;
+      // enough calls for ~20 ms per measurement (one call of the slow routes is already longer)
+      double t1 = cpu_ns();
+      fill(dst, c.s, RngCoord{1, 2}, Exec{1, isa});
+      t1 = cpu_ns() - t1;
+      const int reps = t1 > 2e7 ? 1 : std::min(40, static_cast<int>(2e7 / (t1 + 1.0)) + 1);
       double best = 1e30;
       for (int r = 0; r < 5; ++r) {
         double t0 = cpu_ns();
         for (int k = 0; k < reps; ++k) fill(dst, c.s, RngCoord{1, 2}, Exec{1, isa});
-        double ns = (cpu_ns() - t0) / (reps * (double)nn);
+        double ns = (cpu_ns() - t0) / (reps * (double)n);
         if (ns < best) best = ns;
       }
       printf("  %s %8.3f ns %7.2f cyc", dn[(int)d], best, best * 2.445);
