@@ -108,6 +108,16 @@ def uniform_f32_ref(seed: int, stream: int, indices) -> np.ndarray:
     return np.array([(words32(seed, stream, int(g)) >> 8) * 2.0**-24 for g in indices], dtype=np.float32)
 
 
+def uniform16_ref(seed: int, stream: int, indices) -> np.ndarray:
+    """U[0, 1) float32 values of float16/bfloat16 outputs: element g uses half g % 2 (low half
+    first) of word (g >> 1) % 4 of block g >> 3; u = h * 2^-16."""
+    out = []
+    for g in indices:
+        w = philox_block(seed, stream, int(g) >> 3)[(int(g) >> 1) & 3]
+        out.append(((w >> (16 * (int(g) & 1))) & 0xFFFF) * 2.0**-16)
+    return np.array(out, dtype=np.float32)
+
+
 def uniform_f64_ref(seed: int, stream: int, indices) -> np.ndarray:
     """U[0, 1) float64 values: element g uses words 2(g%2), 2(g%2)+1 of block g//2 (low word first)."""
     out = []

@@ -17,10 +17,15 @@ FN = {
     "normal": (initlab.normal_, (0.5, 2.0)),
     "trunc": (initlab.trunc_normal_, (0.0, 1.0, -2.0, 2.0)),
 }
+GOLDEN_FN = {**FN, "trunc_tail": (initlab.trunc_normal_, (0.0, 1.0, 5.0, 6.0)),
+             "trunc_narrow": (initlab.trunc_normal_, (0.0, 1.0, 0.3, 0.31))}
 GS, OFF = (2**20, 2**20), (2**20 - 1, 2**19 + 1)  # 2**40 elements; the block starts near 2**40
 
-# Recorded from the implementation at commit 50d8cfa (raw bits). A change here means a seed no
-# longer gives the numbers it used to give: do not regenerate silently.
+# Recorded from the implementation at commit 50d8cfa (raw bits); re-recorded once for issue 13,
+# whose new mappings changed float16/bfloat16 uniform_ (16 bits per value) and float64
+# trunc_normal_ (exact rejection), and added the hard truncation regimes (rejection in every
+# dtype). Every other entry kept its old bits. A change here means a seed no longer gives the
+# numbers it used to give: do not regenerate silently.
 GOLDEN = {
     ('uniform', 'f32', 0): ([0x3e49dee0, 0x3fd21ea8, 0x3f9a8382, 0x3f510290, 0x3ff55732], [0x3fe5540c, 0xbdea6290, 0x3ef6d8f8]),
     ('uniform', 'f32', 42): ([0x3f56c0d0, 0x3ecfbfb8, 0xbf47c210, 0x3cb90300, 0x3ffb48b2], [0xbf5644dc, 0xbed25a50, 0x3f689b4c]),
@@ -28,12 +33,12 @@ GOLDEN = {
     ('uniform', 'f64', 0): ([0x3ffa43d50a83277c, 0x3fea20527146a0e0, 0x3fb6160293eaae60, 0xbfec7060391d61f6, 0xbfa554d01be22040], [0x3fc814ba08407cf0, 0x3fe81ddb37dd78b0, 0xbfd1d5ef59aa8084]),
     ('uniform', 'f64', 42): ([0x3fd9f7f6ecb5b034, 0x3f97206e14e0f7c0, 0xbf9342e41825ba80, 0x3fd73a853ca2ab80, 0x3fef32c32c6f4880], [0xbfc5a437459a02b0, 0x3fdbf69acb06bcb0, 0xbfe2b34dc6028924]),
     ('uniform', 'f64', 9223372036854775809): ([0x3fb37ca89f806bc0, 0x3ff504888ffe22a4, 0x3fe5600efff78400, 0xbfc037ff6a352364, 0x3fe84ec41511faba], [0x3ff004f0a560c776, 0x3fe20e0037b89efa, 0x3fcee71aedd93180]),
-    ('uniform', 'f16', 0): ([0x324f, 0x3e91, 0x3cd4, 0x3a88, 0x3fab], [0x3f2b, 0xaf53, 0x37b7]),
-    ('uniform', 'f16', 42): ([0x3ab6, 0x367e, 0xba3e, 0x25c8, 0x3fda], [0xbab2, 0xb693, 0x3b45]),
-    ('uniform', 'f16', 9223372036854775809): ([0xb7f9, 0x2cdf, 0x3f89, 0x3d41, 0xb43e], [0x31aa, 0x377a, 0xb9df]),
-    ('uniform', 'bf16', 0): ([0x3e4a, 0x3fd2, 0x3f9b, 0x3f51, 0x3ff5], [0x3fe5, 0xbdea, 0x3ef7]),
-    ('uniform', 'bf16', 42): ([0x3f57, 0x3ed0, 0xbf48, 0x3cb9, 0x3ffb], [0xbf56, 0xbed2, 0x3f69]),
-    ('uniform', 'bf16', 9223372036854775809): ([0xbeff, 0x3d9c, 0x3ff1, 0x3fa8, 0xbe88], [0x3e35, 0x3eef, 0xbf3c]),
+    ('uniform', 'f16', 0): ([0x3eea, 0x324f, 0x3d43, 0x3e91, 0x3c14], [0x3d9e, 0x3c08, 0x2dcf]),
+    ('uniform', 'f16', 42): ([0x3f44, 0x3ab6, 0xb08a, 0x367e, 0xaafc], [0x3ec3, 0xb744, 0xbabc]),
+    ('uniform', 'f16', 9223372036854775809): ([0x3ac1, 0xb7f9, 0xb576, 0x2cdf, 0xba7b], [0x378f, 0x329e, 0xaf8b]),
+    ('uniform', 'bf16', 0): ([0x3fdd, 0x3e4a, 0x3fa8, 0x3fd2, 0x3f82], [0x3fb4, 0x3f81, 0x3dba]),
+    ('uniform', 'bf16', 42): ([0x3fe8, 0x3f57, 0xbe11, 0x3ed0, 0xbd60], [0x3fd8, 0xbee8, 0xbf57]),
+    ('uniform', 'bf16', 9223372036854775809): ([0x3f58, 0xbeff, 0xbeaf, 0x3d9c, 0xbf4f], [0x3ef2, 0x3e54, 0xbdf1]),
     ('normal', 'f32', 0): ([0x401edd98, 0xbfacb6b3, 0xbf3c3744, 0xbeeda358, 0x3e455960], [0xbea41224, 0xc027d09c, 0x3f1df003]),
     ('normal', 'f32', 42): ([0xbfb85e5b, 0x3f635677, 0xbffc519c, 0x408b21a0, 0x3eb50fea], [0x3fe39fdb, 0xbfeed188, 0xc00e6336]),
     ('normal', 'f32', 9223372036854775809): ([0xbff19454, 0x405bc6ca, 0x3f1324dc, 0xbd6da8c0, 0xc0298baf], [0x4044ca3b, 0x4021e8ba, 0x3fe1ffa1]),
@@ -49,15 +54,39 @@ GOLDEN = {
     ('trunc', 'f32', 0): ([0xbe79ca93, 0x3f8c23ae, 0x3f19046c, 0x3e829e42, 0x3fd37b9c], [0x3fac5ee0, 0xbf02f105, 0xbc6995f5]),
     ('trunc', 'f32', 42): ([0x3e8c1ad6, 0xbd9a123a, 0xbfa98cea, 0xbec7e8eb, 0x3fe8cdb3], [0xbfb89bd9, 0xbf4e4442, 0x3ea9ebdb]),
     ('trunc', 'f32', 9223372036854775809): ([0xbf680b19, 0xbeb084ec, 0x3fc73186, 0x3f33e0c0, 0xbf276bd7], [0xbe855bc8, 0xbcd63d01, 0xbf9ebfc5]),
-    ('trunc', 'f64', 0): ([0x3ff18475fb0f497e, 0x3fd053c8e1d1d519, 0xbfd5840a7ae77cb1, 0xbff920856a51efa6, 0xbfdc91818c798785], [0xbfd01603e9246d57, 0x3fca127052ef7318, 0xbfe55b92fee5c3c0]),
-    ('trunc', 'f64', 42): ([0xbfb34246b476b75a, 0xbfd8fd1c8c273386, 0xbfdb4910b4cf2880, 0xbfbc09a184f80cce, 0x3fd8da4ff2adcf07], [0xbfe1fa5736cef346, 0xbfa9c40e072dce02, 0xbff03e9f7ef4309b]),
-    ('trunc', 'f64', 9223372036854775809): ([0xbfd6109dc1f5c0b2, 0x3fe67c1813a07cb6, 0x3fc132fad2943a61, 0xbfe0b9b52c5bc8bb, 0x3fcab1d0c1720120], [0x3fda4df885d51425, 0x3faa3aeb9872b474, 0xbfca95f7daeb3aa0]),
+    ('trunc', 'f64', 0): ([0xbfd65393e6a778e5, 0xbfda0a917900ede8, 0x3fe00ecafe173357, 0x3fec0633b95901d5, 0x3fe411343eaf7567], [0x3ff7e60348386dba, 0xbfc78ac54b28a60d, 0xbfe3bee57fb68f6e]),
+    ('trunc', 'f64', 42): ([0xbfe74144a10def3a, 0xbfdea299c33823b1, 0x3fdc20631a4d8d78, 0xbfc0c7bea14e1a81, 0xbfd462715b5ddeef], [0xbff0f94dd8131edb, 0x3fa2276a286fd797, 0x3fe36c6748869b11]),
+    ('trunc', 'f64', 9223372036854775809): ([0xbfe183f42fbffb77, 0x3ff80c4294f7db41, 0xbf80468c0d68c425, 0xbfb347d3e001cfcb, 0xbfe632a523ccd367], [0x3fd80bb902a805bd, 0x3fe356c6a5c79fe9, 0xbfe10c49ee212f90]),
     ('trunc', 'f16', 0): ([0xb3ce, 0x3c61, 0x38c8, 0x3415, 0x3e9c], [0x3d63, 0xb818, 0xa34d]),
     ('trunc', 'f16', 42): ([0x3461, 0xacd1, 0xbd4c, 0xb63f, 0x3f46], [0xbdc5, 0xba72, 0x354f]),
     ('trunc', 'f16', 9223372036854775809): ([0xbb40, 0xb584, 0x3e3a, 0x399f, 0xb93b], [0xb42b, 0xa6b2, 0xbcf6]),
     ('trunc', 'bf16', 0): ([0xbe7a, 0x3f8c, 0x3f19, 0x3e83, 0x3fd3], [0x3fac, 0xbf03, 0xbc6a]),
     ('trunc', 'bf16', 42): ([0x3e8c, 0xbd9a, 0xbfaa, 0xbec8, 0x3fe9], [0xbfb9, 0xbf4e, 0x3eaa]),
     ('trunc', 'bf16', 9223372036854775809): ([0xbf68, 0xbeb1, 0x3fc7, 0x3f34, 0xbf27], [0xbe85, 0xbcd6, 0xbf9f]),
+    ('trunc_tail', 'f32', 0): ([0x40a71287, 0x40a52b52, 0x40a1e46d, 0x40a2793c, 0x40a2916a], [0x40a7a9e2, 0x40abcbbb, 0x40a39f40]),
+    ('trunc_tail', 'f32', 42): ([0x40a867e8, 0x40a38360, 0x40a540e5, 0x40a3b955, 0x40a16122], [0x40a65cec, 0x40a071d7, 0x40a126eb]),
+    ('trunc_tail', 'f32', 9223372036854775809): ([0x40a4bc32, 0x40af3fe1, 0x40ab7a3e, 0x40a06dfe, 0x40b014ed], [0x40a310aa, 0x40a13c04, 0x40a0ec4d]),
+    ('trunc_tail', 'f64', 0): ([0x4014e250e0867521, 0x4014a56a34003f50, 0x40143c8dac56f1b6, 0x40144f278c092180, 0x4014522d4db207c1], [0x4014f53c39c35faf, 0x4015797755b6992b, 0x401473e7ff1a647e]),
+    ('trunc_tail', 'f64', 42): ([0x40150cfcf70539da, 0x4014706c00134be0, 0x4014a81ca236bdec, 0x4014772a9535401a, 0x40142c244cd340fd], [0x4014cb9d87d76f2e, 0x40140e3ae11b6baf, 0x401424dd599729dc]),
+    ('trunc_tail', 'f64', 9223372036854775809): ([0x401497864f82f866, 0x4015e7fc108faa49, 0x40156f47b3fb747c, 0x40140dbfb06bcf4b, 0x4016029d9d1df058], [0x401462153fb212c0, 0x401427807d0cff7c, 0x40141d89a7847410]),
+    ('trunc_tail', 'f16', 0): ([0x4539, 0x4529, 0x450f, 0x4514, 0x4515], [0x453d, 0x455e, 0x451d]),
+    ('trunc_tail', 'f16', 42): ([0x4543, 0x451c, 0x452a, 0x451e, 0x450b], [0x4533, 0x4504, 0x4509]),
+    ('trunc_tail', 'f16', 9223372036854775809): ([0x4526, 0x457a, 0x455c, 0x4503, 0x4581], [0x4519, 0x450a, 0x4507]),
+    ('trunc_tail', 'bf16', 0): ([0x40a7, 0x40a5, 0x40a2, 0x40a2, 0x40a3], [0x40a8, 0x40ac, 0x40a4]),
+    ('trunc_tail', 'bf16', 42): ([0x40a8, 0x40a4, 0x40a5, 0x40a4, 0x40a1], [0x40a6, 0x40a0, 0x40a1]),
+    ('trunc_tail', 'bf16', 9223372036854775809): ([0x40a5, 0x40af, 0x40ab, 0x40a0, 0x40b0], [0x40a3, 0x40a1, 0x40a1]),
+    ('trunc_narrow', 'f32', 0): ([0x3e9b399c, 0x3e99d134, 0x3e9d5dc6, 0x3e9d06fd, 0x3e9cf9a5], [0x3e9b138e, 0x3e9a5ae7, 0x3e9c71cf]),
+    ('trunc_narrow', 'f32', 42): ([0x3e9ae8aa, 0x3e9c7eca, 0x3e9bc870, 0x3e9c65de, 0x3e9db173], [0x3e9b6c5d, 0x3e9e5d12, 0x3e9dd8d6]),
+    ('trunc_narrow', 'f32', 9223372036854775809): ([0x3e9bf979, 0x3e9a07f8, 0x3e9a2721, 0x3e9e600d, 0x3e99fa07], [0x3e9cb6b0, 0x3e9dca65, 0x3e9e01fe]),
+    ('trunc_narrow', 'f64', 0): ([0x3fd3673389e2f77c, 0x3fd33a2670951a45, 0x3fd3abb8cc1e5f3f, 0x3fd3a0df9ad29dc5, 0x3fd39f349161fa9b], [0x3fd36271bbfd9cd4, 0x3fd34b5cd0b4233f, 0x3fd38e39d198d64d]),
+    ('trunc_narrow', 'f64', 42): ([0x3fd35d1548c90919, 0x3fd38fd934d630f5, 0x3fd3790df67b24d8, 0x3fd38cbbc18bfb35, 0x3fd3b62e5834b76f], [0x3fd36d8ba16566b6, 0x3fd3cba24dd1afd6, 0x3fd3bb1acf3ffefc]),
+    ('trunc_narrow', 'f64', 9223372036854775809): ([0x3fd37f2f2ebcd056, 0x3fd340fef9721799, 0x3fd344e4176aa266, 0x3fd3cc01a4a568b1, 0x3fd33f40d5ca67fe], [0x3fd396d6010ed4fd, 0x3fd3b94ca1709b2d, 0x3fd3c03fc58283de]),
+    ('trunc_narrow', 'f16', 0): ([0x34da, 0x34cf, 0x34eb, 0x34e8, 0x34e8], [0x34d9, 0x34d3, 0x34e4]),
+    ('trunc_narrow', 'f16', 42): ([0x34d7, 0x34e4, 0x34de, 0x34e3, 0x34ee], [0x34db, 0x34f3, 0x34ef]),
+    ('trunc_narrow', 'f16', 9223372036854775809): ([0x34e0, 0x34d0, 0x34d1, 0x34f3, 0x34d0], [0x34e6, 0x34ee, 0x34f0]),
+    ('trunc_narrow', 'bf16', 0): ([0x3e9b, 0x3e9a, 0x3e9d, 0x3e9d, 0x3e9d], [0x3e9b, 0x3e9a, 0x3e9c]),
+    ('trunc_narrow', 'bf16', 42): ([0x3e9b, 0x3e9c, 0x3e9c, 0x3e9c, 0x3e9e], [0x3e9b, 0x3e9e, 0x3e9e]),
+    ('trunc_narrow', 'bf16', 9223372036854775809): ([0x3e9c, 0x3e9a, 0x3e9a, 0x3e9e, 0x3e9a], [0x3e9d, 0x3e9e, 0x3e9e]),
 }
 
 
@@ -66,7 +95,7 @@ def test_golden_values(key):
     dist, dn, seed = key
     if DT[dn] is None:
         pytest.skip("ml_dtypes not installed")
-    fn, args = FN[dist]
+    fn, args = GOLDEN_FN[dist]
     head, far = GOLDEN[key]
     a = np.empty(5, DT[dn])
     fn(a, *args, seed=seed)

@@ -14,7 +14,7 @@ from conftest import OptionalModule
 stats = OptionalModule("scipy.stats")
 
 import initlab
-from conftest import BF16, FLOAT_DTYPE_IDS, FLOAT_DTYPES, as_f64, assert_ks, scaled
+from conftest import BF16, FLOAT_DTYPE_IDS, FLOAT_DTYPES, as_f64, assert_ks, scaled, uniform16_ref
 
 N = 200_000
 LOWP = [np.float16] + ([BF16] if BF16 is not None else [])
@@ -124,11 +124,11 @@ def test_lowp_is_float32_rounded_to_nearest_even(dtype):
         fn(x32, *args, seed=24)
         fn(xl, *args, seed=24)
         np.testing.assert_array_equal(xl.view(np.uint16), _round_to(x32, dtype).view(np.uint16))
-    # uniform: the float32 value clamped to the largest value of the dtype below b, then rounded.
-    x32 = np.empty(n, np.float32)
+    # uniform: 16-bit outputs draw 16 bits of their own (two per word; tests/test_mappings.py), a
+    # float32 value clamped to the largest value of the dtype below b, then rounded.
     xl = np.empty(n, dtype)
-    initlab.uniform_(x32, seed=25)
     initlab.uniform_(xl, seed=25)
+    x32 = uniform16_ref(25, 0, range(n))
     hi = np.float32(np.nextafter(np.array(1.0, dtype), np.array(0.0, dtype)).astype(np.float32)) \
         if dtype == np.float16 else np.float32(1.0 - 2.0**-8)
     np.testing.assert_array_equal(xl.view(np.uint16), _round_to(np.minimum(x32, hi), dtype).view(np.uint16))

@@ -334,6 +334,18 @@ void fill(const Destination& dst, const Sampler& s, RngCoord rc, Exec ex) {
     return;
   }
 
+  // The truncated normal's rejection routes (float64, and the hard regimes) give element g the
+  // counter blocks 2^63 + 256 g + attempt: distinct for every g < 2^55 (distributions.hpp).
+  if (s.dist == Dist::trunc_normal && (dst.dtype == DType::f64 || kp.exact)) {
+    std::uint64_t last = dst.gbase;
+    for (int k = 0; k < w.nd; ++k)
+      last += static_cast<std::uint64_t>(w.shape[static_cast<std::size_t>(k)] - 1) *
+              static_cast<std::uint64_t>(w.gstrides[static_cast<std::size_t>(k)]);
+    require(last < (std::uint64_t{1} << 55),
+            "trunc_normal_: global element indices must stay below 2^55 for this interval/dtype (got " +
+                std::to_string(last) + ")");
+  }
+
   const detail::KernelTable& kt = detail::kernels_for(ex.isa);
   detail::GenF32 g32 = s.dist == Dist::uniform ? kt.uniform_f32 : (s.dist == Dist::normal ? kt.normal_f32 : kt.trunc_f32);
   detail::GenF64 g64 = s.dist == Dist::uniform ? kt.uniform_f64 : (s.dist == Dist::normal ? kt.normal_f64 : kt.trunc_f64);

@@ -9,6 +9,7 @@
 #include "initlab/philox.hpp"
 #include "kernels.hpp"
 #include "truncnorm_exact.hpp"
+#include "truncnorm_reject.hpp"
 
 #define INITLAB_VB 64
 
@@ -16,7 +17,7 @@ namespace initlab::detail::k_avx512 {
 #include "kernels_impl.inl"
 #include "kernels_simd.inl"
 const KernelTable table = {uniform_k<SinkF32>,       normal_k<SinkF32>,       trunc_k<SinkF32>,
-                           uniform_f64,              normal_f64,              scalar_ref::trunc_f64<words>,
-                           uniform_k<Sink16<false>>, normal_k<Sink16<false>>, trunc_k<Sink16<false>>,
-                           uniform_k<Sink16<true>>,  normal_k<Sink16<true>>,  trunc_k<Sink16<true>>};
+                           uniform_f64,              normal_f64,              trunc_f64_k,
+                           uniform16_k<false>, normal_k<Sink16<false>>, trunc_k<Sink16<false>>,
+                           uniform16_k<true>,  normal_k<Sink16<true>>,  trunc_k<Sink16<true>>};
 }  // namespace initlab::detail::k_avx512

@@ -68,14 +68,22 @@ static void normal_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint64
 }
 
 static void trunc_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, float* out) {
+  const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
+  if (kp.exact) {  // the hard regimes: exact rejection from each element's own counters
+    const tnr::Plan pl = tnr::plan(kp.alpha, kp.beta);
+    for (int i = 0; i < n; ++i) {
+      const double x = tnr::sample(pl, seed, stream, g0 + static_cast<uint64_t>(i));
+      out[i] = clampf(static_cast<float>(kp.shift + kp.scale * x), lo, hi);
+    }
+    return;
+  }
   alignas(64) uint32_t w[kWordBuf];
   const uint64_t b0 = g0 >> 2;
   const int skip = static_cast<int>(g0 & 3u);
   const int nb = (skip + n + 3) >> 2;
   philox_words(seed, stream, b0, nb, w);
   const uint32_t* ws = w + skip;
-  const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
-  if (!kp.exact) {
+  {
     const float pa = static_cast<float>(kp.pa), qb = static_cast<float>(kp.qb), m = static_cast<float>(kp.m);
     const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
     for (int i = 0; i < n; ++i) {
@@ -89,13 +97,6 @@ static void trunc_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint64_
       const float x0 = detmath::ndtri_lower<float>(p);
       const float x = left ? x0 : -x0;
       out[i] = clampf(shift + scale * x, lo, hi);
-    }
-  } else {
-    for (int i = 0; i < n; ++i) {
-      const double u = (static_cast<double>(ws[i]) + 0.5) * 2.3283064365386962890625e-10;
-      const double v = (static_cast<double>(~ws[i]) + 0.5) * 2.3283064365386962890625e-10;
-      const double x = trunc_exact(u, v, kp.alpha, kp.beta, kp.la, kp.lb, kp.lca, kp.lcb);
-      out[i] = clampf(static_cast<float>(kp.shift + kp.scale * x), lo, hi);
     }
   }
 }
@@ -139,19 +140,13 @@ static void normal_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint64
   for (int i = 0; i < n; ++i) out[i] = kp.shift + kp.scale * zs[i];
 }
 
+// float64: every regime by exact rejection (truncnorm_reject.hpp) from each element's own
+// counters; cheaper than the double-precision inverse (a series and a Halley step per value).
 template <WordsFn W>
 static void trunc_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, double* out) {
-  alignas(64) uint32_t w[kWordBuf];
-  const uint64_t b0 = g0 >> 1;
-  const int skip = static_cast<int>(g0 & 1u);
-  const int nb = (skip + n + 1) >> 1;
-  W(seed, stream, b0, nb, w);
+  const tnr::Plan pl = tnr::plan(kp.alpha, kp.beta);
   for (int i = 0; i < n; ++i) {
-    const uint64_t k = word64(w, skip + i) >> 11;
-    const double u = (static_cast<double>(static_cast<int64_t>(k)) + 0.5) * 1.1102230246251565404e-16;
-    const double v = (static_cast<double>(static_cast<int64_t>((~k) & ((1ull << 53) - 1))) + 0.5) * 1.1102230246251565404e-16;
-    const double x = kp.exact ? trunc_exact(u, v, kp.alpha, kp.beta, kp.la, kp.lb, kp.lca, kp.lcb)
-                              : trunc_fast64(u, v, kp.alpha, kp.beta, kp.pa, kp.qb, kp.m, kp.la, kp.lb, kp.lca, kp.lcb);
+    const double x = tnr::sample(pl, seed, stream, g0 + static_cast<uint64_t>(i));
     out[i] = clampd(kp.shift + kp.scale * x, kp.lo, kp.hi);
   }
 }
@@ -161,6 +156,26 @@ static void to_f16(const float* in, uint16_t* out, int n) {
 }
 static void to_bf16(const float* in, uint16_t* out, int n) {
   for (int i = 0; i < n; ++i) out[i] = lowp::bf16_from_f32(in[i]);
+}
+
+// float16 / bfloat16 uniform: 16 random bits per element, two elements per word. Element g uses
+// half (g mod 2) (low half first) of word ((g >> 1) mod 4) of block floor(g / 8); u = h 2^-16.
+template <bool BF16>
+static void uniform16(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, uint16_t* out) {
+  alignas(64) uint32_t w[kWordBuf];
+  const uint64_t b0 = g0 >> 3;
+  const int skip = static_cast<int>(g0 & 7u);
+  const int nb = (skip + n + 7) >> 3;
+  philox_words(seed, stream, b0, nb, w);
+  const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
+  const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
+  for (int i = 0; i < n; ++i) {
+    const int e = skip + i;
+    const uint32_t h = (w[e >> 1] >> (16 * (e & 1))) & 0xffffu;
+    const float u = static_cast<float>(static_cast<int32_t>(h)) * 1.52587890625e-05f;
+    const float y = clampf(shift + scale * u, lo, hi);
+    out[i] = BF16 ? lowp::bf16_from_f32(y) : lowp::f16_from_f32(y);
+  }
 }
 
 // A low-precision output through the float32 kernel and a rounding pass (the scalar route).

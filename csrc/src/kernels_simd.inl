@@ -86,6 +86,7 @@ struct RoundKeys {
   }
 };
 
+static inline void philox_rounds(const RoundKeys& rk, Ctr4& s);
 static inline void philox_groups(const RoundKeys& rk, std::uint64_t stream, std::uint64_t block, Ctr4& s) {
   vu32 lane;
   for (int l = 0; l < L; ++l) lane[l] = static_cast<std::uint32_t>(l);
@@ -97,6 +98,11 @@ static inline void philox_groups(const RoundKeys& rk, std::uint64_t stream, std:
     s.c[2][g] = splat(static_cast<std::uint32_t>(stream));
     s.c[3][g] = splat(static_cast<std::uint32_t>(stream >> 32));
   }
+  philox_rounds(rk, s);
+}
+
+// Philox4x32-10 of G*L arbitrary counters (already in s), in place.
+static inline void philox_rounds(const RoundKeys& rk, Ctr4& s) {
   const vu32 m0 = splat(PHILOX_M4x32_0), m1 = splat(PHILOX_M4x32_1);
 #pragma GCC unroll 10
   for (int r = 0; r < 10; ++r) {
@@ -393,12 +399,71 @@ static void normal_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream
   });
 }
 
+// float16 / bfloat16 uniform: two 16-bit draws per word (see scalar_ref::uniform16), rounded in
+// registers and stored as 32-bit pairs (low half = the even element).
+template <bool BF16>
+static inline vu32 round16(vf32 y) {
+  if (BF16) return bf16_round_finite(y);
+#if INITLAB_VB == 64
+  return (vu32)_mm512_cvtepu16_epi32(_mm512_cvtps_ph((__m512)y, _MM_FROUND_TO_NEAREST_INT));
+#elif INITLAB_VB == 32
+  return (vu32)_mm256_cvtepu16_epi32(_mm256_cvtps_ph((__m256)y, _MM_FROUND_TO_NEAREST_INT));
+#else
+  vu32 r;
+  for (int l = 0; l < L; ++l) r[l] = lowp::f16_from_f32(y[l]);
+  return r;
+#endif
+}
+
+template <bool BF16>
+static void uniform16_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n,
+                        std::uint16_t* out) {
+  alignas(64) std::uint16_t buf[kChunk + 8 * 2 * 16 + 8];
+  const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
+  const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
+  const std::uint64_t b0 = g0 >> 3;
+  const int skip = static_cast<int>(g0 & 7u);
+  const int nb = (skip + n + 7) >> 3;
+  int direct_end = 0;
+  const RoundKeys rk(seed);
+  for (int j = 0; j < nb; j += G * L) {
+    Ctr4 s;
+    philox_groups(rk, stream, b0 + static_cast<std::uint64_t>(j), s);
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) {
+      vu32 r[4];
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {
+        const vu32 wq = s.c[q][g];
+        const vf32 ul = __builtin_convertvector((vi32)(wq & 0xffffu), vf32) * 1.52587890625e-05f;
+        const vf32 uh = __builtin_convertvector((vi32)(wq >> 16), vf32) * 1.52587890625e-05f;
+        r[q] = round16<BF16>(vclamp(shift + scale * ul, lo, hi)) | (round16<BF16>(vclamp(shift + scale * uh, lo, hi)) << 16);
+      }
+      const int e0 = 8 * (j + g * L);
+      if (skip == 0 && e0 + 8 * L <= n) {
+        store_interleaved(r[0], r[1], r[2], r[3], out + e0);
+        direct_end = e0 + 8 * L;
+      } else {
+        store_interleaved(r[0], r[1], r[2], r[3], buf + e0);
+      }
+    }
+  }
+  if (direct_end < n)
+    std::memcpy(out + direct_end, buf + skip + direct_end, static_cast<std::size_t>(n - direct_end) * 2);
+}
+
+template <class Emit>
+static void trunc_reject_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, Emit emit);
+
 template <class Sink>
 static void trunc_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n,
                     typename Sink::T* out) {
-  if (kp.exact) {  // the hard regimes: double-precision log-space inverse, shared with the scalar path
+  if (kp.exact) {  // the hard regimes: exact rejection, attempt 0 in vectors (trunc_reject_k)
     alignas(64) float t[kChunk];
-    scalar_ref::trunc_f32(kp, seed, stream, g0, n, t);
+    const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
+    trunc_reject_k(kp, seed, stream, g0, n, [&](int i, double x) {
+      t[i] = scalar_ref::clampf(static_cast<float>(kp.shift + kp.scale * x), lo, hi);
+    });
     Sink::from_f32(t, out, n);
     return;
   }
@@ -531,6 +596,88 @@ static void uniform_f64(const KParams& kp, std::uint64_t seed, std::uint64_t str
   }
 }
 
+// Word pairs (x1, x2) of L64 blocks from the block-major word buffer: the even and odd 64-bit
+// words of two consecutive vectors; results go back interleaved (z[2b] = cos, z[2b+1] = sin).
+#if INITLAB_VB == 64
+static const vu64 kEven = {0, 2, 4, 6, 8, 10, 12, 14}, kOdd = {1, 3, 5, 7, 9, 11, 13, 15};
+static const vu64 kInterLo = {0, 8, 1, 9, 2, 10, 3, 11}, kInterHi = {4, 12, 5, 13, 6, 14, 7, 15};
+#elif INITLAB_VB == 32
+static const vu64 kEven = {0, 2, 4, 6}, kOdd = {1, 3, 5, 7}, kInterLo = {0, 4, 1, 5}, kInterHi = {2, 6, 3, 7};
+#else
+static const vu64 kEven = {0, 2}, kOdd = {1, 3}, kInterLo = {0, 2}, kInterHi = {1, 3};
+#endif
+
+// vlog64 and vsincos_2pi_u53 for K vectors advanced one operation at a time (the same
+// operations per lane, so the same bits): their Horner chains overlap instead of waiting.
+template <int K>
+static inline void vlog64_k(const vf64* x, vf64* out) {
+  vf64 m[K], s[K], s2[K], p[K], ed[K];
+#pragma GCC unroll 8
+  INITLAB_K {
+    const vu64 b = (vu64)x[k];
+    vi64 e = (vi64)((b >> 52) & 0x7ffull) - 1023;
+    m[k] = (vf64)((b & 0xfffffffffffffull) | 0x3ff0000000000000ull);
+    const vi64 big = m[k] > 1.4142135623730951;
+    m[k] = big ? m[k] * 0.5 : m[k];
+    e -= big;
+    ed[k] = i51_to_double(e);
+  }
+#pragma GCC unroll 8
+  INITLAB_K s[k] = (m[k] - 1.0) / (m[k] + 1.0);
+#pragma GCC unroll 8
+  INITLAB_K {
+    s2[k] = s[k] * s[k];
+    p[k] = splatd(1.0 / 23.0);
+  }
+  static const double c[10] = {1.0 / 21.0, 1.0 / 19.0, 1.0 / 17.0, 1.0 / 15.0, 1.0 / 13.0,
+                               1.0 / 11.0, 1.0 / 9.0,  1.0 / 7.0,  1.0 / 5.0,  1.0 / 3.0};
+#pragma GCC unroll 10
+  for (int t = 0; t < 10; ++t) {
+#pragma GCC unroll 8
+    INITLAB_K p[k] = c[t] + s2[k] * p[k];
+  }
+#pragma GCC unroll 8
+  INITLAB_K out[k] = ed[k] * 6.93147180369123816490e-01 + ((2.0 * s[k] + 2.0 * s[k] * (s2[k] * p[k])) + ed[k] * 1.90821492927058770002e-10);
+}
+
+template <int K>
+static inline void vsincos_2pi_u53_k(const vu64* kk, vf64* s_out, vf64* c_out) {
+  vu64 q[K];
+  vf64 x[K], x2[K], sp[K], cp[K];
+#pragma GCC unroll 8
+  INITLAB_K {
+    q[k] = (kk[k] + (1ull << 50)) >> 51;
+    const vi64 t = (vi64)kk[k] - (vi64)(q[k] << 51);
+    x[k] = i51_to_double(t) * 6.9757369960172639e-16;
+    x2[k] = x[k] * x[k];
+    sp[k] = splatd(1.0 / 355687428096000.0);
+    cp[k] = splatd(-1.0 / 6402373705728000.0);
+  }
+  static const double cs[7] = {-1.0 / 1307674368000.0, 1.0 / 6227020800.0, -1.0 / 39916800.0, 1.0 / 362880.0,
+                               -1.0 / 5040.0, 1.0 / 120.0, -1.0 / 6.0};
+  static const double cc[8] = {1.0 / 20922789888000.0, -1.0 / 87178291200.0, 1.0 / 479001600.0, -1.0 / 3628800.0,
+                               1.0 / 40320.0, -1.0 / 720.0, 1.0 / 24.0, -0.5};
+#pragma GCC unroll 8
+  for (int t = 0; t < 8; ++t) {
+#pragma GCC unroll 8
+    INITLAB_K {
+      if (t < 7) sp[k] = cs[t] + x2[k] * sp[k];
+      cp[k] = cc[t] + x2[k] * cp[k];
+    }
+  }
+#pragma GCC unroll 8
+  INITLAB_K {
+    const vf64 sn = x[k] + x[k] * x2[k] * sp[k];
+    const vf64 cn = 1.0 + x2[k] * cp[k];
+    const vu64 qq = q[k] & 3ull;
+    const vi64 odd = (qq & 1ull) != 0ull;
+    const vf64 sv = odd ? cn : sn;
+    const vf64 cv = odd ? sn : cn;
+    s_out[k] = (qq >= 2ull) ? -sv : sv;
+    c_out[k] = ((qq == 1ull) | (qq == 2ull)) ? -cv : cv;
+  }
+}
+
 static void normal_f64(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, double* out) {
   alignas(64) std::uint32_t w[scalar_ref::kWordBuf];
   alignas(64) double z[kChunk + 4 * 2 * 8 + 8];  // whole steps of K * L64 blocks
@@ -538,33 +685,134 @@ static void normal_f64(const KParams& kp, std::uint64_t seed, std::uint64_t stre
   const int skip = static_cast<int>(g0 & 1u);
   const int nb = (skip + n + 1) >> 1;
   words(seed, stream, b0, nb, w);
+  const double shift = kp.shift, scale = kp.scale;
   // Block j holds the pair (u1, angle) as 64-bit words 2j and 2j+1; K vectors of L64 blocks
   // per step, advanced together so their polynomial chains overlap.
   constexpr int K = 4;
   for (int j = 0; j < nb; j += K * L64) {
-    vf64 za[K], zb[K];
+    vf64 u1[K], lg[K], sn[K], cs[K];
+    vu64 ang[K];
 #pragma GCC unroll 4
     INITLAB_K {
-      vu64 x1, x2;
-      for (int l = 0; l < L64; ++l) {
-        x1[l] = scalar_ref::word64(w, 2 * (j + k * L64 + l));
-        x2[l] = scalar_ref::word64(w, 2 * (j + k * L64 + l) + 1);
-      }
-      const vf64 u1 = (u53_to_double(x1 >> 11) + 0.5) * 1.1102230246251565404e-16;
-      const vf64 r = vsqrt64(-2.0 * vlog64(u1));
-      vf64 sn, cs;
-      vsincos_2pi_u53(x2 >> 11, sn, cs);
-      za[k] = r * cs;
-      zb[k] = r * sn;
+      vu64 a, b;
+      std::memcpy(&a, w + 4 * (j + k * L64), sizeof(a));
+      std::memcpy(&b, w + 4 * (j + k * L64) + 2 * L64, sizeof(b));
+      const vu64 x1 = __builtin_shuffle(a, b, kEven);
+      ang[k] = __builtin_shuffle(a, b, kOdd) >> 11;
+      u1[k] = (u53_to_double(x1 >> 11) + 0.5) * 1.1102230246251565404e-16;
     }
-    for (int k = 0; k < K; ++k)
-      for (int l = 0; l < L64; ++l) {
-        z[2 * (j + k * L64 + l)] = za[k][l];
-        z[2 * (j + k * L64 + l) + 1] = zb[k][l];
-      }
+    vlog64_k<K>(u1, lg);
+    vsincos_2pi_u53_k<K>(ang, sn, cs);
+#pragma GCC unroll 4
+    INITLAB_K {
+      const vf64 r = vsqrt64(-2.0 * lg[k]);
+      const vf64 za = shift + scale * (r * cs[k]), zb = shift + scale * (r * sn[k]);
+      const vf64 lo = __builtin_shuffle(za, zb, kInterLo), hi = __builtin_shuffle(za, zb, kInterHi);
+      std::memcpy(z + 2 * (j + k * L64), &lo, sizeof(lo));
+      std::memcpy(z + 2 * (j + k * L64) + L64, &hi, sizeof(hi));
+    }
   }
-  const double* zs = z + skip;
-  for (int i = 0; i < n; ++i) out[i] = kp.shift + kp.scale * zs[i];
+  std::memcpy(out, z + skip, static_cast<std::size_t>(n) * sizeof(double));
+}
+
+// float64 trunc_normal_: attempt 0 of every element's rejection (truncnorm_reject.hpp) in
+// vectors, with the scalar code's operations lane for lane; lanes it does not settle (rejected,
+// or accepted only by an exp the squeeze cannot decide) are finished by the scalar sampler,
+// which repeats attempt 0 identically and goes on.
+#if INITLAB_VB == 64
+static const vu32 kWideLo = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
+static const vu32 kWideHi = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+#elif INITLAB_VB == 32
+static const vu32 kWideLo = {0, 8, 1, 9, 2, 10, 3, 11}, kWideHi = {4, 12, 5, 13, 6, 14, 7, 15};
+#else
+static const vu32 kWideLo = {0, 4, 1, 5}, kWideHi = {2, 6, 3, 7};
+#endif
+
+// emit(i, x) receives element g0 + i's standardized value x in [alpha, beta].
+template <class Emit>
+static void trunc_reject_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, Emit emit) {
+  const tnr::Plan pl = tnr::plan(kp.alpha, kp.beta);
+  const RoundKeys rk(seed);
+  constexpr int E = G * L;         // elements per step: one Philox block each
+  constexpr int K = 2 * G;         // vectors of L64 doubles per step
+  vu32 lane;
+  for (int l = 0; l < L; ++l) lane[l] = static_cast<std::uint32_t>(l);
+  const vf64 va = splatd(pl.a), vb = splatd(pl.b), vlb = splatd(pl.lb), vlam = splatd(pl.lam);
+  const vf64 vba = splatd(pl.b - pl.a);
+  for (int i0 = 0; i0 < n; i0 += E) {
+    Ctr4 s;
+    for (int g = 0; g < G; ++g) {
+      // block 2^63 + 256 (g0 + i0 + g L + l): low word (e << 8), high word 2^31 | (e >> 24)
+      const std::uint64_t e0 = g0 + static_cast<std::uint64_t>(i0 + g * L);
+      const vu32 lo = splat(static_cast<std::uint32_t>(e0)) + lane;  // low 32 bits of e, may wrap
+      const vu32 hi = (vu32)((lo < static_cast<std::uint32_t>(e0)) ? splat(static_cast<std::uint32_t>((e0 >> 32) + 1))
+                                                                    : splat(static_cast<std::uint32_t>(e0 >> 32)));
+      s.c[0][g] = lo << 8;
+      s.c[1][g] = ((hi << 8) | (lo >> 24)) | 0x80000000u;
+      s.c[2][g] = splat(static_cast<std::uint32_t>(stream));
+      s.c[3][g] = splat(static_cast<std::uint32_t>(stream >> 32));
+    }
+    philox_rounds(rk, s);
+    vf64 u1[K], u2[K], z[K];
+    vu64 ang[K];
+    vi64 ok[K];
+#pragma GCC unroll 8
+    INITLAB_K {
+      const int g = k >> 1;
+      const vu32& m = (k & 1) ? kWideHi : kWideLo;
+      const vu64 x1 = (vu64)__builtin_shuffle(s.c[0][g], s.c[1][g], m);
+      const vu64 x2 = (vu64)__builtin_shuffle(s.c[2][g], s.c[3][g], m);
+      u1[k] = (u53_to_double(x1 >> 11) + 0.5) * 1.1102230246251565404e-16;
+      u2[k] = (u53_to_double(x2 >> 11) + 0.5) * 1.1102230246251565404e-16;
+      ang[k] = x2 >> 11;
+    }
+    if (pl.mode == 0) {
+#pragma GCC unroll 8
+      INITLAB_K {
+        z[k] = va + vba * u1[k];
+        const vf64 t = pl.c > 0.0 ? 0.5 * (va - z[k]) * (va + z[k]) : -0.5 * z[k] * z[k];
+        ok[k] = (u2[k] <= vlb) | (u2[k] <= 1.0 + t);
+      }
+    } else if (pl.mode == 1) {
+      vf64 lg[K];
+      vlog64_k<K>(u1, lg);
+#pragma GCC unroll 8
+      INITLAB_K {
+        z[k] = va - lg[k] / vlam;
+        const vf64 d = z[k] - vlam, t = -0.5 * d * d;
+        ok[k] = (z[k] <= vb) & (u2[k] <= 1.0 + t);
+      }
+    } else {
+      vf64 lg[K], sn[K], cs[K];
+      vlog64_k<K>(u1, lg);
+      vsincos_2pi_u53_k<K>(ang, sn, cs);
+#pragma GCC unroll 8
+      INITLAB_K {
+        const vf64 r = vsqrt64(-2.0 * lg[k]);
+        const vf64 za = r * cs[k], zb = r * sn[k];
+        const vi64 oka = (za >= va) & (za <= vb), okb = (zb >= va) & (zb <= vb);
+        z[k] = oka ? za : zb;
+        ok[k] = oka | okb;
+      }
+    }
+    const int m = n - i0 < E ? n - i0 : E;
+    for (int i = 0; i < m; ++i) {
+      const int k = i / L64, l = i % L64;
+      const std::uint64_t e = g0 + static_cast<std::uint64_t>(i0 + i);
+      double zz = z[k][l];
+      if (!ok[k][l]) zz = tnr::sample(pl, seed, stream, e);
+      else {
+        zz = pl.flip ? -zz : zz;
+        zz = zz < pl.alpha ? pl.alpha : (zz > pl.beta ? pl.beta : zz);
+      }
+      emit(i0 + i, zz);
+    }
+  }
+}
+
+static void trunc_f64_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, double* out) {
+  trunc_reject_k(kp, seed, stream, g0, n,
+                 [&](int i, double x) { out[i] = scalar_ref::clampd(kp.shift + kp.scale * x, kp.lo, kp.hi); });
 }
 
 // bfloat16: the same integer rounding as lowp::bf16_from_f32, lane by lane.

@@ -194,9 +194,11 @@ def trunc_normal_(tensor: T, mean: float = 0.0, std: float = 1.0, a: float = -2.
                   seed: Any = None, global_shape: Any = None, offset: Any = None) -> T:
     """Fill with N(mean, std**2) truncated to the **absolute** interval [a, b] (torch's meaning).
 
-    Exact inverse-CDF sampling with one uniform per element: tails are evaluated in log space,
-    so intervals far in a tail (e.g. [5σ, 6σ], [-40σ, -39σ]), very narrow ones and one-sided
-    ones (``a=-inf`` or ``b=inf``) are all sampled correctly. No value ever leaves [a, b],
+    Exact sampling: float32/float16/bfloat16 use the inverse CDF of one uniform per element
+    where its p-values resolve the interval; intervals far in a tail (e.g. [5σ, 6σ],
+    [-40σ, -39σ]), very narrow ones, and every float64 interval use exact rejection from each
+    element's own counters (uniform, exponential or normal proposals), so one-sided ones
+    (``a=-inf`` or ``b=inf``) and far tails are all sampled correctly. No value ever leaves [a, b],
     in any dtype. No variance correction is applied (as torch): for std=1, a=-2, b=2 the
     output std is 0.8796.
 

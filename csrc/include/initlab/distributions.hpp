@@ -2,21 +2,41 @@
 //
 // Element -> Philox mapping (frozen; see philox.hpp for the counter layout). With g the
 // element's logical index (its C-order index in the global tensor):
-//   float32 / float16 / bfloat16 outputs: one 32-bit word per element,
+//   float32 outputs (and float16/bfloat16 normal/trunc): one 32-bit word per element,
 //       element g uses word (g mod 4) of block floor(g / 4).
+//   float16/bfloat16 uniform: 16 bits per element, two elements per word: element g uses half
+//       (g mod 2) (the low 16 bits first) of word (floor(g / 2) mod 4) of block floor(g / 8).
 //   float64 outputs: one 64-bit word per element (low word first),
 //       element g uses words 2(g mod 2), 2(g mod 2)+1 of block floor(g / 2).
-// uniform   : u = (w >> 8) * 2^-24 (float) or (x >> 11) * 2^-53 (double); y = a + (b - a) u,
-//             clamped to the largest representable value below b.
+//   per-element counters (trunc rejection): block 2^63 + 256 g + attempt (attempt < 256) of the
+//       same (seed, stream); main streams never reach block 2^63 (g < 2^55 is required).
+// uniform   : u = (w >> 8) * 2^-24 (float32), h * 2^-16 (float16/bfloat16, h the element's 16
+//             bits) or (x >> 11) * 2^-53 (double); y = a + (b - a) u in float32 (float64 for
+//             double), clamped to the largest value of the output dtype below b.
 // normal    : Box-Muller on the word pairs of a block: elements (2j, 2j+1) get r cos(theta),
 //             r sin(theta) with r = sqrt(-2 log u1), theta = 2 pi u2, where u1 comes from word 2j
 //             (float: (w >> 1) 2^-31 + 2^-32; double: ((x >> 11) + 0.5) 2^-53) and u2 from word
 //             2j + 1 (float: its top 24 bits; double: its top 53 bits); y = mean + std z.
-// trunc     : inverse CDF of one uniform per element, 1 - u formed exactly from the complement
-//             bits. Low-precision outputs use the float32 inverse, u = (2 (w >> 9) + 1) 2^-24, where
-//             its p-values resolve the interval, else the double-precision log-space inverse with
-//             u = (w + 0.5) 2^-32; float64 outputs always use the latter with u = ((x >> 11) + 0.5) 2^-53.
+// trunc     : standardized bounds alpha < beta. float32/float16/bfloat16 where the float32 inverse
+//             CDF's p-values resolve the interval (most intervals, e.g. [-2, 2] sigma): the
+//             inverse CDF of one uniform per element, u = (2 (w >> 9) + 1) 2^-24, 1 - u formed
+//             exactly from the complement bits. Everywhere else (far tails, narrow intervals) and
+//             for every float64 interval: exact rejection (Robert 1995) from the element's own
+//             counters; attempt a's block gives u1 (words 0, 1) and u2 (words 2, 3), each
+//             ((53 bits) + 0.5) 2^-53. An interval with beta <= 0 is sampled as [-beta, -alpha]
+//             and negated; then, with [a, b] the interval:
+//               a >= 0, (b - a)(b + a) <= 2, or a < 0 < b with -a, b <= 3/2: z = a + (b - a) u1,
+//                 accepted when u2 <= exp(t), t = (a - z)(a + z) / 2 (a >= 0) or -z^2 / 2;
+//               a >= 0 otherwise: z = a - log(u1) / lam, lam = (a + sqrt(a^2 + 4)) / 2, accepted
+//                 when z <= b and u2 <= exp(-(z - lam)^2 / 2);
+//               a < 0 < b otherwise: Box-Muller r = sqrt(-2 log u1), theta = 2 pi (top 53 bits of
+//                 words 2, 3) 2^-53; r cos(theta) if inside, else r sin(theta) if inside.
+//             (256 rejections in a row, probability < 1e-40, keep the last proposal, clamped.)
+//             y = mean + std x, in float32 from the double x for the float32 inverse, else in
+//             double then rounded; clamped to the representable bounds.
 // Low-precision values are sampled in float32 and rounded to nearest-even.
+// History: issue 13 changed the float16/bfloat16 uniform mapping (it used the float32 one) and the
+// float64 trunc / hard-regime mapping (it used a log-space inverse CDF of the element's word).
 #pragma once
 #include <cstdint>
 
