@@ -10,7 +10,7 @@ namespace initlab::detail {
 constexpr double kLogSqrt2Pi = 0.91893853320467274178;  // log(sqrt(2 pi))
 
 // log Phi(x), accurate in relative terms for every x (no underflow for x << 0).
-inline double log_ndtr_impl(double x) {
+static inline double log_ndtr_impl(double x) {
   using detmath::exp_f64;
   using detmath::log_f64;
   if (x != x) return x;
@@ -56,7 +56,7 @@ inline double log_ndtr_impl(double x) {
 }
 
 // x <= 0 with log Phi(x) = log_p (log_p <= log 1/2): Newton on the concave log Phi.
-inline double ndtri_from_log_impl(double log_p) {
+static inline double ndtri_from_log_impl(double log_p) {
   using detmath::exp_f64;
   using detmath::log_f64;
   double x;
@@ -79,12 +79,12 @@ inline double ndtri_from_log_impl(double log_p) {
 }
 
 // log(exp(a) + exp(b)) style helper: log(u + (1-u) e^d) for d <= 0, u in (0, 1).
-inline double log_mix(double u, double one_minus_u, double d) {
+static inline double log_mix(double u, double one_minus_u, double d) {
   return detmath::log_f64(u + one_minus_u * detmath::exp_f64(d));
 }
 
 // One standardized truncated-normal deviate in [alpha, beta] from u in (0,1), 1-u given exactly.
-inline double trunc_exact(double u, double one_minus_u, double alpha, double beta, double la, double lb,
+static inline double trunc_exact(double u, double one_minus_u, double alpha, double beta, double la, double lb,
                           double lca, double lcb) {
   constexpr double kLogHalf = -0.69314718055994530942;
   // Left form: log Phi(x) = log(u Phi(beta) + (1-u) Phi(alpha)).
@@ -103,7 +103,7 @@ inline double trunc_exact(double u, double one_minus_u, double alpha, double bet
 
 // Phi(x) for -2.5 <= x <= 0, to ~1e-15 relative: 1/2 + phi(x) sum_k x^(2k+1) / (2k+1)!!, with a
 // fixed number of terms (the 48th is below 1e-19 of the sum at |x| = 2.5).
-inline double ndtr_series(double x) {
+static inline double ndtr_series(double x) {
   const double x2 = x * x;
   double term = x, sum = x;
   for (int k = 1; k < 48; ++k) {
@@ -116,7 +116,7 @@ inline double ndtr_series(double x) {
 // The fast float64 route for the central regime (used when the p-values resolve the interval):
 // Giles' approximation as a start (~1e-7), then one Halley step on Phi(x) - p, which cubes the
 // error. p-values below Phi(-2.5) (where the series loses digits) take the log-space route.
-inline double trunc_fast64(double u, double v, double alpha, double beta, double pa, double qb, double m, double la,
+static inline double trunc_fast64(double u, double v, double alpha, double beta, double pa, double qb, double m, double la,
                            double lb, double lca, double lcb) {
   constexpr double kPMin = 6.2096653257761331e-03;  // Phi(-2.5)
   const double pl = pa + u * m;

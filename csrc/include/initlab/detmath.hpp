@@ -12,14 +12,14 @@
 
 namespace initlab::detmath {
 
-inline std::uint32_t bits32(float x) { std::uint32_t b; std::memcpy(&b, &x, 4); return b; }
-inline float from_bits32(std::uint32_t b) { float x; std::memcpy(&x, &b, 4); return x; }
-inline std::uint64_t bits64(double x) { std::uint64_t b; std::memcpy(&b, &x, 8); return b; }
-inline double from_bits64(std::uint64_t b) { double x; std::memcpy(&x, &b, 8); return x; }
+static inline std::uint32_t bits32(float x) { std::uint32_t b; std::memcpy(&b, &x, 4); return b; }
+static inline float from_bits32(std::uint32_t b) { float x; std::memcpy(&x, &b, 4); return x; }
+static inline std::uint64_t bits64(double x) { std::uint64_t b; std::memcpy(&b, &x, 8); return b; }
+static inline double from_bits64(std::uint64_t b) { double x; std::memcpy(&x, &b, 8); return x; }
 
 // Natural log for positive normal finite x: x = m * 2^e with m in [sqrt(1/2), sqrt(2)),
 // log m = 2 atanh(s), s = (m-1)/(m+1), |s| <= 0.1716.
-inline float log_f32(float x) {
+static inline float log_f32(float x) {
   const std::uint32_t b = bits32(x);
   std::int32_t e = static_cast<std::int32_t>((b >> 23) & 0xffu) - 127;
   float m = from_bits32((b & 0x7fffffu) | 0x3f800000u);
@@ -33,7 +33,7 @@ inline float log_f32(float x) {
   return ef * 0.693145752f + ((2.0f * s + 2.0f * s * p) + ef * 1.42860677e-06f);
 }
 
-inline double log_f64(double x) {
+static inline double log_f64(double x) {
   const std::uint64_t b = bits64(x);
   std::int64_t e = static_cast<std::int64_t>((b >> 52) & 0x7ffu) - 1023;
   double m = from_bits64((b & 0xfffffffffffffull) | 0x3ff0000000000000ull);
@@ -59,7 +59,7 @@ inline double log_f64(double x) {
 }
 
 // exp for double, |x| < 745; scalar use only (hard truncated-normal regimes).
-inline double exp_f64(double x) {
+static inline double exp_f64(double x) {
   if (x < -745.0) return 0.0;
   if (x > 709.0) x = 709.0;
   const double k = static_cast<double>(static_cast<std::int64_t>(x * 1.4426950408889634 + (x < 0 ? -0.5 : 0.5)));
@@ -78,7 +78,7 @@ inline double exp_f64(double x) {
 
 // sin(2*pi*u) and cos(2*pi*u) for u = k * 2^-24, k in [0, 2^24): the reduction works on the
 // integer k, so it is exact; the polynomials run on |x| <= pi/4.
-inline void sincos_2pi_u24(std::uint32_t k, float& s_out, float& c_out) {
+static inline void sincos_2pi_u24(std::uint32_t k, float& s_out, float& c_out) {
   const std::uint32_t q = (k + (1u << 21)) >> 22;  // nearest quarter turn, 0..4
   const std::int32_t t = static_cast<std::int32_t>(k) - static_cast<std::int32_t>(q << 22);
   const float x = static_cast<float>(t) * 3.74507028e-07f;  // 2*pi / 2^24
@@ -93,7 +93,7 @@ inline void sincos_2pi_u24(std::uint32_t k, float& s_out, float& c_out) {
 }
 
 // Same for u = k * 2^-53, k in [0, 2^53).
-inline void sincos_2pi_u53(std::uint64_t k, double& s_out, double& c_out) {
+static inline void sincos_2pi_u53(std::uint64_t k, double& s_out, double& c_out) {
   const std::uint64_t q = (k + (1ull << 50)) >> 51;
   const std::int64_t t = static_cast<std::int64_t>(k) - static_cast<std::int64_t>(q << 51);
   const double x = static_cast<double>(t) * 6.9757369960172639e-16;  // 2*pi / 2^53
@@ -109,18 +109,18 @@ inline void sincos_2pi_u53(std::uint64_t k, double& s_out, double& c_out) {
   c_out = (qq == 1u || qq == 2u) ? -cv : cv;
 }
 
-inline float log_any(float x) { return log_f32(x); }
-inline double log_any(double x) { return log_f64(x); }
+static inline float log_any(float x) { return log_f32(x); }
+static inline double log_any(double x) { return log_f64(x); }
 // sqrt is correctly rounded by IEEE-754 on every instruction set, so it is safe to use.
-inline float sqrt_any(float x) { return std::sqrt(x); }
-inline double sqrt_any(double x) { return std::sqrt(x); }
+static inline float sqrt_any(float x) { return std::sqrt(x); }
+static inline double sqrt_any(double x) { return std::sqrt(x); }
 
 // Phi^{-1}(p) for 1e-8 <= p <= 1/2 (the float32 range: below ~1e-8 the approximation
 // degrades, so callers route smaller p to the log-space inverse) from M. Giles, "Approximating the erfinv function" (GPU Computing
 // Gems, 2011), single-precision coefficients. Written in terms of p so that
 // w = -log(1 - y^2) = -log(4 p (1 - p)) keeps full relative precision in the tail.
 template <class T>
-inline T ndtri_lower(T p) {
+static inline T ndtri_lower(T p) {
   const T w0 = -log_any(T(4) * p * (T(1) - p));
   T w = w0 - T(2.5);
   T a = T(2.81022636e-08);

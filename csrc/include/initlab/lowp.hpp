@@ -6,15 +6,15 @@
 
 namespace initlab::lowp {
 
-inline std::uint16_t bf16_from_f32(float f) {
+static inline std::uint16_t bf16_from_f32(float f) {
   const std::uint32_t b = detmath::bits32(f);
   if ((b & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((b >> 16) | 0x40u);  // quiet NaN
   const std::uint32_t r = b + 0x7fffu + ((b >> 16) & 1u);
   return static_cast<std::uint16_t>(r >> 16);
 }
-inline float bf16_to_f32(std::uint16_t h) { return detmath::from_bits32(static_cast<std::uint32_t>(h) << 16); }
+static inline float bf16_to_f32(std::uint16_t h) { return detmath::from_bits32(static_cast<std::uint32_t>(h) << 16); }
 
-inline std::uint16_t f16_from_f32(float f) {
+static inline std::uint16_t f16_from_f32(float f) {
   const std::uint32_t b = detmath::bits32(f);
   const std::uint32_t sign = (b >> 16) & 0x8000u;
   const std::uint32_t a = b & 0x7fffffffu;
@@ -38,7 +38,7 @@ inline std::uint16_t f16_from_f32(float f) {
   return static_cast<std::uint16_t>(sign | rounded);
 }
 
-inline float f16_to_f32(std::uint16_t h) {
+static inline float f16_to_f32(std::uint16_t h) {
   const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
   const std::uint32_t e = (h >> 10) & 0x1fu;
   const std::uint32_t m = h & 0x3ffu;

@@ -21,7 +21,7 @@ constexpr std::uint32_t PHILOX_W32_1 = 0xBB67AE85u;
 using philox4x32_ctr = std::array<std::uint32_t, 4>;
 using philox4x32_key = std::array<std::uint32_t, 2>;
 
-inline void philox_round(std::uint32_t& c0, std::uint32_t& c1, std::uint32_t& c2, std::uint32_t& c3,
+static inline void philox_round(std::uint32_t& c0, std::uint32_t& c1, std::uint32_t& c2, std::uint32_t& c3,
                          std::uint32_t k0, std::uint32_t k1) {
   const std::uint64_t p0 = static_cast<std::uint64_t>(PHILOX_M4x32_0) * c0;
   const std::uint64_t p1 = static_cast<std::uint64_t>(PHILOX_M4x32_1) * c2;
@@ -34,7 +34,7 @@ inline void philox_round(std::uint32_t& c0, std::uint32_t& c1, std::uint32_t& c2
 }
 
 // The plain reference: ten rounds with the key bumped between rounds.
-inline philox4x32_ctr philox4x32_10(philox4x32_ctr ctr, philox4x32_key key) {
+static inline philox4x32_ctr philox4x32_10(philox4x32_ctr ctr, philox4x32_key key) {
   std::uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
   std::uint32_t k0 = key[0], k1 = key[1];
   for (int r = 0; r < 10; ++r) {
@@ -45,7 +45,7 @@ inline philox4x32_ctr philox4x32_10(philox4x32_ctr ctr, philox4x32_key key) {
 }
 
 // Convenience: the four words of block `block` of stream `stream` under a 64-bit seed.
-inline philox4x32_ctr philox_block(std::uint64_t seed, std::uint64_t stream, std::uint64_t block) {
+static inline philox4x32_ctr philox_block(std::uint64_t seed, std::uint64_t stream, std::uint64_t block) {
   return philox4x32_10({static_cast<std::uint32_t>(block), static_cast<std::uint32_t>(block >> 32),
                         static_cast<std::uint32_t>(stream), static_cast<std::uint32_t>(stream >> 32)},
                        {static_cast<std::uint32_t>(seed), static_cast<std::uint32_t>(seed >> 32)});
