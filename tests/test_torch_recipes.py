@@ -537,3 +537,20 @@ def test_auto_transformer_projections():
     assert man["0.self_attn.in_proj_weight"].params["std"] == pytest.approx(1 / math.sqrt(32))
     assert man["1.weight"].params["std"] == 0.02  # the output layer
     assert man["0.norm1.weight"].params == {"value": 1.0}
+
+
+def test_bad_seed_or_scale_fails_before_allocation_or_write():
+    with torch.device("meta"):
+        m = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+    with pytest.raises((TypeError, ValueError)):
+        materialize(m, "torch_default", seed="abc")
+    assert all(p.device.type == "meta" for p in m.parameters())  # nothing allocated
+    lin = nn.Linear(8, 8)
+    before = lin.weight.clone()
+    with pytest.raises(ValueError, match="scale"):
+        init_module(lin, "variance_scaling", scale=-1.0, seed=0)
+    with pytest.raises(ValueError, match="Mode"):
+        init_module(lin, "kaiming_normal", mode="fan_middle", seed=0)
+    assert torch.equal(lin.weight, before)
+    man = plan(lin, "kaiming_normal", mode="FAN_OUT", seed=0)  # torch lower-cases the mode
+    assert man["weight"].params["mode"] == "fan_out"

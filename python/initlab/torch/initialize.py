@@ -164,20 +164,19 @@ def plan(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = None, r
          only: Any = None, unknown: str = "error", **options: Any) -> Manifest:
     """What :func:`init_module` would do to ``model``, without writing anything.
 
-    Takes exactly the arguments of :func:`init_module` and returns the
+    Takes the arguments of :func:`init_module` (but ``method``/``return_manifest``) and returns the
     :class:`~initlab.manifest.Manifest` that call would return; works on meta-device models.
     """
     return _manifest(_make_plan(model, recipe, rules, only, unknown, options, allow_meta=True), seed)
 
 
-def _run(pl: _Plan, seed: Any) -> None:
-    from ..generator import named_seeds
-
+def _run(pl: _Plan, seeds: Any) -> None:
+    """Write every planned fill; ``seeds`` is ``named_seeds(seed)``, resolved (and validated)
+    by the caller before anything was allocated or written."""
     try:
         from ._dtensor import local_shard
     except ImportError:  # pragma: no cover - the module ships with initlab
         local_shard = None  # type: ignore[assignment]
-    seeds = named_seeds(seed)  # validates the seed before the first write
     with torch.no_grad():
         for info, fill, _ in pl.work:
             p = info.param
@@ -255,8 +254,10 @@ def init_module(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
         recipe = method
     example = options.get("example_input") if recipe == "auto" else None
     validate = options.pop("validate", True) if recipe == "auto" else None
+    from ..generator import named_seeds
+
     pl = _make_plan(model, recipe, rules, only, unknown, options)
-    _run(pl, seed)
+    _run(pl, named_seeds(seed))  # the seed is validated before the first write
     manifest = _manifest(pl, seed)
     if recipe == "auto" and example is not None and validate:
         manifest.validation = _validate(model, example)

@@ -73,6 +73,9 @@ def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
         raise ValueError(f"parameters {kept_meta} are kept by the recipe but have no value on the meta device; "
                          "pass factory=<a function that builds the model> to take their constructed values, "
                          "or a rule that initializes them")
+    from ..generator import named_seeds
+
+    seeds = named_seeds(seed)  # a bad seed fails here, before anything is allocated
     ties = _tie_groups(model)
     model.to_empty(device=dev)
     for group in ties:  # to_empty gives each registration its own tensor: tie them again
@@ -95,17 +98,20 @@ def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
     # are new (to_empty), so point each entry at its allocated parameter instead of re-planning.
     for info, _, _ in pl.work:
         info.param = info.module._parameters[info.pname]
-    _run(pl, seed)
+    _run(pl, seeds)
+    validation = None
     if recipe == "auto" and example is not None and options.get("validate", True):
         from .initialize import _validate
 
-        _validate(model, example)
+        validation = _validate(model, example)
     if not return_manifest:
         return model
     man = _manifest(pl, seed)
     left = [x for x in man.left_alone if x.kind != "buffer"]
     left += [LeftAlone(name, "buffer", how) for name, how in restored]
-    return model, Manifest(man.entries, left, recipe=man.recipe, seed=man.seed)
+    out = Manifest(man.entries, left, recipe=man.recipe, seed=man.seed)
+    out.validation = validation
+    return model, out
 
 
 def _is_meta(model: nn.Module, name: str) -> bool:

@@ -123,8 +123,6 @@ def _common_tail(opts: dict[str, Any], token_std: float = 0.02) -> list[Rule]:
 def _method(name: str) -> Callable[..., list[Rule]]:
     def build(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -> list[Rule]:
         o = {k: v for k, v in opts.items() if k != "bias"}
-        if name == "orthogonal":
-            o = {"gain": o.get("gain", 1.0)} if o else {}
         init_rule = FnRule(f"{name} on every weight (>= 2 dims)",
                            lambda i: i.param.dim() >= 2 and i.role not in ("norm_weight", "token"),
                            lambda i: resolve_named(name, o, i))
@@ -220,8 +218,8 @@ def _timm(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -> lis
         rest = _torch_default(model, infos, {})
     else:
         rules += [
-            Rule("zeros", role="norm_weight", name=tuple(i.name for i in infos if i.extra.get("last_norm_in_block")) or "\0",
-                 label="timm resnet: zero-init last BN of each block"),
+            FnRule("timm resnet: zero-init last BN of each block",
+                   lambda i: i.extra.get("last_norm_in_block") is True, lambda i: _const(0.0)),
             FnRule("timm resnet: Conv weight kaiming_normal(fan_out, relu)",
                    lambda i: isinstance(i.module, nn.modules.conv._ConvNd) and i.pname == "weight",
                    lambda i: resolve_named("kaiming_normal", {"mode": "fan_out", "nonlinearity": "relu"}, i)),

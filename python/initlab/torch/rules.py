@@ -17,12 +17,10 @@ from typing import Any, Callable
 
 import torch
 
+from ..init import TRUNC_STD_2SIGMA
 from .roles import ROLES, ParamInfo
 
 __all__ = ["Rule", "FnRule", "Fill", "INITIALIZERS", "execute", "resolve_named"]
-
-# Keras/JAX truncated normal correction: std of N(0,1) truncated to [-2, 2].
-_TRUNC_STD = 0.87962566103423978
 
 INITIALIZERS = (
     "normal", "uniform", "trunc_normal", "kaiming_normal", "kaiming_uniform", "xavier_normal",
@@ -43,7 +41,6 @@ _OPTIONS = {
     "orthogonal": {"gain"},
     "zeros": set(), "ones": set(), "constant": {"value"}, "keep": set(),
 }
-_MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 
 
 @dataclass(frozen=True)
@@ -69,14 +66,9 @@ class Fill:
 
 
 def _fan(info: ParamInfo, mode: str) -> float:
-    fi, fo = info.fan_in, info.fan_out
-    return {"fan_in": fi, "fan_out": fo, "fan_avg": (fi + fo) / 2.0, "fan_geo_avg": math.sqrt(fi * fo)}[mode]
+    from ..fans import fan_for_mode
 
-
-def _gain(nonlinearity: str, a: Any) -> float:
-    from ..fans import calculate_gain
-
-    return float(calculate_gain(nonlinearity, a))
+    return fan_for_mode(info.fan_in, info.fan_out, mode)
 
 
 def resolve_named(init: str, opts: dict[str, Any], info: ParamInfo) -> Fill:
@@ -96,12 +88,10 @@ def resolve_named(init: str, opts: dict[str, Any], info: ParamInfo) -> Fill:
     if init == "orthogonal":
         return Fill("orthogonal", {"gain": float(o.get("gain", 1.0))})
     if init in ("kaiming_normal", "kaiming_uniform"):
-        mode = o.get("mode", "fan_in")
-        if mode not in _MODES:
-            raise ValueError(f"mode {mode!r} is not one of {_MODES}")
-        a = o.get("a", 0)
-        nl = o.get("nonlinearity", "leaky_relu")
-        g = _gain(nl, a)
+        from ..fans import calculate_gain, check_mode
+
+        mode = check_mode(o.get("mode", "fan_in"), lower=True)  # torch lower-cases, as kaiming_*_
+        g = float(calculate_gain(o.get("nonlinearity", "leaky_relu"), o.get("a", 0)))
         fan = _fan(info, mode)
         common = {"gain": g, "mode": mode, "fan": fan}
         if init == "kaiming_normal":
@@ -121,16 +111,18 @@ def resolve_named(init: str, opts: dict[str, Any], info: ParamInfo) -> Fill:
                                                   "distribution": "truncated_normal" if init == "lecun_normal" else "uniform"},
                              info)
     if init == "variance_scaling":
+        from ..fans import check_mode
+
         scale = float(o.get("scale", 1.0))
-        mode = o.get("mode", "fan_in")
+        if not (scale > 0 and math.isfinite(scale)):
+            raise ValueError(f"Argument `scale` must be positive float. Received: scale={scale}")
+        mode = check_mode(o.get("mode", "fan_in"), lower=False)  # case-sensitive, as variance_scaling_
         dist = o.get("distribution", "truncated_normal")
-        if mode not in _MODES:
-            raise ValueError(f"mode {mode!r} is not one of {_MODES}")
         fan = _fan(info, mode)
         var = scale / max(fan, 1.0)
         common = {"scale": scale, "mode": mode, "fan": fan}
         if dist in ("truncated_normal", "normal"):
-            s = math.sqrt(var) / _TRUNC_STD
+            s = math.sqrt(var) / TRUNC_STD_2SIGMA
             return Fill("trunc_normal", {"mean": 0.0, "std": s, "a": -2.0 * s, "b": 2.0 * s, **common})
         if dist == "untruncated_normal":
             return Fill("normal", {"mean": 0.0, "std": math.sqrt(var), **common})
@@ -305,9 +297,11 @@ def execute(fill: Fill, t: torch.Tensor, seed: Any, *, global_shape: Any = None,
         if shard:
             raise ValueError("orthogonal initialization needs the whole matrix; it cannot fill one shard")
         h = p["hidden_size"]
-        gen = seed
-        for k in range(t.shape[0] // h):
-            orthogonal_(t[k * h:(k + 1) * h], p["gain"], seed=gen.spawn(1)[0] if hasattr(gen, "spawn") else gen)
+        n = t.shape[0] // h
+        # one independent child stream per gate block (an int seed only in the scratch check)
+        gates = seed.spawn(n) if hasattr(seed, "spawn") else [seed] * n
+        for k, g in enumerate(gates):
+            orthogonal_(t[k * h:(k + 1) * h], p["gain"], seed=g)
     elif fill.init == "callable":
         fill.fn(t, seed)
     elif fill.init == "keep":
