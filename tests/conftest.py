@@ -103,9 +103,20 @@ def words32(seed: int, stream: int, g: int) -> int:
     return philox_block(seed, stream, g // 4)[g % 4]
 
 
+def uniform24_f32(seed: int, stream: int, g: int) -> int:
+    """The 24 random bits of float32 uniform element g: five elements per block, in lane-major
+    super-blocks of 16 blocks (80 elements). Element 80 s + 16 k + j (k < 4) takes the top 24
+    bits of word k of block 16 s + j; element 80 s + 64 + j the low bytes of words 0, 1, 2."""
+    s, r = divmod(g, 80)
+    if r < 64:
+        return philox_block(seed, stream, 16 * s + r % 16)[r // 16] >> 8
+    w = philox_block(seed, stream, 16 * s + r - 64)
+    return ((w[0] & 0xFF) << 16) | ((w[1] & 0xFF) << 8) | (w[2] & 0xFF)
+
+
 def uniform_f32_ref(seed: int, stream: int, indices) -> np.ndarray:
-    """U[0, 1) float32 values of global indices: u = (w >> 8) * 2^-24."""
-    return np.array([(words32(seed, stream, int(g)) >> 8) * 2.0**-24 for g in indices], dtype=np.float32)
+    """U[0, 1) float32 values of global indices: u = x * 2^-24, x = uniform24_f32(...)."""
+    return np.array([uniform24_f32(seed, stream, int(g)) * 2.0**-24 for g in indices], dtype=np.float32)
 
 
 def uniform16_ref(seed: int, stream: int, indices) -> np.ndarray:

@@ -27,9 +27,9 @@ GS, OFF = (2**20, 2**20), (2**20 - 1, 2**19 + 1)  # 2**40 elements; the block st
 # dtype). Every other entry kept its old bits. A change here means a seed no longer gives the
 # numbers it used to give: do not regenerate silently.
 GOLDEN = {
-    ('uniform', 'f32', 0): ([0x3e49dee0, 0x3fd21ea8, 0x3f9a8382, 0x3f510290, 0x3ff55732], [0x3fe5540c, 0xbdea6290, 0x3ef6d8f8]),
-    ('uniform', 'f32', 42): ([0x3f56c0d0, 0x3ecfbfb8, 0xbf47c210, 0x3cb90300, 0x3ffb48b2], [0xbf5644dc, 0xbed25a50, 0x3f689b4c]),
-    ('uniform', 'f32', 9223372036854775809): ([0xbeff2852, 0x3d9be540, 0x3ff11518, 0x3fa82444, 0xbe87bfde], [0x3e355000, 0x3eef3668, 0xbf3bda67]),
+    ('uniform', 'f32', 0): ([0x3e49dee0, 0x3ff55732, 0xbf711017, 0x3fae5966, 0x3fe6dca4], [0x3f8fec80, 0x3fb71dbe, 0x3fb94c14]),
+    ('uniform', 'f32', 42): ([0x3f56c0d0, 0x3ffb48b2, 0x3fbd2204, 0x3f982a86, 0xbca9f2e0], [0x3f8b22e2, 0x3d3b39a0, 0x3ded7560]),
+    ('uniform', 'f32', 9223372036854775809): ([0xbeff2852, 0xbe87bfde, 0xbee0544e, 0x3e8da098, 0x3edf9398], [0xbf3f824c, 0x3f6c25f2, 0x3f0603d0]),
     ('uniform', 'f64', 0): ([0x3ffa43d50a83277c, 0x3fea20527146a0e0, 0x3fb6160293eaae60, 0xbfec7060391d61f6, 0xbfa554d01be22040], [0x3fc814ba08407cf0, 0x3fe81ddb37dd78b0, 0xbfd1d5ef59aa8084]),
     ('uniform', 'f64', 42): ([0x3fd9f7f6ecb5b034, 0x3f97206e14e0f7c0, 0xbf9342e41825ba80, 0x3fd73a853ca2ab80, 0x3fef32c32c6f4880], [0xbfc5a437459a02b0, 0x3fdbf69acb06bcb0, 0xbfe2b34dc6028924]),
     ('uniform', 'f64', 9223372036854775809): ([0x3fb37ca89f806bc0, 0x3ff504888ffe22a4, 0x3fe5600efff78400, 0xbfc037ff6a352364, 0x3fe84ec41511faba], [0x3ff004f0a560c776, 0x3fe20e0037b89efa, 0x3fcee71aedd93180]),

@@ -2,6 +2,8 @@
 reconstructed independently from Philox words, and distribution tests sized to catch a 1% error
 in the standard deviation on the new routes:
 
+- float32 uniform_: 24 random bits per element, five elements per Philox block in lane-major
+  super-blocks of 16 blocks (80 elements);
 - float16/bfloat16 uniform_: 16 random bits per element, two elements per 32-bit word;
 - trunc_normal_'s hard regimes (every dtype) and every float64 trunc_normal_: exact rejection
   (uniform / exponential / normal proposals) from each element's own counters."""
@@ -15,10 +17,54 @@ import pytest
 from scipy import stats
 
 import initlab
-from conftest import BF16, as_f64, bits, ks_pvalue, philox_block, uniform16_ref
+from conftest import BF16, as_f64, bits, ks_pvalue, philox_block, uniform16_ref, uniform_f32_ref
 
 LOWP = [np.float16] + ([BF16] if BF16 is not None else [])
 LOWP_IDS = ["f16", "bf16"][: len(LOWP)]
+
+
+# ---- float32 uniform: five elements per block, super-blocks of 80 ------------------------------
+
+_U32_REF = {}
+
+
+def _u32_ref(seed):
+    if seed not in _U32_REF:
+        _U32_REF[seed] = uniform_f32_ref(seed, 0, range(3000))
+    return _U32_REF[seed]
+
+
+@pytest.mark.parametrize("path", ["scalar", "sse2", "avx2", "avx512"])
+def test_uniform_f32_windows_on_every_simd_path(path):
+    # every way a window can cut the 80-element super-blocks: starts inside the whole-block part
+    # (r < 64) and inside the byte part, lengths shorter than one super-block and spanning several,
+    # and windows across the 1280-element chunk boundary of the fill loop
+    if path not in initlab.available_simd_paths():
+        pytest.skip(f"{path} not available on this CPU")
+    ref = _u32_ref(77)
+    initlab.set_simd_path(path)
+    try:
+        for start in (0, 1, 15, 16, 63, 64, 65, 79, 80, 81, 159, 1279, 1280, 1281):
+            for length in (1, 2, 15, 16, 17, 64, 79, 80, 81, 161, 1300):
+                if start + length > ref.size:
+                    continue
+                x = np.empty((1, length), np.float32)
+                initlab.uniform_(x, seed=77, global_shape=(1, 3000), offset=(0, start))
+                np.testing.assert_array_equal(x[0], ref[start:start + length], err_msg=f"{path} {start} {length}")
+    finally:
+        initlab.set_simd_path("auto")
+
+
+def test_uniform_f32_uses_the_byte_part_of_each_block():
+    # element 64 of a super-block is built from the low bytes of block 0's words 0, 1, 2: check it
+    # against the words themselves, not against the reference function
+    for seed in (0, 9, 2**64 - 1):
+        w = philox_block(seed, 0, 16 * 3)  # super-block 3
+        x = np.empty(3 * 80 + 65, np.float32)
+        initlab.uniform_(x, seed=seed)
+        want = (((w[0] & 0xFF) << 16) | ((w[1] & 0xFF) << 8) | (w[2] & 0xFF)) * 2.0**-24
+        assert float(x[3 * 80 + 64]) == want
+        assert float(x[3 * 80 + 16]) == (w[1] >> 8) * 2.0**-24  # element 16 k + j: word k of block j
 
 
 # ---- float16 / bfloat16 uniform ---------------------------------------------------------------

@@ -250,6 +250,23 @@ struct Walker {
       require(s >= 0, "negative dimension " + std::to_string(s));
       total *= s;
     }
+    // Merge a dimension into the next one where both memory and global index run on contiguously
+    // (a C-contiguous tensor becomes one long run instead of one run per row): fewer, longer runs,
+    // the same element -> (memory, global index) map.
+    if (total > 0) {
+      for (int k = nd - 2; k >= 0; --k) {
+        const std::size_t a = static_cast<std::size_t>(k), b = a + 1;
+        if (strides[a] == strides[b] * shape[b] && gstrides[a] == gstrides[b] * shape[b]) {
+          strides[a] = strides[b];
+          gstrides[a] = gstrides[b];
+          shape[a] *= shape[b];
+          shape.erase(shape.begin() + static_cast<std::ptrdiff_t>(b));
+          strides.erase(strides.begin() + static_cast<std::ptrdiff_t>(b));
+          gstrides.erase(gstrides.begin() + static_cast<std::ptrdiff_t>(b));
+          --nd;
+        }
+      }
+    }
     n_last = shape[static_cast<std::size_t>(nd - 1)];
   }
 
@@ -374,16 +391,19 @@ void fill(const Destination& dst, const Sampler& s, RngCoord rc, Exec ex) {
     alignas(64) double td[kChunk];
     alignas(64) float tf[kChunk];
     alignas(64) std::uint16_t th[kChunk];
-    for (std::int64_t c = 0; c < len; c += kChunk) {
-      const int n = static_cast<int>(std::min<std::int64_t>(kChunk, len - c));
+    // Chunks end at global multiples of kChunk: after the first, each starts on a block boundary
+    // of every sampler, so no kernel recomputes a block its neighbour already drew.
+    for (std::int64_t c = 0, n = 0; c < len; c += n) {
       const std::uint64_t gc = g + static_cast<std::uint64_t>(c);
+      n = std::min<std::int64_t>(kChunk - static_cast<std::int64_t>(gc % kChunk), len - c);
       char* p = base + (mem + c * sl) * static_cast<std::int64_t>(isz);
+      const int ni = static_cast<int>(n);
       if (dt == DType::f64) {
-        emit(g64, td, p, sl, gc, n);
+        emit(g64, td, p, sl, gc, ni);
       } else if (dt == DType::f32) {
-        emit(g32, tf, p, sl, gc, n);
+        emit(g32, tf, p, sl, gc, ni);
       } else {
-        emit(g16, th, p, sl, gc, n);
+        emit(g16, th, p, sl, gc, ni);
       }
     }
   });

@@ -8,7 +8,10 @@
 
 namespace initlab::detail {
 
-constexpr int kChunk = 1024;
+// 1280 = 16 super-blocks of the float32 uniform (80 elements) and a whole number of every vector
+// kernel's steps (at most 256 elements, AVX-512 16-bit uniform): fill() cuts chunks at global
+// multiples of kChunk, so no kernel draws blocks past its chunk only to throw them away.
+constexpr int kChunk = 1280;
 
 struct KParams {
   // y = shift + scale * x, then clamped to [lo, hi] (in the kernel's precision; normal: +-inf).

@@ -29,17 +29,33 @@ static inline double clampd(double v, double lo, double hi) { return v < lo ? lo
 
 // ---- float32 ---------------------------------------------------------------------------
 
+// float32 uniform: 24 random bits per element, five elements per Philox block (issue 13; it was one
+// word per element). Blocks come in super-blocks of 16 (80 elements), read lane-major so vector
+// paths store without transposing: element 80 s + 16 k + j (k < 4, j < 16) takes the top 24 bits
+// of word k of block 16 s + j; element 80 s + 64 + j takes the low bytes of words 0, 1, 2 of block
+// 16 s + j as (b0 << 16) | (b1 << 8) | b2.
+constexpr int kUniSB = 16;  // blocks per super-block
+constexpr int kUniSE = 80;  // elements per super-block
+
+// The 24 bits of element r (< 80) of a super-block whose 64 words `w` are block-major.
+static inline uint32_t uniform24(const uint32_t* w, int r) {
+  if (r < 64) return w[4 * (r & 15) + (r >> 4)] >> 8;
+  const uint32_t* b = w + 4 * (r - 64);
+  return ((b[0] & 0xffu) << 16) | ((b[1] & 0xffu) << 8) | (b[2] & 0xffu);
+}
+
 static void uniform_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, float* out) {
   alignas(64) uint32_t w[kWordBuf];
-  const uint64_t b0 = g0 >> 2;
-  const int skip = static_cast<int>(g0 & 3u);
-  const int nb = (skip + n + 3) >> 2;
-  philox_words(seed, stream, b0, nb, w);
+  const uint64_t s0 = g0 / kUniSE;
+  const int skip = static_cast<int>(g0 - kUniSE * s0);
+  const int nsb = (skip + n + kUniSE - 1) / kUniSE;
+  philox_words(seed, stream, kUniSB * s0, kUniSB * nsb, w);
   const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
   const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
-  const uint32_t* ws = w + skip;
   for (int i = 0; i < n; ++i) {
-    const float u = static_cast<float>(static_cast<int32_t>(ws[i] >> 8)) * 5.9604644775390625e-08f;
+    const int e = skip + i;
+    const uint32_t x = uniform24(w + 4 * kUniSB * (e / kUniSE), e % kUniSE);
+    const float u = static_cast<float>(static_cast<int32_t>(x)) * 5.9604644775390625e-08f;
     out[i] = clampf(shift + scale * u, lo, hi);
   }
 }

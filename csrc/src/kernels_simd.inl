@@ -359,19 +359,55 @@ static inline void run_groups_all(std::uint64_t seed, std::uint64_t stream, std:
     std::memcpy(out + direct_end, buf + skip + direct_end, static_cast<std::size_t>(n - direct_end) * sizeof(typename Sink::T));
 }
 
-template <class Sink>
-static void uniform_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n,
-                      typename Sink::T* out) {
+// float32 uniform, five elements per block in lane-major super-blocks (scalar_ref::uniform_f32):
+// each group of L blocks lies inside one super-block, and its five vectors (the top 24 bits of
+// words 0..3, then the low bytes of words 0..2) are stored as they are, L elements apart.
+static void uniform_f32_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n,
+                          float* out) {
+  using scalar_ref::kUniSB;
+  using scalar_ref::kUniSE;
+  static_assert(kUniSB % L == 0, "a group of blocks never straddles super-blocks");
+  constexpr int kSteps = (G * L + kUniSB - 1) / kUniSB;  // super-blocks per step (rounding up)
+  alignas(64) float buf[kUniSE * ((kChunk + kUniSE - 1) / kUniSE + 1 + kSteps)];
   const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
   const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
-  constexpr int K = G * 4;
-  run_groups_all<Sink>(seed, stream, g0, n, out, [&](const vu32* w, vf32* z) {
-#pragma GCC unroll 8
-    INITLAB_K {
-      const vf32 x = __builtin_convertvector((vi32)(w[k] >> 8), vf32) * 5.9604644775390625e-08f;
-      z[k] = vclamp(shift + scale * x, lo, hi);
+  const std::uint64_t s0 = g0 / kUniSE;
+  const int skip = static_cast<int>(g0 - kUniSE * s0);
+  const int nb = kUniSB * ((skip + n + kUniSE - 1) / kUniSE);
+  // Super-blocks [first_full, end_full) lie wholly inside the window and go straight to `out`;
+  // the partial ones at either end go through `buf`.
+  const int first_full = skip == 0 ? 0 : 1, end_full = (skip + n) / kUniSE;
+  const RoundKeys rk(seed);
+  for (int j = 0; j < nb; j += G * L) {
+    Ctr4 s;
+    philox_groups(rk, stream, kUniSB * s0 + static_cast<std::uint64_t>(j), s);
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) {
+      const int bb = j + g * L;
+      const int sb = bb / kUniSB;
+      const int e0 = kUniSE * sb + bb % kUniSB;
+      float* dst = (sb >= first_full && sb < end_full) ? out + (e0 - skip) : buf + e0;
+      vu32 x[5];
+      x[0] = s.c[0][g] >> 8;
+      x[1] = s.c[1][g] >> 8;
+      x[2] = s.c[2][g] >> 8;
+      x[3] = s.c[3][g] >> 8;
+      x[4] = ((s.c[0][g] & 0xffu) << 16) | ((s.c[1][g] & 0xffu) << 8) | (s.c[2][g] & 0xffu);
+#pragma GCC unroll 5
+      for (int k = 0; k < 5; ++k) {
+        const vf32 u = __builtin_convertvector((vi32)x[k], vf32) * 5.9604644775390625e-08f;
+        const vf32 z = vclamp(shift + scale * u, lo, hi);
+        std::memcpy(dst + (k < 4 ? kUniSB * k : 64), &z, sizeof(z));
+      }
     }
-  });
+  }
+  if (first_full >= end_full) {
+    std::memcpy(out, buf + skip, static_cast<std::size_t>(n) * sizeof(float));
+    return;
+  }
+  if (skip) std::memcpy(out, buf + skip, static_cast<std::size_t>(kUniSE - skip) * sizeof(float));
+  const int te = kUniSE * end_full;
+  if (te < skip + n) std::memcpy(out + (te - skip), buf + te, static_cast<std::size_t>(skip + n - te) * sizeof(float));
 }
 
 template <class Sink>

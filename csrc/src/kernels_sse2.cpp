@@ -16,7 +16,7 @@
 namespace initlab::detail::k_sse2 {
 #include "kernels_impl.inl"
 #include "kernels_simd.inl"
-const KernelTable table = {uniform_k<SinkF32>,       normal_k<SinkF32>,       trunc_k<SinkF32>,
+const KernelTable table = {uniform_f32_k,            normal_k<SinkF32>,       trunc_k<SinkF32>,
                            uniform_f64,              normal_f64,              trunc_f64_k,
                            uniform16_k<false>, normal_k<Sink16<false>>, trunc_k<Sink16<false>>,
                            uniform16_k<true>,  normal_k<Sink16<true>>,  trunc_k<Sink16<true>>};

@@ -143,8 +143,9 @@ def uniform_(tensor: T, a: float = 0.0, b: float = 1.0, *, seed: Any = None, glo
              offset: Any = None) -> T:
     """Fill with U[a, b) in place and return the same object.
 
-    Values are ``a + (b - a) * u`` with ``u = (w >> 8) * 2**-24`` (float32/16/bf16) or
-    ``(x >> 11) * 2**-53`` (float64), clamped to the largest representable value below ``b``
+    Values are ``a + (b - a) * u`` with ``u = x * 2**-24`` for 24 random bits ``x`` (float32; five
+    values per Philox block), ``h * 2**-16`` for 16 random bits ``h`` (float16/bfloat16) or
+    ``(x >> 11) * 2**-53`` for a 64-bit word ``x`` (float64), clamped to the largest representable value below ``b``
     (so ``b`` itself never appears, even after rounding to a low-precision dtype); ``a == b``
     fills ``a``.
 

@@ -2,7 +2,11 @@
 //
 // Element -> Philox mapping (frozen; see philox.hpp for the counter layout). With g the
 // element's logical index (its C-order index in the global tensor):
-//   float32 outputs (and float16/bfloat16 normal/trunc): one 32-bit word per element,
+//   float32 uniform: 24 bits per element, five elements per block, in lane-major super-blocks
+//       of 16 blocks (80 elements): with s = floor(g / 80), r = g mod 80, element g takes the top
+//       24 bits of word floor(r / 16) of block 16 s + (r mod 16) when r < 64, else the low bytes
+//       of words 0, 1, 2 of block 16 s + r - 64 as (b0 << 16) | (b1 << 8) | b2.
+//   float32 normal/trunc (and float16/bfloat16 normal/trunc): one 32-bit word per element,
 //       element g uses word (g mod 4) of block floor(g / 4).
 //   float16/bfloat16 uniform: 16 bits per element, two elements per word: element g uses half
 //       (g mod 2) (the low 16 bits first) of word (floor(g / 2) mod 4) of block floor(g / 8).
@@ -10,7 +14,7 @@
 //       element g uses words 2(g mod 2), 2(g mod 2)+1 of block floor(g / 2).
 //   per-element counters (trunc rejection): block 2^63 + 256 g + attempt (attempt < 256) of the
 //       same (seed, stream); main streams never reach block 2^63 (g < 2^55 is required).
-// uniform   : u = (w >> 8) * 2^-24 (float32), h * 2^-16 (float16/bfloat16, h the element's 16
+// uniform   : u = x * 2^-24 (float32, x the element's 24 bits), h * 2^-16 (float16/bfloat16, h the element's 16
 //             bits) or (x >> 11) * 2^-53 (double); y = a + (b - a) u in float32 (float64 for
 //             double), clamped to the largest value of the output dtype below b.
 // normal    : Box-Muller on the word pairs of a block: elements (2j, 2j+1) get r cos(theta),
@@ -36,7 +40,8 @@
 //             double then rounded; clamped to the representable bounds.
 // Low-precision values are sampled in float32 and rounded to nearest-even.
 // History: issue 13 changed the float16/bfloat16 uniform mapping (it used the float32 one) and the
-// float64 trunc / hard-regime mapping (it used a log-space inverse CDF of the element's word).
+// float64 trunc / hard-regime mapping (it used a log-space inverse CDF of the element's word);
+// then the float32 uniform mapping (it used the top 24 bits of one word per element, block-major).
 #pragma once
 #include <cstdint>
 
