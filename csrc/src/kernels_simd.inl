@@ -564,17 +564,8 @@ static inline vf64 vlog64(vf64 x) {
   e -= big;
   const vf64 s = (m - 1.0) / (m + 1.0);
   const vf64 s2 = s * s;
-  vf64 p = splatd(1.0 / 23.0);
-  p = 1.0 / 21.0 + s2 * p;
-  p = 1.0 / 19.0 + s2 * p;
-  p = 1.0 / 17.0 + s2 * p;
-  p = 1.0 / 15.0 + s2 * p;
-  p = 1.0 / 13.0 + s2 * p;
-  p = 1.0 / 11.0 + s2 * p;
-  p = 1.0 / 9.0 + s2 * p;
-  p = 1.0 / 7.0 + s2 * p;
-  p = 1.0 / 5.0 + s2 * p;
-  p = 1.0 / 3.0 + s2 * p;
+  vf64 p = splatd(detmath::kLog64P[0]);
+  for (int i = 1; i < 7; ++i) p = detmath::kLog64P[i] + s2 * p;
   const vf64 ed = i51_to_double(e);
   return ed * 6.93147180369123816490e-01 + ((2.0 * s + 2.0 * s * (s2 * p)) + ed * 1.90821492927058770002e-10);
 }
@@ -584,9 +575,11 @@ static inline void vsincos_2pi_u53(vu64 k, vf64& s_out, vf64& c_out) {
   const vi64 t = (vi64)k - (vi64)(q << 51);
   const vf64 x = i51_to_double(t) * 6.9757369960172639e-16;
   const vf64 x2 = x * x;
-  vf64 s = -1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 * (1.0 / 362880.0 + x2 * (-1.0 / 39916800.0 + x2 * (1.0 / 6227020800.0 + x2 * (-1.0 / 1307674368000.0 + x2 * (1.0 / 355687428096000.0)))))));
+  vf64 s = splatd(detmath::kSin64P[0]);
+  for (int i = 1; i < 6; ++i) s = detmath::kSin64P[i] + x2 * s;
   s = x + x * x2 * s;
-  vf64 c = -0.5 + x2 * (1.0 / 24.0 + x2 * (-1.0 / 720.0 + x2 * (1.0 / 40320.0 + x2 * (-1.0 / 3628800.0 + x2 * (1.0 / 479001600.0 + x2 * (-1.0 / 87178291200.0 + x2 * (1.0 / 20922789888000.0 + x2 * (-1.0 / 6402373705728000.0))))))));
+  vf64 c = splatd(detmath::kCos64P[0]);
+  for (int i = 1; i < 7; ++i) c = detmath::kCos64P[i] + x2 * c;
   c = 1.0 + x2 * c;
   const vu64 qq = q & 3ull;
   const vi64 odd = (qq & 1ull) != 0ull;
@@ -663,14 +656,12 @@ static inline void vlog64_k(const vf64* x, vf64* out) {
 #pragma GCC unroll 8
   INITLAB_K {
     s2[k] = s[k] * s[k];
-    p[k] = splatd(1.0 / 23.0);
+    p[k] = splatd(detmath::kLog64P[0]);
   }
-  static const double c[10] = {1.0 / 21.0, 1.0 / 19.0, 1.0 / 17.0, 1.0 / 15.0, 1.0 / 13.0,
-                               1.0 / 11.0, 1.0 / 9.0,  1.0 / 7.0,  1.0 / 5.0,  1.0 / 3.0};
-#pragma GCC unroll 10
-  for (int t = 0; t < 10; ++t) {
+#pragma GCC unroll 6
+  for (int t = 1; t < 7; ++t) {
 #pragma GCC unroll 8
-    INITLAB_K p[k] = c[t] + s2[k] * p[k];
+    INITLAB_K p[k] = detmath::kLog64P[t] + s2[k] * p[k];
   }
 #pragma GCC unroll 8
   INITLAB_K out[k] = ed[k] * 6.93147180369123816490e-01 + ((2.0 * s[k] + 2.0 * s[k] * (s2[k] * p[k])) + ed[k] * 1.90821492927058770002e-10);
@@ -686,19 +677,15 @@ static inline void vsincos_2pi_u53_k(const vu64* kk, vf64* s_out, vf64* c_out) {
     const vi64 t = (vi64)kk[k] - (vi64)(q[k] << 51);
     x[k] = i51_to_double(t) * 6.9757369960172639e-16;
     x2[k] = x[k] * x[k];
-    sp[k] = splatd(1.0 / 355687428096000.0);
-    cp[k] = splatd(-1.0 / 6402373705728000.0);
+    sp[k] = splatd(detmath::kSin64P[0]);
+    cp[k] = splatd(detmath::kCos64P[0]);
   }
-  static const double cs[7] = {-1.0 / 1307674368000.0, 1.0 / 6227020800.0, -1.0 / 39916800.0, 1.0 / 362880.0,
-                               -1.0 / 5040.0, 1.0 / 120.0, -1.0 / 6.0};
-  static const double cc[8] = {1.0 / 20922789888000.0, -1.0 / 87178291200.0, 1.0 / 479001600.0, -1.0 / 3628800.0,
-                               1.0 / 40320.0, -1.0 / 720.0, 1.0 / 24.0, -0.5};
-#pragma GCC unroll 8
-  for (int t = 0; t < 8; ++t) {
+#pragma GCC unroll 6
+  for (int t = 1; t < 7; ++t) {
 #pragma GCC unroll 8
     INITLAB_K {
-      if (t < 7) sp[k] = cs[t] + x2[k] * sp[k];
-      cp[k] = cc[t] + x2[k] * cp[k];
+      if (t < 6) sp[k] = detmath::kSin64P[t] + x2[k] * sp[k];
+      cp[k] = detmath::kCos64P[t] + x2[k] * cp[k];
     }
   }
 #pragma GCC unroll 8
@@ -716,7 +703,7 @@ static inline void vsincos_2pi_u53_k(const vu64* kk, vf64* s_out, vf64* c_out) {
 
 static void normal_f64(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, double* out) {
   alignas(64) std::uint32_t w[scalar_ref::kWordBuf];
-  alignas(64) double z[kChunk + 4 * 2 * 8 + 8];  // whole steps of K * L64 blocks
+  alignas(64) double z[kChunk + 8 * 2 * 8 + 8];  // whole steps of K * L64 blocks
   const std::uint64_t b0 = g0 >> 1;
   const int skip = static_cast<int>(g0 & 1u);
   const int nb = (skip + n + 1) >> 1;
@@ -724,11 +711,11 @@ static void normal_f64(const KParams& kp, std::uint64_t seed, std::uint64_t stre
   const double shift = kp.shift, scale = kp.scale;
   // Block j holds the pair (u1, angle) as 64-bit words 2j and 2j+1; K vectors of L64 blocks
   // per step, advanced together so their polynomial chains overlap.
-  constexpr int K = 4;
+  constexpr int K = 8;
   for (int j = 0; j < nb; j += K * L64) {
     vf64 u1[K], lg[K], sn[K], cs[K];
     vu64 ang[K];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     INITLAB_K {
       vu64 a, b;
       std::memcpy(&a, w + 4 * (j + k * L64), sizeof(a));
@@ -739,7 +726,7 @@ static void normal_f64(const KParams& kp, std::uint64_t seed, std::uint64_t stre
     }
     vlog64_k<K>(u1, lg);
     vsincos_2pi_u53_k<K>(ang, sn, cs);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     INITLAB_K {
       const vf64 r = vsqrt64(-2.0 * lg[k]);
       const vf64 za = shift + scale * (r * cs[k]), zb = shift + scale * (r * sn[k]);

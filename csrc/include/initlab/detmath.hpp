@@ -33,6 +33,19 @@ static inline float log_f32(float x) {
   return ef * 0.693145752f + ((2.0f * s + 2.0f * s * p) + ef * 1.42860677e-06f);
 }
 
+// Near-minimax polynomials for the double-precision log and sincos (Chebyshev fits in 40-digit
+// arithmetic, rounded to double; highest degree first, for Horner). Issue 13 replaced the Taylor
+// series (11, 8 and 9 terms) with these (7, 6, 7): the same accuracy (tests: within 2 ulp) with
+// fewer multiply-adds. The vector kernels use the same constants in the same order.
+//   log: (atanh(s)/s - 1)/s^2 as a polynomial in s^2, 0 <= s^2 <= (3 - 2 sqrt 2)^2.
+//   sin: (sin(x) - x)/x^3 and cos: (cos(x) - 1)/x^2 as polynomials in x^2, |x| <= pi/4.
+constexpr double kLog64P[7] = {0.07308292712444311, 0.07665855309105386, 0.09091444727837474, 0.11111105565129939,
+                               0.14285714313001635, 0.19999999999949722, 0.3333333333333335};
+constexpr double kSin64P[6] = {1.5918115263265974e-10, -2.505113165023518e-08, 2.7557316101617874e-06,
+                               -0.00019841269836756774, 0.008333333333330948, -0.16666666666666666};
+constexpr double kCos64P[7] = {-1.1367988423294987e-11, 2.0875886564482672e-09, -2.755731556524682e-07,
+                               2.4801587293690305e-05, -0.001388888888888077, 0.04166666666666664, -0.5};
+
 static inline double log_f64(double x) {
   const std::uint64_t b = bits64(x);
   std::int64_t e = static_cast<std::int64_t>((b >> 52) & 0x7ffu) - 1023;
@@ -42,17 +55,8 @@ static inline double log_f64(double x) {
   e += big ? 1 : 0;
   const double s = (m - 1.0) / (m + 1.0);
   const double s2 = s * s;
-  double p = 1.0 / 23.0;
-  p = 1.0 / 21.0 + s2 * p;
-  p = 1.0 / 19.0 + s2 * p;
-  p = 1.0 / 17.0 + s2 * p;
-  p = 1.0 / 15.0 + s2 * p;
-  p = 1.0 / 13.0 + s2 * p;
-  p = 1.0 / 11.0 + s2 * p;
-  p = 1.0 / 9.0 + s2 * p;
-  p = 1.0 / 7.0 + s2 * p;
-  p = 1.0 / 5.0 + s2 * p;
-  p = 1.0 / 3.0 + s2 * p;
+  double p = kLog64P[0];
+  for (int i = 1; i < 7; ++i) p = kLog64P[i] + s2 * p;
   const double ed = static_cast<double>(e);
   // ln2 split so that e * LN2_HI is exact for |e| < 2^11.
   return ed * 6.93147180369123816490e-01 + ((2.0 * s + 2.0 * s * (s2 * p)) + ed * 1.90821492927058770002e-10);
@@ -98,9 +102,11 @@ static inline void sincos_2pi_u53(std::uint64_t k, double& s_out, double& c_out)
   const std::int64_t t = static_cast<std::int64_t>(k) - static_cast<std::int64_t>(q << 51);
   const double x = static_cast<double>(t) * 6.9757369960172639e-16;  // 2*pi / 2^53
   const double x2 = x * x;
-  double s = -1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (-1.0 / 5040.0 + x2 * (1.0 / 362880.0 + x2 * (-1.0 / 39916800.0 + x2 * (1.0 / 6227020800.0 + x2 * (-1.0 / 1307674368000.0 + x2 * (1.0 / 355687428096000.0)))))));
+  double s = kSin64P[0];
+  for (int i = 1; i < 6; ++i) s = kSin64P[i] + x2 * s;
   s = x + x * x2 * s;
-  double c = -0.5 + x2 * (1.0 / 24.0 + x2 * (-1.0 / 720.0 + x2 * (1.0 / 40320.0 + x2 * (-1.0 / 3628800.0 + x2 * (1.0 / 479001600.0 + x2 * (-1.0 / 87178291200.0 + x2 * (1.0 / 20922789888000.0 + x2 * (-1.0 / 6402373705728000.0))))))));
+  double c = kCos64P[0];
+  for (int i = 1; i < 7; ++i) c = kCos64P[i] + x2 * c;
   c = 1.0 + x2 * c;
   const std::uint64_t qq = q & 3u;
   const double sv = (qq & 1u) ? c : s;
