@@ -120,12 +120,14 @@ def uniform_f32_ref(seed: int, stream: int, indices) -> np.ndarray:
 
 
 def uniform16_ref(seed: int, stream: int, indices) -> np.ndarray:
-    """U[0, 1) float32 values of float16/bfloat16 outputs: element g uses half g % 2 (low half
-    first) of word (g >> 1) % 4 of block g >> 3; u = h * 2^-16."""
+    """U[0, 1) float32 values of float16/bfloat16 outputs: lane-major super-blocks of 16 blocks
+    (128 elements); element 128 s + 32 k + 2 j + h takes half h (low half first) of word k of
+    block 16 s + j; u = h * 2^-16."""
     out = []
     for g in indices:
-        w = philox_block(seed, stream, int(g) >> 3)[(int(g) >> 1) & 3]
-        out.append(((w >> (16 * (int(g) & 1))) & 0xFFFF) * 2.0**-16)
+        s, r = divmod(int(g), 128)
+        w = philox_block(seed, stream, 16 * s + (r // 2) % 16)[r // 32]
+        out.append(((w >> (16 * (r % 2))) & 0xFFFF) * 2.0**-16)
     return np.array(out, dtype=np.float32)
 
 

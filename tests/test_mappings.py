@@ -4,7 +4,8 @@ in the standard deviation on the new routes:
 
 - float32 uniform_: 24 random bits per element, five elements per Philox block in lane-major
   super-blocks of 16 blocks (80 elements);
-- float16/bfloat16 uniform_: 16 random bits per element, two elements per 32-bit word;
+- float16/bfloat16 uniform_: 16 random bits per element, eight elements per block in lane-major
+  super-blocks of 16 blocks (128 elements);
 - trunc_normal_'s hard regimes (every dtype) and every float64 trunc_normal_: exact rejection
   (uniform / exponential / normal proposals) from each element's own counters."""
 
@@ -34,23 +35,40 @@ def _u32_ref(seed):
     return _U32_REF[seed]
 
 
+_U16_REF = {}
+
+
+def _u16_ref(seed):
+    if seed not in _U16_REF:
+        _U16_REF[seed] = uniform16_ref(seed, 0, range(3000))
+    return _U16_REF[seed]
+
+
+@pytest.mark.parametrize("dn", ["f32", "f16", "bf16"])
 @pytest.mark.parametrize("path", ["scalar", "sse2", "avx2", "avx512"])
-def test_uniform_f32_windows_on_every_simd_path(path):
-    # every way a window can cut the 80-element super-blocks: starts inside the whole-block part
-    # (r < 64) and inside the byte part, lengths shorter than one super-block and spanning several,
-    # and windows across the 1280-element chunk boundary of the fill loop
+def test_uniform_windows_on_every_simd_path(path, dn):
+    # every way a window can cut the super-blocks (80 float32 / 128 16-bit elements): starts inside
+    # a super-block's first and last parts, lengths shorter than one super-block and spanning
+    # several, and windows across the 1280-element chunk boundary of the fill loop
     if path not in initlab.available_simd_paths():
         pytest.skip(f"{path} not available on this CPU")
-    ref = _u32_ref(77)
+    dtype = {"f32": np.float32, "f16": np.float16, "bf16": BF16}[dn]
+    if dtype is None:
+        pytest.skip("ml_dtypes not installed")
+    if dn == "f32":
+        ref = _u32_ref(77)
+    else:  # U[0, 1) in float32, clamped to the largest value below 1, rounded to nearest even
+        hi = np.float32(np.nextafter(np.array(1.0, dtype), np.array(0.0, dtype)).astype(np.float32))
+        ref = np.minimum(_u16_ref(77), hi).astype(dtype)
     initlab.set_simd_path(path)
     try:
-        for start in (0, 1, 15, 16, 63, 64, 65, 79, 80, 81, 159, 1279, 1280, 1281):
-            for length in (1, 2, 15, 16, 17, 64, 79, 80, 81, 161, 1300):
+        for start in (0, 1, 15, 16, 63, 64, 65, 79, 80, 81, 127, 128, 129, 159, 1279, 1280, 1281):
+            for length in (1, 2, 15, 16, 17, 64, 79, 80, 81, 128, 161, 257, 1300):
                 if start + length > ref.size:
                     continue
-                x = np.empty((1, length), np.float32)
+                x = np.empty((1, length), dtype)
                 initlab.uniform_(x, seed=77, global_shape=(1, 3000), offset=(0, start))
-                np.testing.assert_array_equal(x[0], ref[start:start + length], err_msg=f"{path} {start} {length}")
+                assert bits(x[0]).tobytes() == bits(ref[start:start + length]).tobytes(), (path, dn, start, length)
     finally:
         initlab.set_simd_path("auto")
 

@@ -174,20 +174,28 @@ static void to_bf16(const float* in, uint16_t* out, int n) {
   for (int i = 0; i < n; ++i) out[i] = lowp::bf16_from_f32(in[i]);
 }
 
-// float16 / bfloat16 uniform: 16 random bits per element, two elements per word. Element g uses
-// half (g mod 2) (low half first) of word ((g >> 1) mod 4) of block floor(g / 8); u = h 2^-16.
+// float16 / bfloat16 uniform: 16 random bits per element, eight elements per block, in lane-major
+// super-blocks of 16 blocks (128 elements), so vector paths store without transposing: element
+// 128 s + 32 k + 2 j + h (k < 4, j < 16, h < 2) takes half h (0 = the low 16 bits) of word k of
+// block 16 s + j; u = h 2^-16. (The two halves of a word stay neighbours, as in memory.)
+constexpr int kU16SE = 128;  // elements per super-block (16 blocks)
+
+static inline uint32_t uniform16_bits(const uint32_t* w, int r) {  // w: the super-block's 64 words
+  return (w[4 * ((r >> 1) & 15) + (r >> 5)] >> (16 * (r & 1))) & 0xffffu;
+}
+
 template <bool BF16>
 static void uniform16(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, uint16_t* out) {
   alignas(64) uint32_t w[kWordBuf];
-  const uint64_t b0 = g0 >> 3;
-  const int skip = static_cast<int>(g0 & 7u);
-  const int nb = (skip + n + 7) >> 3;
-  philox_words(seed, stream, b0, nb, w);
+  const uint64_t s0 = g0 / kU16SE;
+  const int skip = static_cast<int>(g0 - kU16SE * s0);
+  const int nsb = (skip + n + kU16SE - 1) / kU16SE;
+  philox_words(seed, stream, kUniSB * s0, kUniSB * nsb, w);
   const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
   const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
   for (int i = 0; i < n; ++i) {
     const int e = skip + i;
-    const uint32_t h = (w[e >> 1] >> (16 * (e & 1))) & 0xffffu;
+    const uint32_t h = uniform16_bits(w + 4 * kUniSB * (e / kU16SE), e % kU16SE);
     const float u = static_cast<float>(static_cast<int32_t>(h)) * 1.52587890625e-05f;
     const float y = clampf(shift + scale * u, lo, hi);
     out[i] = BF16 ? lowp::bf16_from_f32(y) : lowp::f16_from_f32(y);

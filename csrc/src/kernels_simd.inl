@@ -435,57 +435,80 @@ static void normal_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream
   });
 }
 
-// float16 / bfloat16 uniform: two 16-bit draws per word (see scalar_ref::uniform16), rounded in
-// registers and stored as 32-bit pairs (low half = the even element).
+// float16 / bfloat16 uniform in lane-major super-blocks (scalar_ref::uniform16): each group of L
+// blocks lies inside one super-block, and word k's L words become 2 L contiguous outputs (each
+// word's low half, then its high half), so a rounded word pair is stored as it is.
+// The two halves of L words, rounded, as L 32-bit lanes (low half in the low 16 bits).
 template <bool BF16>
-static inline vu32 round16(vf32 y) {
-  if (BF16) return bf16_round_finite(y);
-#if INITLAB_VB == 64
-  return (vu32)_mm512_cvtepu16_epi32(_mm512_cvtps_ph((__m512)y, _MM_FROUND_TO_NEAREST_INT));
-#elif INITLAB_VB == 32
-  return (vu32)_mm256_cvtepu16_epi32(_mm256_cvtps_ph((__m256)y, _MM_FROUND_TO_NEAREST_INT));
-#else
+static inline void store16_pair(vf32 yl, vf32 yh, std::uint16_t* dst) {
+#if INITLAB_VB == 32
+  if (BF16) {
+    const vu32 r = bf16_round_finite(yl) | (bf16_round_finite(yh) << 16);
+    std::memcpy(dst, &r, sizeof(r));
+  } else {
+    const __m128i a = _mm256_cvtps_ph((__m256)yl, _MM_FROUND_TO_NEAREST_INT);
+    const __m128i b = _mm256_cvtps_ph((__m256)yh, _MM_FROUND_TO_NEAREST_INT);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm_unpacklo_epi16(a, b));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst) + 1, _mm_unpackhi_epi16(a, b));
+  }
+#elif INITLAB_VB == 64
   vu32 r;
-  for (int l = 0; l < L; ++l) r[l] = lowp::f16_from_f32(y[l]);
-  return r;
+  if (BF16) {
+    r = bf16_round_finite(yl) | (bf16_round_finite(yh) << 16);
+  } else {
+    r = (vu32)_mm512_cvtepu16_epi32(_mm512_cvtps_ph((__m512)yl, _MM_FROUND_TO_NEAREST_INT)) |
+        ((vu32)_mm512_cvtepu16_epi32(_mm512_cvtps_ph((__m512)yh, _MM_FROUND_TO_NEAREST_INT)) << 16);
+  }
+  std::memcpy(dst, &r, sizeof(r));
+#else
+  for (int l = 0; l < L; ++l) {
+    dst[2 * l] = BF16 ? lowp::bf16_from_f32(yl[l]) : lowp::f16_from_f32(yl[l]);
+    dst[2 * l + 1] = BF16 ? lowp::bf16_from_f32(yh[l]) : lowp::f16_from_f32(yh[l]);
+  }
 #endif
 }
 
 template <bool BF16>
 static void uniform16_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n,
                         std::uint16_t* out) {
-  alignas(64) std::uint16_t buf[kChunk + 8 * 2 * 16 + 8];
+  using scalar_ref::kU16SE;
+  using scalar_ref::kUniSB;
+  static_assert(kUniSB % L == 0, "a group of blocks never straddles super-blocks");
+  constexpr int kSteps = (G * L + kUniSB - 1) / kUniSB;  // super-blocks per step (rounding up)
+  alignas(64) std::uint16_t buf[kU16SE * ((kChunk + kU16SE - 1) / kU16SE + 1 + kSteps)];
   const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
   const float lo = static_cast<float>(kp.lo), hi = static_cast<float>(kp.hi);
-  const std::uint64_t b0 = g0 >> 3;
-  const int skip = static_cast<int>(g0 & 7u);
-  const int nb = (skip + n + 7) >> 3;
-  int direct_end = 0;
+  const std::uint64_t s0 = g0 / kU16SE;
+  const int skip = static_cast<int>(g0 - kU16SE * s0);
+  const int nb = kUniSB * ((skip + n + kU16SE - 1) / kU16SE);
+  // Super-blocks [first_full, end_full) lie wholly inside the window and go straight to `out`.
+  const int first_full = skip == 0 ? 0 : 1, end_full = (skip + n) / kU16SE;
   const RoundKeys rk(seed);
   for (int j = 0; j < nb; j += G * L) {
     Ctr4 s;
-    philox_groups(rk, stream, b0 + static_cast<std::uint64_t>(j), s);
+    philox_groups(rk, stream, kUniSB * s0 + static_cast<std::uint64_t>(j), s);
 #pragma GCC unroll 4
     for (int g = 0; g < G; ++g) {
-      vu32 r[4];
+      const int bb = j + g * L;
+      const int sb = bb / kUniSB;
+      const int e0 = kU16SE * sb + 2 * (bb % kUniSB);
+      std::uint16_t* dst = (sb >= first_full && sb < end_full) ? out + (e0 - skip) : buf + e0;
 #pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) {
-        const vu32 wq = s.c[q][g];
-        const vf32 ul = __builtin_convertvector((vi32)(wq & 0xffffu), vf32) * 1.52587890625e-05f;
-        const vf32 uh = __builtin_convertvector((vi32)(wq >> 16), vf32) * 1.52587890625e-05f;
-        r[q] = round16<BF16>(vclamp(shift + scale * ul, lo, hi)) | (round16<BF16>(vclamp(shift + scale * uh, lo, hi)) << 16);
-      }
-      const int e0 = 8 * (j + g * L);
-      if (skip == 0 && e0 + 8 * L <= n) {
-        store_interleaved(r[0], r[1], r[2], r[3], out + e0);
-        direct_end = e0 + 8 * L;
-      } else {
-        store_interleaved(r[0], r[1], r[2], r[3], buf + e0);
+      for (int k = 0; k < 4; ++k) {
+        const vu32 wk = s.c[k][g];
+        const vf32 ul = __builtin_convertvector((vi32)(wk & 0xffffu), vf32) * 1.52587890625e-05f;
+        const vf32 uh = __builtin_convertvector((vi32)(wk >> 16), vf32) * 1.52587890625e-05f;
+        store16_pair<BF16>(vclamp(shift + scale * ul, lo, hi), vclamp(shift + scale * uh, lo, hi), dst + 32 * k);
       }
     }
   }
-  if (direct_end < n)
-    std::memcpy(out + direct_end, buf + skip + direct_end, static_cast<std::size_t>(n - direct_end) * 2);
+  if (first_full >= end_full) {
+    std::memcpy(out, buf + skip, static_cast<std::size_t>(n) * 2);
+    return;
+  }
+  if (skip) std::memcpy(out, buf + skip, static_cast<std::size_t>(kU16SE - skip) * 2);
+  const int te = kU16SE * end_full;
+  if (te < skip + n) std::memcpy(out + (te - skip), buf + te, static_cast<std::size_t>(skip + n - te) * 2);
 }
 
 template <class Emit>

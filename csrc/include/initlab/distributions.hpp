@@ -8,8 +8,10 @@
 //       of words 0, 1, 2 of block 16 s + r - 64 as (b0 << 16) | (b1 << 8) | b2.
 //   float32 normal/trunc (and float16/bfloat16 normal/trunc): one 32-bit word per element,
 //       element g uses word (g mod 4) of block floor(g / 4).
-//   float16/bfloat16 uniform: 16 bits per element, two elements per word: element g uses half
-//       (g mod 2) (the low 16 bits first) of word (floor(g / 2) mod 4) of block floor(g / 8).
+//   float16/bfloat16 uniform: 16 bits per element, eight elements per block, in lane-major
+//       super-blocks of 16 blocks (128 elements): with s = floor(g / 128), r = g mod 128, element
+//       g takes half (r mod 2) (the low 16 bits first) of word floor(r / 32) of block
+//       16 s + (floor(r / 2) mod 16).
 //   float64 outputs: one 64-bit word per element (low word first),
 //       element g uses words 2(g mod 2), 2(g mod 2)+1 of block floor(g / 2).
 //   per-element counters (trunc rejection): block 2^63 + 256 g + attempt (attempt < 256) of the
@@ -41,7 +43,9 @@
 // Low-precision values are sampled in float32 and rounded to nearest-even.
 // History: issue 13 changed the float16/bfloat16 uniform mapping (it used the float32 one) and the
 // float64 trunc / hard-regime mapping (it used a log-space inverse CDF of the element's word);
-// then the float32 uniform mapping (it used the top 24 bits of one word per element, block-major).
+// then the float32 uniform mapping (it used the top 24 bits of one word per element, block-major)
+// and the float16/bfloat16 uniform one (block-major: half g mod 2 of word (g / 2) mod 4 of block
+// g / 8), both to lane-major super-blocks that vector paths store without transposing.
 #pragma once
 #include <cstdint>
 
