@@ -116,40 +116,40 @@ KParams prepare(const Sampler& s, DType d, double* constant) {
   switch (s.dist) {
     case Dist::uniform: {
       const double a = s.p0, b = s.p1;
-      require(std::isfinite(a) && std::isfinite(b),
+      INITLAB_REQUIRE(std::isfinite(a) && std::isfinite(b),
               "uniform_ expects finite bounds, got a=" + num(a) + ", b=" + num(b));
-      require(a <= b, "uniform_ expects a <= b (values in [a, b)), got a=" + num(a) + " > b=" + num(b));
+      INITLAB_REQUIRE(a <= b, "uniform_ expects a <= b (values in [a, b)), got a=" + num(a) + " > b=" + num(b));
       kp.shift = a;
       kp.scale = b - a;
-      require(std::isfinite(d == DType::f64 ? kp.scale : static_cast<double>(f32_of(kp.scale))),
+      INITLAB_REQUIRE(std::isfinite(d == DType::f64 ? kp.scale : static_cast<double>(f32_of(kp.scale))),
               std::string("uniform_: b - a overflows the ") + (d == DType::f64 ? "float64" : "float32") +
                   " arithmetic (a=" + num(a) + ", b=" + num(b) + ")");
       if (a == b) {
         kp.lo = kp.hi = to_dtype(d, a);  // the degenerate interval: every value is a
-        require(std::isfinite(kp.lo), std::string("uniform_: a = b = ") + num(a) + " is beyond the finite range of " +
+        INITLAB_REQUIRE(std::isfinite(kp.lo), std::string("uniform_: a = b = ") + num(a) + " is beyond the finite range of " +
                                           dtype_name(d) + " (largest " + num(max_finite(d)) + ")");
       } else {
         kp.lo = smallest_at_least(d, a);
         const double hb = largest_at_most(d, b);
         kp.hi = (hb == b) ? step(d, hb, false) : hb;  // strictly below b
       }
-      require(kp.lo <= kp.hi, std::string("uniform_: no ") + dtype_name(d) + " value lies in [" + num(a) + ", " +
+      INITLAB_REQUIRE(kp.lo <= kp.hi, std::string("uniform_: no ") + dtype_name(d) + " value lies in [" + num(a) + ", " +
                                   num(b) + ")");
       break;
     }
     case Dist::normal: {
-      require(std::isfinite(s.p0), "normal_ expects a finite mean, got mean=" + num(s.p0));
-      require(std::isfinite(s.p1) && s.p1 >= 0.0, "normal_ expects std >= 0.0 and finite, got std=" + num(s.p1));
+      INITLAB_REQUIRE(std::isfinite(s.p0), "normal_ expects a finite mean, got mean=" + num(s.p0));
+      INITLAB_REQUIRE(std::isfinite(s.p1) && s.p1 >= 0.0, "normal_ expects std >= 0.0 and finite, got std=" + num(s.p1));
       kp.shift = s.p0;
       kp.scale = s.p1;
       // Low-precision outputs are computed in float32: the parameters must be finite there.
-      require(d == DType::f64 || (std::isfinite(f32_of(s.p0)) && std::isfinite(f32_of(s.p1))),
+      INITLAB_REQUIRE(d == DType::f64 || (std::isfinite(f32_of(s.p0)) && std::isfinite(f32_of(s.p1))),
               "normal_: mean=" + num(s.p0) + " and std=" + num(s.p1) + " must be finite in float32 for a " +
                   dtype_name(d) + " destination");
       // Box-Muller's radius is at most sqrt(-2 log u1_min): 6.6604 for float32 words (u1 >= 2^-32),
       // 8.6521 for float64 ones (u1 >= 2^-54), so every sample is finite exactly when this holds.
       const double zmax = d == DType::f64 ? 8.653 : 6.661;
-      require(std::fabs(s.p0) + zmax * s.p1 <= max_finite(d),
+      INITLAB_REQUIRE(std::fabs(s.p0) + zmax * s.p1 <= max_finite(d),
               "normal_: mean=" + num(s.p0) + ", std=" + num(s.p1) + " can give samples beyond the finite range of " +
                   dtype_name(d) + " (|mean| + " + num(zmax) + " std must be <= " + num(max_finite(d)) + ")");
       kp.lo = -inf;
@@ -158,29 +158,29 @@ KParams prepare(const Sampler& s, DType d, double* constant) {
     }
     case Dist::trunc_normal: {
       const double mean = s.p0, sd = s.p1, a = s.lo, b = s.hi;
-      require(std::isfinite(mean), "trunc_normal_ expects a finite mean, got mean=" + num(mean));
-      require(std::isfinite(sd) && sd > 0.0, "trunc_normal_ expects std > 0.0 and finite, got std=" + num(sd));
-      require(!std::isnan(a) && !std::isnan(b), "trunc_normal_ expects bounds that are not NaN, got a=" + num(a) +
+      INITLAB_REQUIRE(std::isfinite(mean), "trunc_normal_ expects a finite mean, got mean=" + num(mean));
+      INITLAB_REQUIRE(std::isfinite(sd) && sd > 0.0, "trunc_normal_ expects std > 0.0 and finite, got std=" + num(sd));
+      INITLAB_REQUIRE(!std::isnan(a) && !std::isnan(b), "trunc_normal_ expects bounds that are not NaN, got a=" + num(a) +
                                                     ", b=" + num(b));
-      require(a < b, "trunc_normal_ expects a < b, got a=" + num(a) + ", b=" + num(b));
-      require(d == DType::f64 || (std::isfinite(f32_of(mean)) && std::isfinite(f32_of(sd))),
+      INITLAB_REQUIRE(a < b, "trunc_normal_ expects a < b, got a=" + num(a) + ", b=" + num(b));
+      INITLAB_REQUIRE(d == DType::f64 || (std::isfinite(f32_of(mean)) && std::isfinite(f32_of(sd))),
               "trunc_normal_: mean=" + num(mean) + " and std=" + num(sd) + " must be finite in float32 for a " +
                   dtype_name(d) + " destination");
       // The samples must be finite in the output dtype: the interval is cut to its finite range,
       // so an infinite bound never lets a value round to +-inf (e.g. float16 with mean 1e5).
       const double top = max_finite(d);
       const double ae = std::max(a, -top), be = std::min(b, top);
-      require(ae < be, std::string("trunc_normal_: no finite ") + dtype_name(d) + " value lies in [" + num(a) + ", " +
+      INITLAB_REQUIRE(ae < be, std::string("trunc_normal_: no finite ") + dtype_name(d) + " value lies in [" + num(a) + ", " +
                            num(b) + "]; the interval has no representable mass");
       kp.shift = mean;
       kp.scale = sd;
       kp.alpha = (ae - mean) / sd;
       kp.beta = (be - mean) / sd;
-      require(kp.alpha < kp.beta, "trunc_normal_: the interval [a, b] = [" + num(a) + ", " + num(b) +
+      INITLAB_REQUIRE(kp.alpha < kp.beta, "trunc_normal_: the interval [a, b] = [" + num(a) + ", " + num(b) +
                                       "] is empty after standardizing by std=" + num(sd));
       kp.lo = smallest_at_least(d, ae);
       kp.hi = largest_at_most(d, be);
-      require(kp.lo <= kp.hi, std::string("trunc_normal_: no ") + dtype_name(d) + " value lies in [" + num(a) +
+      INITLAB_REQUIRE(kp.lo <= kp.hi, std::string("trunc_normal_: no ") + dtype_name(d) + " value lies in [" + num(a) +
                                   ", " + num(b) + "]; the interval has no representable mass");
       // Beyond kFar standard deviations log Phi would overflow (x^2). An interval entirely that
       // far on one side holds its mass within std / kFar of its near end: every sample is that
@@ -235,7 +235,7 @@ struct Walker {
   std::int64_t n_last = 1;
 
   explicit Walker(const Destination& d) : dst(d), nd(d.ndim) {
-    require(d.ndim >= 0 && d.ndim <= 64, "ndim must be in [0, 64], got " + std::to_string(d.ndim));
+    INITLAB_REQUIRE(d.ndim >= 0 && d.ndim <= 64, "ndim must be in [0, 64], got " + std::to_string(d.ndim));
     if (nd == 0) {
       shape = {1};
       strides = {0};
@@ -247,7 +247,7 @@ struct Walker {
       gstrides.assign(d.gstrides, d.gstrides + nd);
     }
     for (std::int64_t s : shape) {
-      require(s >= 0, "negative dimension " + std::to_string(s));
+      INITLAB_REQUIRE(s >= 0, "negative dimension " + std::to_string(s));
       total *= s;
     }
     // Merge a dimension into the next one where both memory and global index run on contiguously
@@ -321,7 +321,7 @@ void fill(const Destination& dst, const Sampler& s, RngCoord rc, Exec ex) {
   double degenerate;
   const KParams kp = prepare(s, dst.dtype, &degenerate);
   if (w.total == 0) return;
-  require(dst.data != nullptr, "null destination pointer");
+  INITLAB_REQUIRE(dst.data != nullptr, "null destination pointer");
   char* base = static_cast<char*>(dst.data);
   const std::size_t isz = itemsize(dst.dtype);
 
@@ -358,7 +358,7 @@ void fill(const Destination& dst, const Sampler& s, RngCoord rc, Exec ex) {
     for (int k = 0; k < w.nd; ++k)
       last += static_cast<std::uint64_t>(w.shape[static_cast<std::size_t>(k)] - 1) *
               static_cast<std::uint64_t>(w.gstrides[static_cast<std::size_t>(k)]);
-    require(last < (std::uint64_t{1} << 55),
+    INITLAB_REQUIRE(last < (std::uint64_t{1} << 55),
             "trunc_normal_: global element indices must stay below 2^55 for this interval/dtype (got " +
                 std::to_string(last) + ")");
   }

@@ -444,16 +444,16 @@ void write_out(const StatsOutput& out, std::int64_t s, const Moments& m) {
 }  // namespace
 
 void compute_stats(const StatsInput& in, const unsigned char* reduce, const StatsOutput& out, Exec ex) {
-  require(in.ndim >= 0 && in.ndim <= 64, "stats: number of dimensions must be in [0, 64], got " + std::to_string(in.ndim));
+  INITLAB_REQUIRE(in.ndim >= 0 && in.ndim <= 64, "stats: number of dimensions must be in [0, 64], got " + std::to_string(in.ndim));
   const int dt = static_cast<int>(in.dtype);
-  require(dt >= 0 && dt <= 3, "stats: unknown dtype code " + std::to_string(dt));
-  require(out.finite && out.zeros && out.mean && out.m2 && out.min && out.max, "stats: output arrays missing");
+  INITLAB_REQUIRE(dt >= 0 && dt <= 3, "stats: unknown dtype code " + std::to_string(dt));
+  INITLAB_REQUIRE(out.finite && out.zeros && out.mean && out.m2 && out.min && out.max, "stats: output arrays missing");
   Plan P;
   P.data = in.data;
   P.dtype = in.dtype;
   bool empty = false;
   for (int k = 0; k < in.ndim; ++k) {
-    require(in.shape[k] >= 0, "stats: negative dimension " + std::to_string(in.shape[k]));
+    INITLAB_REQUIRE(in.shape[k] >= 0, "stats: negative dimension " + std::to_string(in.shape[k]));
     const Dim d{in.shape[k], in.strides[k]};
     if (reduce[k]) {
       if (d.n == 0) empty = true;
@@ -470,7 +470,7 @@ void compute_stats(const StatsInput& in, const unsigned char* reduce, const Stat
     for (std::int64_t s = 0; s < P.n_slices; ++s) write_out(out, s, Moments{});
     return;
   }
-  require(in.data != nullptr, "stats: null data pointer");
+  INITLAB_REQUIRE(in.data != nullptr, "stats: null data pointer");
   // Logical (C) order, never memory order: the summation order, hence the bits, must not
   // depend on the layout. Axes that are contiguous in that order are merged.
   std::vector<Dim> merged;
@@ -512,7 +512,7 @@ void compute_stats(const StatsInput& in, const unsigned char* reduce, const Stat
 }
 
 std::uint64_t read_probe(const void* data, std::int64_t n_bytes, int n_threads) {
-  require(n_bytes >= 0, "read_probe: negative size");
+  INITLAB_REQUIRE(n_bytes >= 0, "read_probe: negative size");
   const std::int64_t words = n_bytes / 8;
   const std::int64_t chunk = 1 << 17;  // 1 MiB of words per task
   const std::int64_t n_tasks = (words + chunk - 1) / chunk;

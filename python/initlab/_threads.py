@@ -23,11 +23,17 @@ _global_threads: int | None = None
 _override: contextvars.ContextVar[int | None] = contextvars.ContextVar("initlab_num_threads", default=None)
 
 
+_num_procs: int | None = None
+
+
 def _default_threads() -> int:
+    global _num_procs
     env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if env.isdigit() and int(env) > 0:
         return min(int(env), MAX_THREADS)
-    return max(1, _core.num_procs())
+    if _num_procs is None:  # asked once: the call costs microseconds and every fill needs it
+        _num_procs = max(1, _core.num_procs())
+    return _num_procs
 
 
 def _check(n: object) -> int:
