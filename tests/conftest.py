@@ -131,6 +131,32 @@ def uniform16_ref(seed: int, stream: int, indices) -> np.ndarray:
     return np.array(out, dtype=np.float32)
 
 
+def normal16_ref(seed: int, stream: int, indices, mean: float = 0.0, std: float = 1.0) -> np.ndarray:
+    """float32 values (before rounding) of float16/bfloat16 normal_ outputs, rebuilt from Philox
+    words and the core's own float32 log/sincos: one word per Box-Muller pair in the 16-bit
+    uniform's super-blocks (element 128 s + 32 k + 2 j + h, pair p = 64 s + 16 k + j, word k of
+    block 16 s + j); u1 = (m + 1/2) 2^-18 from the top 18 bits m, refined with word 0 of block
+    2^62 + p when m < 512; angle from the low 14 bits; h = 0 takes r cos, h = 1 r sin."""
+    f32 = np.float32
+    out = []
+    for g in indices:
+        s, r = divmod(int(g), 128)
+        k, j, h = r // 32, (r // 2) % 16, r % 2
+        w = philox_block(seed, stream, 16 * s + j)[k]
+        m = w >> 14
+        f = f32(0.5)
+        if m < 512:
+            x = philox_block(seed, stream, 2**62 + 64 * s + 16 * k + j)[0]
+            f = f32(((x >> 9) << 1) | 1) * f32(2.0**-24)
+        u1 = (f32(m) + f) * f32(2.0**-18)
+        lg = f32(_core.eval_detmath("log_f32", np.array([float(u1)]))[0])
+        rad = np.sqrt(f32(-2.0) * lg, dtype=f32)
+        a = float(((w & 0x3FFF) << 10) | 0x200)
+        trig = f32(_core.eval_detmath("sin2pi_u24" if h else "cos2pi_u24", np.array([a]))[0])
+        out.append(f32(mean) + f32(std) * (rad * trig))
+    return np.array(out, dtype=f32)
+
+
 def uniform_f64_ref(seed: int, stream: int, indices) -> np.ndarray:
     """U[0, 1) float64 values: element g uses words 2(g%2), 2(g%2)+1 of block g//2 (low word first)."""
     out = []

@@ -86,9 +86,19 @@ def test_normal_that_could_overflow_is_a_value_error(dtype, mean, std):
 
 
 def test_normal_at_the_limit_is_finite():
-    x = np.empty(1 << 16, np.float16)
-    initlab.normal_(x, 0.0, 65504.0 / 6.661, seed=1)
+    # 16-bit normal_ refines its tail pairs down to u1 = 2^-42: |z| <= 7.6305 (the core's float32
+    # log/sqrt of that u1), so the bound is 7.632; float32 words stop at 6.661
+    from initlab import _core
+    lg = np.float32(_core.eval_detmath("log_f32", np.array([2.0**-42]))[0])
+    assert 7.63 < float(np.sqrt(np.float32(-2.0) * lg, dtype=np.float32)) < 7.632
+    x = np.empty(1 << 20, np.float16)
+    initlab.normal_(x, 0.0, 65504.0 / 7.632, seed=1)
     assert np.isfinite(x).all()
+    with pytest.raises(ValueError, match="finite range"):
+        initlab.normal_(x, 0.0, 65504.0 / 7.0, seed=1)
+    y = np.empty(1 << 16, np.float32)
+    initlab.normal_(y, 0.0, 3.4028234e38 / 6.661, seed=1)
+    assert np.isfinite(y).all()
 
 
 @pytest.mark.parametrize("dtype,gain", [(np.float16, 1e5), (np.float32, 1e39), (np.float64, 1.797e308)])

@@ -6,6 +6,7 @@ in the standard deviation on the new routes:
   super-blocks of 16 blocks (80 elements);
 - float16/bfloat16 uniform_: 16 random bits per element, eight elements per block in lane-major
   super-blocks of 16 blocks (128 elements);
+- float16/bfloat16 normal_: one word per Box-Muller pair, tail pairs refined by a word of their own;
 - trunc_normal_'s hard regimes (every dtype) and every float64 trunc_normal_: exact rejection
   (uniform / exponential / normal proposals) from each element's own counters."""
 
@@ -114,6 +115,25 @@ def test_uniform_every_position_of_the_super_block_is_uniform_and_uncorrelated(d
     for lag in (1, 16, period - 1, period, period + 1):
         r = float(np.dot(flat[:-lag], flat[lag:]) / np.dot(flat, flat))
         assert abs(r) < 5 / np.sqrt(n), (dn, lag, r)
+
+
+@pytest.mark.parametrize("dtype", LOWP, ids=LOWP_IDS)
+def test_normal16_tails_reach_beyond_the_main_words(dtype):
+    # 16-bit normal_ draws one word per pair; radii beyond 3.53 come from the refining word. The
+    # tail masses at 3.5, 4, 4.5 and 5 sigma must match the normal's (Poisson bounds, 5 sd), and
+    # the KS test must accept the whole sample and reject a 1%-wrong scale.
+    n = 1 << 23
+    x = np.empty(n, dtype)
+    initlab.normal_(x, 0.0, 1.0, seed=77)
+    a = np.abs(x.astype(np.float64))
+    for t in (3.5, 4.0, 4.5, 5.0):
+        want = n * 2 * stats.norm.sf(t)
+        got = int((a > t).sum())
+        assert abs(got - want) < 5 * math.sqrt(want) + 2, (t, got, want)
+    assert a.max() > 5.0
+    s = np.sort(x.astype(np.float64)[: 1 << 20])
+    assert ks_pvalue(s, stats.norm.cdf) > 1e-4
+    assert ks_pvalue(s, stats.norm(scale=1.01).cdf) < 1e-4
 
 
 # ---- float16 / bfloat16 uniform ---------------------------------------------------------------

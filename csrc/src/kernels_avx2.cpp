@@ -18,6 +18,6 @@ namespace initlab::detail::k_avx2 {
 #include "kernels_simd.inl"
 const KernelTable table = {uniform_f32_k,            normal_k<SinkF32>,       trunc_k<SinkF32>,
                            uniform_f64,              normal_f64,              trunc_f64_k,
-                           uniform16_k<false>, normal_k<Sink16<false>>, trunc_k<Sink16<false>>,
-                           uniform16_k<true>,  normal_k<Sink16<true>>,  trunc_k<Sink16<true>>};
+                           uniform16_k<false>, normal16_k<false>,       trunc_k<Sink16<false>>,
+                           uniform16_k<true>,  normal16_k<true>,        trunc_k<Sink16<true>>};
 }  // namespace initlab::detail::k_avx2

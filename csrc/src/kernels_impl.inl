@@ -202,6 +202,54 @@ static void uniform16(const KParams& kp, uint64_t seed, uint64_t stream, uint64_
   }
 }
 
+// float16 / bfloat16 normal: one 32-bit word per Box-Muller pair, in the 16-bit uniform's
+// lane-major super-blocks: element 128 s + 32 k + 2 j + h (h = 0: r cos, 1: r sin) uses word k of
+// block 16 s + j, pair p = 64 s + 16 k + j. The word's top 18 bits give u1 = (m + 1/2) 2^-18 and
+// its low 14 bits the angle (a + 1/2) 2^-14 turns. Pairs with m < 512 (probability 2^-9: the tail
+// r > 3.53) refine u1 with a word of their own, block 2^62 + p of the same stream:
+// u1 = (m + (2 (x >> 9) + 1) 2^-24) 2^-18, so the tail reaches 7.6 sigma with a resolution far
+// below the 16-bit spacing. Half the random bits of the float32 route, which no 16-bit output
+// can tell apart (14 angle bits: 4e-4 rad, below float16's relative spacing).
+constexpr std::uint64_t kNormal16Fallback = std::uint64_t{1} << 62;
+
+static inline float normal16_u1(uint64_t seed, uint64_t stream, uint32_t w, uint64_t pair) {
+  const uint32_t m = w >> 14;
+  float f = 0.5f;
+  if (m < 512u) {
+    const uint32_t x = philox_block(seed, stream, kNormal16Fallback + pair)[0];
+    f = static_cast<float>(static_cast<int32_t>(((x >> 9) << 1) | 1u)) * 5.9604644775390625e-08f;
+  }
+  return (static_cast<float>(static_cast<int32_t>(m)) + f) * 3.814697265625e-06f;  // 2^-18
+}
+
+template <bool BF16>
+static void normal16(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, uint16_t* out) {
+  alignas(64) uint32_t w[kWordBuf];
+  const uint64_t s0 = g0 / kU16SE;
+  const int skip = static_cast<int>(g0 - kU16SE * s0);
+  const int nsb = (skip + n + kU16SE - 1) / kU16SE;
+  philox_words(seed, stream, kUniSB * s0, kUniSB * nsb, w);
+  const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
+  float z[2] = {0.0f, 0.0f};
+  int last = -1;  // the pair whose two values are in z
+  for (int i = 0; i < n; ++i) {
+    const int e = skip + i, sb = e / kU16SE, r = e % kU16SE;
+    const int k = r >> 5, j = (r >> 1) & 15;
+    if (e >> 1 != last) {
+      last = e >> 1;
+      const uint32_t wd = w[4 * kUniSB * sb + 4 * j + k];
+      const uint64_t pair = 64 * (s0 + static_cast<uint64_t>(sb)) + static_cast<uint64_t>(16 * k + j);
+      const float rad = std::sqrt(-2.0f * detmath::log_f32(normal16_u1(seed, stream, wd, pair)));
+      float sn, cs;
+      detmath::sincos_2pi_u24(((wd & 0x3fffu) << 10) | 0x200u, sn, cs);
+      z[0] = rad * cs;
+      z[1] = rad * sn;
+    }
+    const float y = shift + scale * z[e & 1];
+    out[i] = BF16 ? lowp::bf16_from_f32(y) : lowp::f16_from_f32(y);
+  }
+}
+
 // A low-precision output through the float32 kernel and a rounding pass (the scalar route).
 template <GenF32 F, CvtF16 C>
 static void gen16(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, uint16_t* out) {

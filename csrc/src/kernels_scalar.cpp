@@ -17,6 +17,6 @@ namespace initlab::detail::k_scalar {
 using namespace scalar_ref;
 const KernelTable table = {uniform_f32, normal_f32, trunc_f32, uniform_f64<philox_words>, normal_f64<philox_words>,
                            trunc_f64<philox_words>,
-                           uniform16<false>, gen16<normal_f32, to_f16>, gen16<trunc_f32, to_f16>,
-                           uniform16<true>, gen16<normal_f32, to_bf16>, gen16<trunc_f32, to_bf16>};
+                           uniform16<false>, normal16<false>, gen16<trunc_f32, to_f16>,
+                           uniform16<true>, normal16<true>, gen16<trunc_f32, to_bf16>};
 }  // namespace initlab::detail::k_scalar

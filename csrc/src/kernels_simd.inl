@@ -511,6 +511,70 @@ static void uniform16_k(const KParams& kp, std::uint64_t seed, std::uint64_t str
   if (te < skip + n) std::memcpy(out + (te - skip), buf + te, static_cast<std::size_t>(skip + n - te) * 2);
 }
 
+// float16 / bfloat16 normal (scalar_ref::normal16): one word per Box-Muller pair in the 16-bit
+// uniform's super-blocks; the rare tail pairs (m < 512) get their refining word lane by lane.
+template <bool BF16>
+static void normal16_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n,
+                       std::uint16_t* out) {
+  using scalar_ref::kU16SE;
+  using scalar_ref::kUniSB;
+  static_assert(kUniSB % L == 0, "a group of blocks never straddles super-blocks");
+  constexpr int kSteps = (G * L + kUniSB - 1) / kUniSB;
+  alignas(64) std::uint16_t buf[kU16SE * ((kChunk + kU16SE - 1) / kU16SE + 1 + kSteps)];
+  const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
+  const std::uint64_t s0 = g0 / kU16SE;
+  const int skip = static_cast<int>(g0 - kU16SE * s0);
+  const int nb = kUniSB * ((skip + n + kU16SE - 1) / kU16SE);
+  const int first_full = skip == 0 ? 0 : 1, end_full = (skip + n) / kU16SE;
+  const RoundKeys rk(seed);
+  constexpr int K = 4 * G;  // word vectors per step: k = 4 g + word
+  for (int j = 0; j < nb; j += G * L) {
+    Ctr4 s;
+    philox_groups(rk, stream, kUniSB * s0 + static_cast<std::uint64_t>(j), s);
+    vf32 u1[K], lg[K], sn[K], cs[K];
+    vu32 ang[K];
+#pragma GCC unroll 8
+    INITLAB_K {
+      const int g = k / 4, q = k % 4;
+      const vu32 wd = s.c[q][g];
+      const vu32 m = wd >> 14;
+      vf32 f = splatf(0.5f);
+      const vi32 tail = (vi32)(m < 512u);
+      if (__builtin_expect(any_lane(tail), 0)) {
+        const int bb = j + g * L;
+        const std::uint64_t pair0 = 64 * (s0 + static_cast<std::uint64_t>(bb / kUniSB)) +
+                                    static_cast<std::uint64_t>(16 * q + bb % kUniSB);
+        for (int l = 0; l < L; ++l) {
+          if (!tail[l]) continue;
+          const std::uint32_t x = philox_block(seed, stream, scalar_ref::kNormal16Fallback + pair0 + l)[0];
+          f[l] = static_cast<float>(static_cast<std::int32_t>(((x >> 9) << 1) | 1u)) * 5.9604644775390625e-08f;
+        }
+      }
+      u1[k] = (__builtin_convertvector((vi32)m, vf32) + f) * 3.814697265625e-06f;
+      ang[k] = ((wd & 0x3fffu) << 10) | 0x200u;
+    }
+    vlog_k<K>(u1, lg);
+    vsincos_2pi_u24_k<K>(ang, sn, cs);
+#pragma GCC unroll 8
+    INITLAB_K {
+      const int g = k / 4, q = k % 4;
+      const int bb = j + g * L;
+      const int sb = bb / kUniSB;
+      const int e0 = kU16SE * sb + 2 * (bb % kUniSB);
+      std::uint16_t* dst = (sb >= first_full && sb < end_full) ? out + (e0 - skip) : buf + e0;
+      const vf32 r = vsqrt(-2.0f * lg[k]);
+      store16_pair<BF16>(shift + scale * (r * cs[k]), shift + scale * (r * sn[k]), dst + 32 * q);
+    }
+  }
+  if (first_full >= end_full) {
+    std::memcpy(out, buf + skip, static_cast<std::size_t>(n) * 2);
+    return;
+  }
+  if (skip) std::memcpy(out, buf + skip, static_cast<std::size_t>(kU16SE - skip) * 2);
+  const int te = kU16SE * end_full;
+  if (te < skip + n) std::memcpy(out + (te - skip), buf + te, static_cast<std::size_t>(skip + n - te) * 2);
+}
+
 template <class Emit>
 static void trunc_reject_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, Emit emit);
 

@@ -179,9 +179,11 @@ def normal_(tensor: T, mean: float = 0.0, std: float = 1.0, *, seed: Any = None,
     """Fill with N(mean, std**2) in place (Box-Muller on Philox words) and return the same object.
 
     ``std = 0`` fills ``mean``. Raises ``ValueError`` for a negative or non-finite std or mean,
-    and when a sample could overflow the dtype: Box-Muller's |z| is at most 6.661 (words of
-    float32/16/bf16 fills) or 8.653 (float64), so ``|mean| + zmax * std`` must not exceed the
-    dtype's largest finite value (every value written is finite). See :func:`uniform_` for the
+    and when a sample could overflow the dtype: Box-Muller's |z| is at most 6.661 (float32),
+    7.632 (float16/bfloat16, whose rare tail pairs refine the radius with a word of their own) or
+    8.653 (float64), so ``|mean| + zmax * std`` must not exceed the dtype's largest finite value
+    (every value written is finite). float16/bfloat16 draw 16 random bits per value (one Philox
+    word per Box-Muller pair), not the float32 value's 32. See :func:`uniform_` for the
     other parameters and errors.
     """
     t = as_target(tensor)

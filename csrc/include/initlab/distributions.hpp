@@ -6,8 +6,12 @@
 //       of 16 blocks (80 elements): with s = floor(g / 80), r = g mod 80, element g takes the top
 //       24 bits of word floor(r / 16) of block 16 s + (r mod 16) when r < 64, else the low bytes
 //       of words 0, 1, 2 of block 16 s + r - 64 as (b0 << 16) | (b1 << 8) | b2.
-//   float32 normal/trunc (and float16/bfloat16 normal/trunc): one 32-bit word per element,
+//   float32 normal/trunc (and float16/bfloat16 trunc): one 32-bit word per element,
 //       element g uses word (g mod 4) of block floor(g / 4).
+//   float16/bfloat16 normal: one 32-bit word per Box-Muller pair, laid out like the 16-bit
+//       uniform: element g = 128 s + 32 k + 2 j + h uses word k of block 16 s + j (pair
+//       p = 64 s + 16 k + j; h = 0 takes r cos, h = 1 r sin); tail pairs also use word 0 of
+//       block 2^62 + p (see normal below).
 //   float16/bfloat16 uniform: 16 bits per element, eight elements per block, in lane-major
 //       super-blocks of 16 blocks (128 elements): with s = floor(g / 128), r = g mod 128, element
 //       g takes half (r mod 2) (the low 16 bits first) of word floor(r / 32) of block
@@ -19,6 +23,10 @@
 // uniform   : u = x * 2^-24 (float32, x the element's 24 bits), h * 2^-16 (float16/bfloat16, h the element's 16
 //             bits) or (x >> 11) * 2^-53 (double); y = a + (b - a) u in float32 (float64 for
 //             double), clamped to the largest value of the output dtype below b.
+// normal16  : (float16/bfloat16) u1 = (m + 1/2) 2^-18 from the word's top 18 bits m, theta =
+//             2 pi (a 2^10 + 2^9) 2^-24 from its low 14 bits a (the float32 sincos below); when
+//             m < 512 (r > 3.53), u1 = (m + (2 (x >> 9) + 1) 2^-24) 2^-18 with x = word 0 of block
+//             2^62 + p. Then r cos, r sin as for float32, y = mean + std z in float32, rounded.
 // normal    : Box-Muller on the word pairs of a block: elements (2j, 2j+1) get r cos(theta),
 //             r sin(theta) with r = sqrt(-2 log u1), theta = 2 pi u2, where u1 comes from word 2j
 //             (float: (w >> 1) 2^-31 + 2^-32; double: ((x >> 11) + 0.5) 2^-53) and u2 from word
@@ -45,7 +53,8 @@
 // float64 trunc / hard-regime mapping (it used a log-space inverse CDF of the element's word);
 // then the float32 uniform mapping (it used the top 24 bits of one word per element, block-major)
 // and the float16/bfloat16 uniform one (block-major: half g mod 2 of word (g / 2) mod 4 of block
-// g / 8), both to lane-major super-blocks that vector paths store without transposing.
+// g / 8), both to lane-major super-blocks that vector paths store without transposing; and the
+// float16/bfloat16 normal one (it rounded the float32 normal: one word per value).
 #pragma once
 #include <cstdint>
 
