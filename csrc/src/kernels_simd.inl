@@ -359,6 +359,30 @@ static inline void run_groups_all(std::uint64_t seed, std::uint64_t stream, std:
     std::memcpy(out + direct_end, buf + skip + direct_end, static_cast<std::size_t>(n - direct_end) * sizeof(typename Sink::T));
 }
 
+// ---- super-block windows (the uniform samplers and 16-bit normal) -------------------------------
+// A window of n elements starting `skip` elements into super-block 0 (of SE elements each): the
+// super-blocks [first_full, end_full) lie wholly inside it and are stored straight into `out`;
+// the partial ones at either end are drawn into `buf` (indexed from super-block 0's start) and
+// copied out here.
+struct SuperBlockWindow {
+  int skip, n, se, first_full, end_full;
+  SuperBlockWindow(int skip_, int n_, int se_)
+      : skip(skip_), n(n_), se(se_), first_full(skip_ == 0 ? 0 : 1), end_full((skip_ + n_) / se_) {}
+  bool whole(int sb) const { return sb >= first_full && sb < end_full; }
+  template <class T>
+  T* dst(int sb, int e0, T* out, T* buf) const { return whole(sb) ? out + (e0 - skip) : buf + e0; }
+  template <class T>
+  void finish(T* out, const T* buf) const {
+    if (first_full >= end_full) {
+      std::memcpy(out, buf + skip, static_cast<std::size_t>(n) * sizeof(T));
+      return;
+    }
+    if (skip) std::memcpy(out, buf + skip, static_cast<std::size_t>(se - skip) * sizeof(T));
+    const int te = se * end_full;
+    if (te < skip + n) std::memcpy(out + (te - skip), buf + te, static_cast<std::size_t>(skip + n - te) * sizeof(T));
+  }
+};
+
 // float32 uniform, five elements per block in lane-major super-blocks (scalar_ref::uniform_f32):
 // each group of L blocks lies inside one super-block, and its five vectors (the top 24 bits of
 // words 0..3, then the low bytes of words 0..2) are stored as they are, L elements apart.
@@ -374,9 +398,7 @@ static void uniform_f32_k(const KParams& kp, std::uint64_t seed, std::uint64_t s
   const std::uint64_t s0 = g0 / kUniSE;
   const int skip = static_cast<int>(g0 - kUniSE * s0);
   const int nb = kUniSB * ((skip + n + kUniSE - 1) / kUniSE);
-  // Super-blocks [first_full, end_full) lie wholly inside the window and go straight to `out`;
-  // the partial ones at either end go through `buf`.
-  const int first_full = skip == 0 ? 0 : 1, end_full = (skip + n) / kUniSE;
+  const SuperBlockWindow win(skip, n, kUniSE);
   const RoundKeys rk(seed);
   for (int j = 0; j < nb; j += G * L) {
     Ctr4 s;
@@ -386,7 +408,7 @@ static void uniform_f32_k(const KParams& kp, std::uint64_t seed, std::uint64_t s
       const int bb = j + g * L;
       const int sb = bb / kUniSB;
       const int e0 = kUniSE * sb + bb % kUniSB;
-      float* dst = (sb >= first_full && sb < end_full) ? out + (e0 - skip) : buf + e0;
+      float* dst = win.dst(sb, e0, out, buf);
       vu32 x[5];
       x[0] = s.c[0][g] >> 8;
       x[1] = s.c[1][g] >> 8;
@@ -401,13 +423,7 @@ static void uniform_f32_k(const KParams& kp, std::uint64_t seed, std::uint64_t s
       }
     }
   }
-  if (first_full >= end_full) {
-    std::memcpy(out, buf + skip, static_cast<std::size_t>(n) * sizeof(float));
-    return;
-  }
-  if (skip) std::memcpy(out, buf + skip, static_cast<std::size_t>(kUniSE - skip) * sizeof(float));
-  const int te = kUniSE * end_full;
-  if (te < skip + n) std::memcpy(out + (te - skip), buf + te, static_cast<std::size_t>(skip + n - te) * sizeof(float));
+  win.finish(out, buf);
 }
 
 template <class Sink>
@@ -481,8 +497,7 @@ static void uniform16_k(const KParams& kp, std::uint64_t seed, std::uint64_t str
   const std::uint64_t s0 = g0 / kU16SE;
   const int skip = static_cast<int>(g0 - kU16SE * s0);
   const int nb = kUniSB * ((skip + n + kU16SE - 1) / kU16SE);
-  // Super-blocks [first_full, end_full) lie wholly inside the window and go straight to `out`.
-  const int first_full = skip == 0 ? 0 : 1, end_full = (skip + n) / kU16SE;
+  const SuperBlockWindow win(skip, n, kU16SE);
   const RoundKeys rk(seed);
   for (int j = 0; j < nb; j += G * L) {
     Ctr4 s;
@@ -492,7 +507,7 @@ static void uniform16_k(const KParams& kp, std::uint64_t seed, std::uint64_t str
       const int bb = j + g * L;
       const int sb = bb / kUniSB;
       const int e0 = kU16SE * sb + 2 * (bb % kUniSB);
-      std::uint16_t* dst = (sb >= first_full && sb < end_full) ? out + (e0 - skip) : buf + e0;
+      std::uint16_t* dst = win.dst(sb, e0, out, buf);
 #pragma GCC unroll 4
       for (int k = 0; k < 4; ++k) {
         const vu32 wk = s.c[k][g];
@@ -502,13 +517,7 @@ static void uniform16_k(const KParams& kp, std::uint64_t seed, std::uint64_t str
       }
     }
   }
-  if (first_full >= end_full) {
-    std::memcpy(out, buf + skip, static_cast<std::size_t>(n) * 2);
-    return;
-  }
-  if (skip) std::memcpy(out, buf + skip, static_cast<std::size_t>(kU16SE - skip) * 2);
-  const int te = kU16SE * end_full;
-  if (te < skip + n) std::memcpy(out + (te - skip), buf + te, static_cast<std::size_t>(skip + n - te) * 2);
+  win.finish(out, buf);
 }
 
 // float16 / bfloat16 normal (scalar_ref::normal16): one word per Box-Muller pair in the 16-bit
@@ -525,7 +534,7 @@ static void normal16_k(const KParams& kp, std::uint64_t seed, std::uint64_t stre
   const std::uint64_t s0 = g0 / kU16SE;
   const int skip = static_cast<int>(g0 - kU16SE * s0);
   const int nb = kUniSB * ((skip + n + kU16SE - 1) / kU16SE);
-  const int first_full = skip == 0 ? 0 : 1, end_full = (skip + n) / kU16SE;
+  const SuperBlockWindow win(skip, n, kU16SE);
   const RoundKeys rk(seed);
   constexpr int K = 4 * G;  // word vectors per step: k = 4 g + word
   for (int j = 0; j < nb; j += G * L) {
@@ -561,18 +570,12 @@ static void normal16_k(const KParams& kp, std::uint64_t seed, std::uint64_t stre
       const int bb = j + g * L;
       const int sb = bb / kUniSB;
       const int e0 = kU16SE * sb + 2 * (bb % kUniSB);
-      std::uint16_t* dst = (sb >= first_full && sb < end_full) ? out + (e0 - skip) : buf + e0;
+      std::uint16_t* dst = win.dst(sb, e0, out, buf);
       const vf32 r = vsqrt(-2.0f * lg[k]);
       store16_pair<BF16>(shift + scale * (r * cs[k]), shift + scale * (r * sn[k]), dst + 32 * q);
     }
   }
-  if (first_full >= end_full) {
-    std::memcpy(out, buf + skip, static_cast<std::size_t>(n) * 2);
-    return;
-  }
-  if (skip) std::memcpy(out, buf + skip, static_cast<std::size_t>(kU16SE - skip) * 2);
-  const int te = kU16SE * end_full;
-  if (te < skip + n) std::memcpy(out + (te - skip), buf + te, static_cast<std::size_t>(skip + n - te) * 2);
+  win.finish(out, buf);
 }
 
 template <class Emit>
