@@ -79,11 +79,6 @@ def test_ndtri_lower_documented_domain_edge(name):
     np.testing.assert_allclose(ev(name, p), sp.ndtri(p), rtol=1e-5)
 
 
-def test_ndtri_from_log_covers_the_deep_tail():
-    lp = np.log(np.array([1e-9, 1e-10, 1e-15, 1e-20, 1e-30, 1e-300]))
-    np.testing.assert_allclose(ev("ndtri_from_log", lp), sp.ndtri_exp(lp), rtol=1e-13)
-
-
 def test_log_ndtr_matches_scipy_where_relatively_accurate():
     x = np.concatenate([RNG.uniform(-40, 3, 50_000), -(10 ** RNG.uniform(0, 4, 5_000)), [-2.0, 0.0, 2.0, 3.0]])
     ref = sp.log_ndtr(x)
@@ -100,17 +95,6 @@ def test_log_ndtr_matches_scipy_where_relatively_accurate():
 def test_log_ndtr_relative_accuracy_positive_tail():
     x = np.array([5.0, 7.9, 8.0, 10.0, 20.0])
     np.testing.assert_allclose(ev("log_ndtr", x), sp.log_ndtr(x), rtol=1e-12)
-
-
-def test_ndtri_from_log_matches_scipy():
-    lp = np.concatenate([-(10 ** RNG.uniform(np.log10(-np.log(0.5)), 5, 50_000)), [np.log(0.5), -1.0, -30.0, -31.0]])
-    lp = lp[lp <= np.log(0.5)]
-    ref = sp.ndtri_exp(lp)
-    got = ev("ndtri_from_log", lp)
-    assert np.all(np.abs(got - ref) <= 1e-12 * np.maximum(1.0, np.abs(ref)))
-    # Round trip through log_ndtr.
-    x = np.concatenate([RNG.uniform(-400, -0.1, 5_000)])
-    np.testing.assert_allclose(ev("ndtri_from_log", ev("log_ndtr", x)), x, rtol=1e-13)
 
 
 @pytest.mark.parametrize("name,f", [("sin2pi_u24", np.sin), ("cos2pi_u24", np.cos)])

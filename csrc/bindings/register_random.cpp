@@ -48,7 +48,6 @@ py::array_t<double> eval_detmath(const std::string& name, py::array_t<double, py
     else if (name == "ndtri_lower_f32") o[i] = dm::ndtri_lower<float>(static_cast<float>(v));
     else if (name == "ndtri_lower_f64") o[i] = dm::ndtri_lower<double>(v);
     else if (name == "log_ndtr") o[i] = initlab::log_ndtr(v);
-    else if (name == "ndtri_from_log") o[i] = initlab::ndtri_from_log(v);
     else if (name == "sin2pi_u24" || name == "cos2pi_u24") {
       float s, c;
       dm::sincos_2pi_u24(static_cast<std::uint32_t>(v), s, c);

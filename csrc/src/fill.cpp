@@ -196,30 +196,27 @@ KParams prepare(const Sampler& s, DType d, double* constant) {
       }
       kp.alpha = std::max(kp.alpha, -kFar);
       kp.beta = std::min(kp.beta, kFar);
-      kp.la = detail::log_ndtr_impl(kp.alpha);
-      kp.lb = detail::log_ndtr_impl(kp.beta);
-      kp.lca = detail::log_ndtr_impl(-kp.alpha);
-      kp.lcb = detail::log_ndtr_impl(-kp.beta);
-      kp.pa = detmath::exp_f64(kp.la);
-      kp.qb = detmath::exp_f64(kp.lcb);
+      // log Phi(alpha), log Phi(beta), log Phi(-alpha), log Phi(-beta)
+      const double la = detail::log_ndtr_impl(kp.alpha), lb = detail::log_ndtr_impl(kp.beta);
+      const double lca = detail::log_ndtr_impl(-kp.alpha), lcb = detail::log_ndtr_impl(-kp.beta);
+      kp.pa = detmath::exp_f64(la);
+      kp.qb = detmath::exp_f64(lcb);
       if (kp.beta <= 0.0) {
-        kp.m = detmath::exp_f64(kp.lb) - kp.pa;
+        kp.m = detmath::exp_f64(lb) - kp.pa;
       } else if (kp.alpha >= 0.0) {
-        kp.m = detmath::exp_f64(kp.lca) - kp.qb;
+        kp.m = detmath::exp_f64(lca) - kp.qb;
       } else {
         kp.m = 1.0 - kp.pa - kp.qb;
       }
-      // The direct inverse (float32 for low precision, Giles + Halley for float64) only where the
-      // p-values p = Phi(alpha) + u m resolve the interval: a side is used when its tail
-      // probability is below 1/2. float32 also needs its smallest p in the float32 inverse's range
-      // (>= 1e-8); everything else takes the log-space route.
-      const bool low_prec = d != DType::f64;
+      // float32/float16/bfloat16 take the float32 inverse CDF only where its p-values
+      // p = Phi(alpha) + u m resolve the interval (a side is used when its tail probability is
+      // below 1/2; the smallest p must be in the inverse's range, >= 1e-8); everything else, and
+      // every float64 interval, is sampled by exact rejection (truncnorm_reject.hpp).
       auto ok_side = [&](double p_side) {
         if (p_side >= 0.5) return true;
-        if (!low_prec) return std::min(0.5, p_side + kp.m) <= 1e6 * kp.m;
         return std::min(0.5, p_side + kp.m) <= 16.0 * kp.m && p_side + 5.9604644775390625e-08 * kp.m >= 1e-8;
       };
-      kp.exact = !(kp.m >= (low_prec ? 1e-30 : 1e-300) && ok_side(kp.pa) && ok_side(kp.qb));
+      kp.exact = d == DType::f64 || !(kp.m >= 1e-30 && ok_side(kp.pa) && ok_side(kp.qb));
       break;
     }
     case Dist::constant:
@@ -354,7 +351,7 @@ void fill(const Destination& dst, const Sampler& s, RngCoord rc, Exec ex) {
 
   // The truncated normal's rejection routes (float64, and the hard regimes) give element g the
   // counter blocks 2^63 + 256 g + attempt: distinct for every g < 2^55 (distributions.hpp).
-  if (s.dist == Dist::trunc_normal && (dst.dtype == DType::f64 || kp.exact)) {
+  if (s.dist == Dist::trunc_normal && kp.exact) {
     std::uint64_t last = dst.gbase;
     for (int k = 0; k < w.nd; ++k)
       last += static_cast<std::uint64_t>(w.shape[static_cast<std::size_t>(k)] - 1) *
@@ -423,6 +420,5 @@ void fill_normal(double* out, std::int64_t n, RngCoord rc, std::uint64_t offset,
 }
 
 double log_ndtr(double x) { return detail::log_ndtr_impl(x); }
-double ndtri_from_log(double log_p) { return detail::ndtri_from_log_impl(log_p); }
 
 }  // namespace initlab

@@ -19,8 +19,7 @@ struct KParams {
   // Truncated normal (standardized bounds alpha < beta).
   double alpha = 0, beta = 0;
   double pa = 0, qb = 0, m = 0;          // Phi(alpha), Phi(-beta), Phi(beta) - Phi(alpha)
-  double la = 0, lb = 0, lca = 0, lcb = 0;  // log Phi(alpha), log Phi(beta), log Phi(-alpha), log Phi(-beta)
-  bool exact = false;                    // use the double-precision log-space inverse
+  bool exact = false;  // the hard regimes: exact rejection (truncnorm_reject.hpp), not the inverse CDF
 };
 
 using GenF32 = void (*)(const KParams&, std::uint64_t seed, std::uint64_t stream, std::uint64_t g0, int n, float* out);

@@ -99,21 +99,19 @@ static void trunc_f32(const KParams& kp, uint64_t seed, uint64_t stream, uint64_
   const int nb = (skip + n + 3) >> 2;
   philox_words(seed, stream, b0, nb, w);
   const uint32_t* ws = w + skip;
-  {
-    const float pa = static_cast<float>(kp.pa), qb = static_cast<float>(kp.qb), m = static_cast<float>(kp.m);
-    const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
-    for (int i = 0; i < n; ++i) {
-      // u = (2k + 1) 2^-24 and 1 - u from the same 23 bits: both exact, never 0, u + v == 1.
-      const float u = static_cast<float>(static_cast<int32_t>(((ws[i] >> 9) << 1) | 1u)) * 5.9604644775390625e-08f;
-      const float v = static_cast<float>(static_cast<int32_t>((((~ws[i]) >> 9) << 1) | 1u)) * 5.9604644775390625e-08f;
-      const float pl = pa + u * m;
-      const float pr = qb + v * m;
-      const bool left = pl <= 0.5f;
-      const float p = left ? pl : pr;
-      const float x0 = detmath::ndtri_lower<float>(p);
-      const float x = left ? x0 : -x0;
-      out[i] = clampf(shift + scale * x, lo, hi);
-    }
+  const float pa = static_cast<float>(kp.pa), qb = static_cast<float>(kp.qb), m = static_cast<float>(kp.m);
+  const float shift = static_cast<float>(kp.shift), scale = static_cast<float>(kp.scale);
+  for (int i = 0; i < n; ++i) {
+    // u = (2k + 1) 2^-24 and 1 - u from the same 23 bits: both exact, never 0, u + v == 1.
+    const float u = static_cast<float>(static_cast<int32_t>(((ws[i] >> 9) << 1) | 1u)) * 5.9604644775390625e-08f;
+    const float v = static_cast<float>(static_cast<int32_t>((((~ws[i]) >> 9) << 1) | 1u)) * 5.9604644775390625e-08f;
+    const float pl = pa + u * m;
+    const float pr = qb + v * m;
+    const bool left = pl <= 0.5f;
+    const float p = left ? pl : pr;
+    const float x0 = detmath::ndtri_lower<float>(p);
+    const float x = left ? x0 : -x0;
+    out[i] = clampf(shift + scale * x, lo, hi);
   }
 }
 
@@ -158,7 +156,6 @@ static void normal_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint64
 
 // float64: every regime by exact rejection (truncnorm_reject.hpp) from each element's own
 // counters; cheaper than the double-precision inverse (a series and a Halley step per value).
-template <WordsFn W>
 static void trunc_f64(const KParams& kp, uint64_t seed, uint64_t stream, uint64_t g0, int n, double* out) {
   const tnr::Plan pl = tnr::plan(kp.alpha, kp.beta);
   for (int i = 0; i < n; ++i) {

@@ -645,40 +645,6 @@ static inline vf64 i51_to_double(vi64 t) {
   return (vf64)((vu64)(t + (vi64){} + 0x4338000000000000ll)) - 6755399441055744.0;  // 1.5 * 2^52
 }
 
-static inline vf64 vlog64(vf64 x) {
-  const vu64 b = (vu64)x;
-  vi64 e = (vi64)((b >> 52) & 0x7ffull) - 1023;
-  vf64 m = (vf64)((b & 0xfffffffffffffull) | 0x3ff0000000000000ull);
-  const vi64 big = m > 1.4142135623730951;
-  m = big ? m * 0.5 : m;
-  e -= big;
-  const vf64 s = (m - 1.0) / (m + 1.0);
-  const vf64 s2 = s * s;
-  vf64 p = splatd(detmath::kLog64P[0]);
-  for (int i = 1; i < 7; ++i) p = detmath::kLog64P[i] + s2 * p;
-  const vf64 ed = i51_to_double(e);
-  return ed * 6.93147180369123816490e-01 + ((2.0 * s + 2.0 * s * (s2 * p)) + ed * 1.90821492927058770002e-10);
-}
-
-static inline void vsincos_2pi_u53(vu64 k, vf64& s_out, vf64& c_out) {
-  const vu64 q = (k + (1ull << 50)) >> 51;
-  const vi64 t = (vi64)k - (vi64)(q << 51);
-  const vf64 x = i51_to_double(t) * 6.9757369960172639e-16;
-  const vf64 x2 = x * x;
-  vf64 s = splatd(detmath::kSin64P[0]);
-  for (int i = 1; i < 6; ++i) s = detmath::kSin64P[i] + x2 * s;
-  s = x + x * x2 * s;
-  vf64 c = splatd(detmath::kCos64P[0]);
-  for (int i = 1; i < 7; ++i) c = detmath::kCos64P[i] + x2 * c;
-  c = 1.0 + x2 * c;
-  const vu64 qq = q & 3ull;
-  const vi64 odd = (qq & 1ull) != 0ull;
-  const vf64 sv = odd ? c : s;
-  const vf64 cv = odd ? s : c;
-  s_out = (qq >= 2ull) ? -sv : sv;
-  c_out = ((qq == 1ull) | (qq == 2ull)) ? -cv : cv;
-}
-
 static inline vf64 vsqrt64(vf64 x) {
 #if INITLAB_VB == 64
   return (vf64)_mm512_sqrt_pd((__m512d)x);

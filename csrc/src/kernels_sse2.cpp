@@ -8,7 +8,6 @@
 #include "initlab/lowp.hpp"
 #include "initlab/philox.hpp"
 #include "kernels.hpp"
-#include "truncnorm_exact.hpp"
 #include "truncnorm_reject.hpp"
 
 #define INITLAB_VB 16

@@ -122,7 +122,7 @@ static inline float sqrt_any(float x) { return std::sqrt(x); }
 static inline double sqrt_any(double x) { return std::sqrt(x); }
 
 // Phi^{-1}(p) for 1e-8 <= p <= 1/2 (the float32 range: below ~1e-8 the approximation
-// degrades, so callers route smaller p to the log-space inverse) from M. Giles, "Approximating the erfinv function" (GPU Computing
+// degrades, so callers route smaller p to exact rejection) from M. Giles, "Approximating the erfinv function" (GPU Computing
 // Gems, 2011), single-precision coefficients. Written in terms of p so that
 // w = -log(1 - y^2) = -log(4 p (1 - p)) keeps full relative precision in the tail.
 template <class T>

@@ -11,7 +11,7 @@
 //   float16/bfloat16 normal: one 32-bit word per Box-Muller pair, laid out like the 16-bit
 //       uniform: element g = 128 s + 32 k + 2 j + h uses word k of block 16 s + j (pair
 //       p = 64 s + 16 k + j; h = 0 takes r cos, h = 1 r sin); tail pairs also use word 0 of
-//       block 2^62 + p (see normal below).
+//       block 2^62 + p (see normal16 below).
 //   float16/bfloat16 uniform: 16 bits per element, eight elements per block, in lane-major
 //       super-blocks of 16 blocks (128 elements): with s = floor(g / 128), r = g mod 128, element
 //       g takes half (r mod 2) (the low 16 bits first) of word floor(r / 32) of block
@@ -107,8 +107,8 @@ void fill_normal(double* out, std::int64_t n, RngCoord rc, std::uint64_t offset,
 bool isa_supported(Isa isa);
 Isa best_isa();
 
-// Scalar reference values used by tests: log Phi(x) and Phi^{-1} from log p, in double.
+// Scalar reference value used by tests: log Phi(x), in double (it sets the truncated normal's
+// parameters).
 double log_ndtr(double x);
-double ndtri_from_log(double log_p);
 
 }  // namespace initlab
