@@ -23,7 +23,7 @@ def _probe(isa: int) -> list[bytes]:
     import numpy as np
 
     out = []
-    for code, dt in ((0, np.float32), (1, np.float64), (2, np.float16)):
+    for code, dt in ((0, np.float32), (1, np.float64), (2, np.float16), (3, np.uint16)):  # 3: bfloat16 bits
         for dist, p in ((0, (-1.0, 3.0, 0.0, 0.0)), (1, (0.5, 2.0, 0.0, 0.0)), (2, (0.0, 1.0, -2.0, 2.0)),
                         (2, (0.0, 1.0, 5.0, 6.0))):
             a = np.empty(259, dt)

@@ -129,32 +129,22 @@ def _validate(**kw: Any) -> None:
 
 
 def _seed_int(seed: Any) -> int:
-    from ..generator import Generator
+    """The NumPy/torch seed of a proxy run: an int seed as it is; a Generator, or ``None`` (the
+    module generator, so ``initlab.manual_seed`` fixes it), gives one stream of its own."""
+    from ..generator import Generator, _check_seed_int, resolve_seed
 
-    if seed is None:
-        return int(np.random.SeedSequence().entropy % (1 << 63))
-    if isinstance(seed, Generator):
-        from ..generator import resolve_seed
-
+    if seed is None or isinstance(seed, Generator):
         key, stream = resolve_seed(seed)
         return int((key * 1_000_003 + stream) % (1 << 63))
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"seed must be an int, an initlab.Generator or None, got {type(seed).__name__}")
-    return int(seed)
+    return _check_seed_int(seed)
 
 
 def _np_loss(kind: str, y: np.ndarray, t: np.ndarray) -> tuple[float, np.ndarray]:
     """Mean loss over the batch and its gradient with respect to ``y``."""
-    n = y.shape[0]
     if kind == "cross_entropy":
-        z = y - y.max(axis=1, keepdims=True)
-        p = np.exp(z)
-        p /= p.sum(axis=1, keepdims=True)
-        idx = np.asarray(t, dtype=np.int64)
-        val = float(-np.mean(np.log(np.maximum(p[np.arange(n), idx], 1e-300))))
-        d = p.copy()
-        d[np.arange(n), idx] -= 1.0
-        return val, d / n
+        from ..nn.losses import softmax_cross_entropy
+
+        return softmax_cross_entropy(y, np.asarray(t, dtype=np.int64))
     diff = y - np.asarray(t, dtype=y.dtype).reshape(y.shape)
     return float(np.mean(diff * diff)), 2.0 * diff / diff.size
 
