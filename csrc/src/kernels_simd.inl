@@ -451,10 +451,10 @@ static void normal_k(const KParams& kp, std::uint64_t seed, std::uint64_t stream
   });
 }
 
-// float16 / bfloat16 uniform in lane-major super-blocks (scalar_ref::uniform16): each group of L
+// 16-bit outputs in lane-major super-blocks (scalar_ref::uniform16, normal16): each group of L
 // blocks lies inside one super-block, and word k's L words become 2 L contiguous outputs (each
-// word's low half, then its high half), so a rounded word pair is stored as it is.
-// The two halves of L words, rounded, as L 32-bit lanes (low half in the low 16 bits).
+// word's low-half value, then its high-half value, or a pair's cos, then its sin).
+// store16_pair rounds yl[l] and yh[l] and stores them at dst[2 l] and dst[2 l + 1].
 template <bool BF16>
 static inline void store16_pair(vf32 yl, vf32 yh, std::uint16_t* dst) {
 #if INITLAB_VB == 32
