@@ -77,17 +77,24 @@ def _moments(a: Any) -> _Moments:
     """Moments of a whole array (NumPy array or torch tensor) through :func:`initlab.stats`.
 
     Accumulation is in float64, so float32/bf16 outputs of a deep network do not lose the
-    variance to cancellation. Tensors not on the CPU are reduced by torch in float64.
+    variance to cancellation. Tensors not on the CPU are reduced by torch in float64 on their
+    device (only the scalars come back); on a device without float64 (MPS) the tensor is copied
+    to the host and reduced there. The model and the tensor are never moved.
     """
     dev = getattr(a, "device", None)
-    if dev is not None and getattr(dev, "type", "cpu") != "cpu":
+    if dev is not None and getattr(dev, "type", "cpu") not in ("cpu", "meta"):
         import torch
 
-        d = a.detach().to(torch.float64)
-        fin = torch.isfinite(d)
-        nonfinite = int((~fin).sum())
-        return _Moments(int(d.numel()), float(d.mean()), float(d.var(unbiased=False)) if d.numel() else 0.0,
-                        float(d.abs().max()) if d.numel() else 0.0, nonfinite)
+        try:
+            d = a.detach().to(torch.float64)
+        except (RuntimeError, TypeError):  # no float64 on this device: reduce a host copy
+            d = None
+        if d is not None:
+            fin = torch.isfinite(d)
+            nonfinite = int((~fin).sum())
+            return _Moments(int(d.numel()), float(d.mean()), float(d.var(unbiased=False)) if d.numel() else 0.0,
+                            float(d.abs().max()) if d.numel() else 0.0, nonfinite)
+        a = a.detach().cpu()
     from ._buffers import _is_torch_tensor
     from .stats import stats
 

@@ -18,6 +18,7 @@ _PASS = (nn.Identity, nn.Dropout)
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
+    """A host copy for the statistics (a device tensor is copied; the model stays where it is)."""
     t = t.detach().cpu()
     if t.dtype in (torch.bfloat16, torch.float16):
         t = t.float()
@@ -72,7 +73,10 @@ def analyze(module: nn.Module, x: Any, *, loss: str | Callable[[np.ndarray], tup
     Parameters
     ----------
     module : torch.nn.Module
-        Run in its current train/eval mode (call ``module.eval()`` first to switch dropout off).
+        Run in its current train/eval mode (call ``module.eval()`` first to switch dropout off),
+        on whatever device it is (``x`` must be there too): the forward and backward passes run
+        on that device and the recorded tensors are copied to the host for the statistics; the
+        model is not moved.
     x : torch.Tensor or mapping
         One batch: a tensor is passed as ``module(x)``, a mapping (``{"input_ids": ids,
         "attention_mask": mask}``, a tokenizer's ``BatchEncoding``) as ``module(**x)``.
@@ -153,7 +157,8 @@ def analyze(module: nn.Module, x: Any, *, loss: str | Callable[[np.ndarray], tup
     fwd, grads, grads_in = rec.events, rec.grads, rec.grads_in
 
     def ms(t: torch.Tensor | None) -> float | None:
-        return None if t is None or not t.numel() else float(t.detach().double().square().mean())
+        # On the host: float64 is not available on every device (MPS).
+        return None if t is None or not t.numel() else float(t.detach().cpu().double().square().mean())
 
     def ratio(num: float | None, den: float | None) -> float | None:
         return num / den if num is not None and den else None

@@ -110,7 +110,8 @@ def local_shard(p: Any, *, name: str = "parameter") -> tuple[torch.Tensor, tuple
     Returns
     -------
     (local, global_shape, offset) or None
-        ``local``: the rank's local tensor, sharing storage with ``p`` (fill it in place);
+        ``local``: the rank's local tensor, sharing storage with ``p`` and on its device (CPU,
+        CUDA, ...: fill it in place, each initlab fill routes by device, same bits everywhere);
         ``global_shape``: ``tuple(p.shape)``; ``offset``: where ``local`` starts in the global
         tensor, one entry per dimension. Pass them on as
         ``fill(local, ..., global_shape=global_shape, offset=offset)``. A rank that holds no
@@ -138,12 +139,13 @@ def local_shard(p: Any, *, name: str = "parameter") -> tuple[torch.Tensor, tuple
         return local.new_empty((0,) * len(gshape)), gshape, (0,) * len(gshape)
     lshape, offset, interleaved = list(gshape), [0] * len(gshape), []
     for d, idx in sorted(index.items()):
-        lshape[d] = int(idx.numel())
-        if idx.numel():
-            offset[d] = int(idx[0])
-            if not bool((idx == torch.arange(offset[d], offset[d] + idx.numel(), dtype=idx.dtype)).all()):
-                shown = idx.tolist()
-                interleaved.append(f"dim {d}: global indices {shown[:8]}{' ...' if len(shown) > 8 else ''}")
+        # Plain ints: torch builds the index tensors wherever a default-device context puts them.
+        held = [int(i) for i in idx.reshape(-1).tolist()]
+        lshape[d] = len(held)
+        if held:
+            offset[d] = held[0]
+            if held != list(range(held[0], held[0] + len(held))):
+                interleaved.append(f"dim {d}: global indices {held[:8]}{' ...' if len(held) > 8 else ''}")
     if interleaved:
         raise ValueError(
             f"cannot initialize DTensor {name} shard by shard: with placements {placements} this rank's data is not "

@@ -82,13 +82,8 @@ class _TorchLayer:
         from ..orthogonal import orthogonal_
 
         for pname, p in self._pre_init_params():
-            if p.device.type == "cpu":
-                orthogonal_(p, 1.0, seed=seeds(pname))
-            else:  # initlab fills CPU memory: build on the CPU, copy to the device
-                tmp = torch.empty(p.shape, dtype=p.dtype)
-                orthogonal_(tmp, 1.0, seed=seeds(pname))
-                with torch.no_grad():
-                    p.copy_(tmp)
+            # In place on the parameter's device: the fill routes by device, same bits as on the CPU.
+            orthogonal_(p, 1.0, seed=seeds(pname))
 
     def rescale(self, s: float, shift: float | None) -> None:
         with torch.no_grad():
@@ -163,7 +158,11 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
     Parameters
     ----------
     module : torch.nn.Module
-        The model (any device; the orthonormal pre-init is computed on the CPU and copied).
+        The model, on any device (``x`` on the same one). It is not moved: the orthonormal
+        pre-init is written in place on the parameters' device (the same bits as on the CPU,
+        through the route :func:`initlab.device_backend` names), the forward passes run there,
+        and each layer's output statistics are reduced in float64 on the device (only the
+        scalars come back) or, where the device has no float64, on a host copy.
     x : tensor, mapping or iterable of batches
         See :func:`initlab.lsuv`. Each batch is passed as ``module(batch)``, or as
         ``module(**batch)`` when it is a mapping (``{"input_ids": ids}``, a tokenizer's

@@ -88,7 +88,9 @@ def _servable(t: Any, *, autograd_inplace: bool) -> bool:
     """Whether initlab can write ``t`` in place with torch's semantics (else: torch's own call)."""
     if type(t) not in _PLAIN_TYPES:  # subclasses (DTensor, fake/lazy tensors, ...) keep their own dispatch
         return False
-    if t.device.type != "cpu" or t.layout is not torch.strided or t.dtype not in _FLOAT_DTYPES:
+    if t.layout is not torch.strided or t.dtype not in _FLOAT_DTYPES:
+        return False
+    if t.device.type != "cpu" and not _device_servable(t):
         return False
     if t.numel() == 0 or t.is_conj() or t.is_neg():
         return False
@@ -97,6 +99,27 @@ def _servable(t: Any, *, autograd_inplace: bool) -> bool:
     if autograd_inplace and t.requires_grad and torch.is_grad_enabled():
         return False  # a Tensor method under autograd: torch raises (leaf) or records the op
     return torch._debug_has_internal_overlap(t) == 0
+
+
+def _device_servable(t: torch.Tensor) -> bool:
+    """Whether initlab fills ``t``, a tensor on a non-CPU device, in place: a route serves it
+    (:func:`initlab.device_backend` answers). Never on the meta device (no storage to write)."""
+    if t.device.type == "meta":
+        return False
+    import initlab
+
+    backend = getattr(initlab, "device_backend", None)
+    if backend is None:  # pragma: no cover - a build without the device routes
+        return False
+    _tls.passthrough = getattr(_tls, "passthrough", 0) + 1  # our question is not the user's call
+    try:
+        with _internal():
+            backend(t)
+        return True
+    except Exception:  # noqa: BLE001 - no route for it: the call goes to torch unchanged
+        return False
+    finally:
+        _tls.passthrough -= 1
 
 
 # A call resolved to a base operation: ("uniform", lo, hi), ("normal", mean, std),
@@ -195,15 +218,16 @@ def _internal() -> Any:
         _tls.internal -= 1
 
 
-def _pending() -> dict[int, _Pending]:
+def _pending() -> dict[tuple[str, int], _Pending]:
     p = getattr(_tls, "pending", None)
     if p is None:
         p = _tls.pending = {}
     return p
 
 
-def _storage_key(t: torch.Tensor) -> int:
-    return t.untyped_storage().data_ptr()
+def _storage_key(t: torch.Tensor) -> tuple[str, int]:
+    # The device is part of the key: a CPU and a device address may be the same number.
+    return str(t.device), t.untyped_storage().data_ptr()
 
 
 def _whole(t: torch.Tensor) -> bool:
@@ -221,7 +245,7 @@ def _write(pend: _Pending, fr: _Frame | None) -> None:
         _run(pend.op, pend.alias, pend.seed)
 
 
-def _flush(key: int) -> None:
+def _flush(key: tuple[str, int]) -> None:
     pend = _pending().pop(key, None)
     if pend is not None:
         _write(pend, _frame())
@@ -245,7 +269,7 @@ class _WriteBeforeUse(TorchDispatchMode):
         p = getattr(_tls, "pending", None)
         if p and not getattr(_tls, "internal", 0) and not getattr(func, "is_view", False):
             for x in tree_leaves((args, kwargs)):
-                if isinstance(x, torch.Tensor) and x.layout is torch.strided and x.device.type == "cpu":
+                if isinstance(x, torch.Tensor) and x.layout is torch.strided and x.device.type != "meta":
                     k = _storage_key(x)
                     if k in p:
                         _flush(k)
@@ -275,7 +299,7 @@ def _execute(fr: _Frame, label: str, t: torch.Tensor, op: tuple | None, call_tor
     with _internal():
         if op[0] in _DEFERRABLE_OPS:
             try:  # validate the parameters for this dtype on an empty view: nothing written, no stream taken
-                _run(op, torch.empty(0, dtype=t.dtype), 0)
+                _run(op, torch.empty(0, dtype=t.dtype, device="cpu"), 0)
             except (TypeError, ValueError):
                 return call_torch()  # torch decides (and raises its own error where it does)
         seed = fr.seed
@@ -467,8 +491,14 @@ class fast_init(contextlib.ContextDecorator):
     What the library does around those calls (zeroed padding rows, scaled residual
     projections, tied weights) is its own business and happens as usual.
 
+    Tensors on any device are served: CPU tensors by the C++ core, CUDA and other devices'
+    tensors in place on their device by the route :func:`initlab.device_backend` names (the
+    same bits as on the CPU), so ``with fast_init(seed=0), torch.device("cuda"): model = ...``
+    builds the model on the GPU with initlab's values.
+
     Calls that initlab cannot serve with torch's exact semantics go to the original torch
-    function unchanged: non-CPU, meta or sparse tensors, tensor subclasses, integer/complex
+    function unchanged: meta or sparse tensors, tensors on a device no initlab route serves,
+    tensor subclasses, integer/complex
     dtypes, zero-size tensors, overlapping memory, a ``generator=`` argument, in-place
     ``Tensor`` methods on tensors that require grad while grad mode is on (torch raises or
     records them), arguments torch rejects (torch raises its own error), and constant fills of

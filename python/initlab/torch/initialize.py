@@ -83,12 +83,22 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
         if p.device.type == "meta" and not allow_meta:
             problems.append(f"{info.name} is on the meta device: use initlab.torch.materialize(model, ...)")
             continue
-        if p.device.type not in ("cpu", "meta"):
-            problems.append(f"{info.name} is on {p.device}; initlab fills CPU parameters in place")
-            continue
         if p.dtype not in _DTYPES:
             problems.append(f"{info.name} has dtype {p.dtype}; accepted: float32, float64, float16, bfloat16")
             continue
+        if p.device.type not in ("cpu", "meta"):
+            why = _device_problem(p)
+            if why is not None:
+                problems.append(f"{info.name}: {why}")
+                continue
+        if callable(getattr(p, "to_local", None)):  # a DTensor: placements checked before any write
+            try:
+                from ._dtensor import local_shard
+
+                local_shard(p, name=info.name)
+            except ValueError as e:
+                problems.append(str(e))
+                continue
         rule = next((r for r in all_rules if r.matches(info)), None)
         if rule is None:
             if unknown == "error":
@@ -121,6 +131,24 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
     return out
 
 
+def _device_problem(p: torch.Tensor) -> str | None:
+    """Why initlab cannot fill ``p`` (a tensor on a non-CPU device) in place, or None.
+
+    Asked of :func:`initlab.device_backend` (the route the fill will take), so that a device no
+    route serves fails in the plan, before the first write, not half-way through the model."""
+    import initlab
+
+    backend = getattr(initlab, "device_backend", None)
+    if backend is None:  # pragma: no cover - a build without the device routes
+        return f"on {p.device}; this initlab fills CPU tensors only"
+    local = p.to_local() if callable(getattr(p, "to_local", None)) else p  # a DTensor: its local block
+    try:
+        backend(local)
+    except (TypeError, ValueError, RuntimeError, NotImplementedError) as e:
+        return f"cannot be filled on {p.device}: {e}"
+    return None
+
+
 def _check_numbers(work: list[tuple[ParamInfo, Fill, str]]) -> list[str]:
     """Run each distinct fill once on a scratch tensor: bad numbers (negative std, an empty
     truncation interval, ...) surface with the parameter's name before anything is written."""
@@ -131,7 +159,10 @@ def _check_numbers(work: list[tuple[ParamInfo, Fill, str]]) -> list[str]:
             continue
         key = repr((fill.init, sorted((k, v) for k, v in fill.params.items() if isinstance(v, (int, float)))))
         if key not in tried:
-            scratch = torch.empty(4, 4, dtype=info.param.dtype if info.param.dtype in _DTYPES else torch.float32)
+            # On the CPU whatever the parameter's device (or a default-device context) is: only the
+            # numbers are checked here, and the bits do not depend on the device.
+            scratch = torch.empty(4, 4, dtype=info.param.dtype if info.param.dtype in _DTYPES else torch.float32,
+                                  device="cpu")
             try:
                 scratch_fill = Fill(fill.init, dict(fill.params, hidden_size=2), (), fill.fn) \
                     if fill.init == "recurrent_orthogonal" else Fill(fill.init, fill.params, (), fill.fn)
@@ -165,7 +196,8 @@ def plan(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = None, r
     """What :func:`init_module` would do to ``model``, without writing anything.
 
     Takes the arguments of :func:`init_module` (but ``method``/``return_manifest``) and returns the
-    :class:`~initlab.manifest.Manifest` that call would return; works on meta-device models.
+    :class:`~initlab.manifest.Manifest` that call would return; works on meta-device models
+    and on models on any device (nothing is read or moved).
     """
     return _manifest(_make_plan(model, recipe, rules, only, unknown, options, allow_meta=True), seed)
 
@@ -196,8 +228,11 @@ def init_module(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
     Parameters
     ----------
     model : torch.nn.Module
-        Parameters on the CPU (plain tensors or DTensor shards), float32/float64/float16/
-        bfloat16; written zero-copy (the ``Parameter`` objects and ``requires_grad`` are kept).
+        Parameters on any device but meta — CPU, CUDA, or any other torch device (plain tensors
+        or DTensor shards) — float32/float64/float16/bfloat16; written in place where they are
+        (the ``Parameter`` objects, their devices and ``requires_grad`` are kept; the model is
+        never moved). A parameter on a device gets the same bits as on the CPU: each fill takes
+        the route :func:`initlab.device_backend` names for it.
     recipe : str or list of Rule
         ``"torch_default"`` (each torch.nn module's own ``reset_parameters`` distributions;
         HF ``Conv1D`` its own N(0, 0.02)), ``"hf"`` (Hugging Face ``_init_weights``
@@ -239,15 +274,18 @@ def init_module(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
     ------
     ValueError
         Unknown recipe/role/option values, parameters without a rule (``unknown="error"``),
-        parameters on a non-CPU or meta device, lazy parameters. Everything is checked before
-        the first write: on error no parameter has changed.
+        parameters on the meta device (use :func:`initlab.torch.materialize`) or on a device
+        no fill route serves, DTensor parameters whose placements are not one block per rank,
+        lazy parameters. Everything is checked before the first write: on error no parameter
+        has changed.
     TypeError
         Options a recipe does not take; a non-Module.
 
     Notes
     -----
     Determinism: with an int seed, each value is a pure function of (seed, parameter name,
-    recipe, index) — the same for any thread count and for a DTensor shard filled alone.
+    recipe, index) — the same for any thread count, for a DTensor shard filled alone and on
+    any device (a ``.cuda()`` model gets the bits of the CPU model).
     Buffers are not touched (see :func:`initlab.torch.materialize`).
     """
     if method is not None:

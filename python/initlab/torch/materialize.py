@@ -45,8 +45,12 @@ def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
     recipe, seed, rules, unknown, **options
         As :func:`initlab.torch.init_module`. A rule ``"keep"`` cannot keep a value that was
         never computed: on a meta parameter it is an error unless ``factory`` is given.
-    device : str or torch.device
-        Only ``"cpu"`` is filled by initlab's core.
+    device : str, int or torch.device
+        Where the storage is allocated: ``"cpu"`` (the default), ``"cuda"``, ``"cuda:1"`` or any
+        torch device initlab can fill (see :func:`initlab.device_backend`); not ``"meta"``. The
+        values are the same bits on every device: ``materialize(m, device="cuda")`` equals
+        ``materialize(m)`` moved to the GPU. Buffers are computed on the CPU (the twin) and
+        copied to ``device``.
     factory : callable, optional
         Builds the same model (eagerly); used to recompute buffers a non-Hugging Face model
         computes at construction, and the values of parameters a rule keeps. Parameters of the
@@ -57,12 +61,15 @@ def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
     Raises
     ------
     ValueError
-        Everything :func:`init_module` raises, a non-CPU ``device``, a buffer that cannot be
-        restored (named, with the hint to pass ``factory``); all checked before allocation.
+        Everything :func:`init_module` raises; a ``device`` that is not a torch device, is
+        ``"meta"``, is not available (``"cuda"`` without a GPU) or that no fill route serves
+        (each message names it) — these are all checked before allocation, so on error the
+        model is still on the meta device, untouched; a buffer that cannot be restored (named,
+        with the hint to pass ``factory``), found once the storage is allocated.
+    TypeError
+        ``model`` is not an ``nn.Module``; ``device`` is not a str, int or ``torch.device``.
     """
-    dev = torch.device(device)
-    if dev.type != "cpu":
-        raise ValueError(f"materialize fills CPU storage; got device={device!r}")
+    dev = _check_device(device)
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
     example = options.get("example_input") if recipe == "auto" else None
@@ -112,6 +119,33 @@ def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
     out = Manifest(man.entries, left, recipe=man.recipe, seed=man.seed)
     out.validation = validation
     return model, out
+
+
+def _check_device(device: Any) -> torch.device:
+    """``device`` as a ``torch.device`` that storage can be allocated on (ValueError naming it)."""
+    if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
+        raise TypeError(f"materialize: device must be a str, an int or a torch.device; got device={device!r}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise ValueError(f"materialize: device={device!r} is not a torch device ({e})") from None
+    if dev.type == "meta":
+        raise ValueError(f"materialize allocates real storage; got device={device!r} (the meta device holds none)")
+    if dev.type != "cpu":
+        try:  # an unavailable device fails here, before the model is touched
+            torch.empty(0, device=dev)
+        except (RuntimeError, AssertionError, ValueError) as e:
+            raise ValueError(f"materialize: device={device!r} is not available ({e})") from None
+        import initlab
+
+        backend = getattr(initlab, "device_backend", None)
+        if backend is None:  # pragma: no cover - a build without the device routes
+            raise ValueError(f"materialize: this initlab fills CPU storage only; got device={device!r}")
+        try:
+            backend(torch.empty(0, device=dev))
+        except (TypeError, ValueError, RuntimeError, NotImplementedError) as e:
+            raise ValueError(f"materialize: initlab cannot fill tensors on device={device!r} ({e})") from None
+    return dev
 
 
 def _is_meta(model: nn.Module, name: str) -> bool:
