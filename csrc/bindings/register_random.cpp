@@ -73,6 +73,23 @@ void register_random(py::module_& m) {
         py::arg("p1"), py::arg("lo"), py::arg("hi"), py::arg("seed"), py::arg("stream"), py::arg("gstrides"),
         py::arg("gbase"), py::arg("n_threads"), py::arg("isa"),
         "Fill `out` in place (any strides); element values depend only on their global index.");
+  m.def(
+      "prepare_sampler",
+      [](int dtype_code, int dist_code, double p0, double p1, double lo, double hi) {
+        if (dtype_code < 0 || dtype_code > 3) throw py::value_error("unknown dtype code");
+        if (dist_code < 0 || dist_code > 3) throw py::value_error("unknown distribution code");
+        const initlab::Prepared p = initlab::prepare_sampler(
+            initlab::Sampler{static_cast<initlab::Dist>(dist_code), p0, p1, lo, hi}, static_cast<initlab::DType>(dtype_code));
+        py::dict d;
+        d["shift"] = p.shift; d["scale"] = p.scale; d["lo"] = p.lo; d["hi"] = p.hi;
+        d["alpha"] = p.alpha; d["beta"] = p.beta; d["pa"] = p.pa; d["qb"] = p.qb; d["m"] = p.m;
+        d["exact"] = p.exact; d["has_constant"] = p.has_constant; d["constant"] = p.constant;
+        d["mode"] = p.mode; d["flip"] = p.flip; d["a"] = p.a; d["b"] = p.b; d["c"] = p.c; d["lb"] = p.lb;
+        d["lam"] = p.lam;
+        return d;
+      },
+      py::arg("dtype"), py::arg("dist"), py::arg("p0"), py::arg("p1"), py::arg("lo"), py::arg("hi"),
+      "Validate a sampler for a dtype as fill() does and return the parameters it derives (for device kernels).");
   m.def("serial_after_fork", &initlab::serial_after_fork,
         "Whether this process was forked after a multi-threaded region (every call is then serial).");
   m.def("openmp_enabled", &initlab::openmp_enabled, "Whether the core was built with OpenMP.");

@@ -16,6 +16,7 @@
 #include "initlab/parallel.hpp"
 #include "kernels.hpp"
 #include "truncnorm_exact.hpp"
+#include "truncnorm_reject.hpp"
 
 namespace initlab {
 namespace {
@@ -420,5 +421,34 @@ void fill_normal(double* out, std::int64_t n, RngCoord rc, std::uint64_t offset,
 }
 
 double log_ndtr(double x) { return detail::log_ndtr_impl(x); }
+
+Prepared prepare_sampler(const Sampler& s, DType d) {
+  double degenerate;
+  const KParams kp = prepare(s, d, &degenerate);
+  Prepared p;
+  p.shift = kp.shift;
+  p.scale = kp.scale;
+  p.lo = kp.lo;
+  p.hi = kp.hi;
+  p.alpha = kp.alpha;
+  p.beta = kp.beta;
+  p.pa = kp.pa;
+  p.qb = kp.qb;
+  p.m = kp.m;
+  p.exact = kp.exact;
+  p.has_constant = s.dist == Dist::constant || !std::isnan(degenerate);
+  p.constant = s.dist == Dist::constant ? s.p0 : (std::isnan(degenerate) ? 0.0 : degenerate);
+  if (s.dist == Dist::trunc_normal && kp.exact && !p.has_constant) {
+    const detail::tnr::Plan pl = detail::tnr::plan(kp.alpha, kp.beta);
+    p.mode = pl.mode;
+    p.flip = pl.flip;
+    p.a = pl.a;
+    p.b = pl.b;
+    p.c = pl.c;
+    p.lb = pl.lb;
+    p.lam = pl.lam;
+  }
+  return p;
+}
 
 }  // namespace initlab

@@ -1,4 +1,5 @@
-"""Destinations: turn a NumPy array or a torch CPU tensor into a zero-copy view the core can fill.
+"""Destinations: turn a NumPy array or a torch CPU tensor into a zero-copy view the core can fill,
+and a torch tensor on any other device into a :class:`DeviceTarget` (``initlab.device``).
 
 The core works on raw memory with signed element strides, so any layout is filled in place:
 no temporary, no silent copy. bfloat16 (``ml_dtypes.bfloat16`` arrays, ``torch.bfloat16``
@@ -45,26 +46,94 @@ def _is_torch_tensor(t: Any) -> bool:
     return torch is not None and isinstance(t, torch.Tensor)
 
 
-def _torch_view(t: Any, action: str) -> tuple[np.ndarray, int]:
-    """Zero-copy NumPy view of a dense CPU float tensor's memory and its dtype code."""
+def _torch_code(t: Any) -> int:
+    import torch
+
+    codes = {torch.float32: F32, torch.float64: F64, torch.float16: F16, torch.bfloat16: BF16}
+    if t.dtype not in codes:
+        raise TypeError(f"unsupported dtype {t.dtype}; accepted: {_ACCEPTED}")
+    return codes[t.dtype]
+
+
+def _check_torch_layout(t: Any, action: str) -> None:
     import torch
 
     if t.is_nested:
         raise ValueError(f"nested tensors cannot be {action} in place; fill each component tensor (t.unbind())")
-    if t.device.type != "cpu":
-        raise ValueError(f"only CPU tensors can be {action} in place, got a tensor on {t.device} (call .cpu() first)")
     if t.is_sparse or t.layout != torch.strided:
         raise ValueError(f"only dense strided tensors are supported, got layout {t.layout}")
-    codes = {torch.float32: F32, torch.float64: F64, torch.float16: F16, torch.bfloat16: BF16}
-    if t.dtype not in codes:
-        raise TypeError(f"unsupported dtype {t.dtype}; accepted: {_ACCEPTED}")
-    code = codes[t.dtype]
+
+
+def _torch_view(t: Any, action: str) -> tuple[np.ndarray, int]:
+    """Zero-copy NumPy view of a dense CPU float tensor's memory and its dtype code."""
+    import torch
+
+    _check_torch_layout(t, action)
+    if t.device.type != "cpu":
+        raise ValueError(f"only CPU tensors can be {action} in place, got a tensor on {t.device} (call .cpu() first)")
+    code = _torch_code(t)
     d = t.detach()
     # .numpy() shares memory (never copies) for CPU tensors; bfloat16 goes through an int16 view.
     return (d.view(torch.int16).numpy().view(np.uint16) if code == BF16 else d.numpy()), code
 
 
-def _torch_target(t: Any) -> Target:
+class DeviceTarget:
+    """A torch tensor filled off the core route (``"triton"`` or ``"staged"``, see
+    :func:`initlab.device_backend`): on a GPU or another device, or a CPU tensor forced there.
+
+    Random and constant fills go to the device directly (``initlab.device.fill``). Operations that
+    compute values on the host (orthogonal, eye, dirac, sparse masks, LSUV's rescaling) work on
+    ``array``: a host copy made on first use, written back to the device by :func:`mark_written`.
+    So every operation gives the CPU's bits and an error before ``mark_written`` leaves the
+    device tensor untouched.
+    """
+
+    def __init__(self, obj: Any, code: int, route: str) -> None:
+        self.obj = obj
+        self.code = code
+        self.route = route
+        self.tensor = obj.detach()
+        self._mirror: Any = None  # host torch tensor (C-contiguous copy)
+        self._array: np.ndarray | None = None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(n) for n in self.tensor.shape)
+
+    @property
+    def size(self) -> int:
+        return int(self.tensor.numel())
+
+    @property
+    def ndim(self) -> int:
+        return int(self.tensor.dim())
+
+    @property
+    def has_mirror(self) -> bool:
+        return self._mirror is not None
+
+    @property
+    def array(self) -> np.ndarray:
+        """Host copy of the tensor's values (bfloat16 as uint16 bits), made on first access."""
+        if self._array is None:
+            import torch
+
+            self._mirror = self.tensor.to("cpu", copy=True).contiguous()
+            m = self._mirror
+            self._array = m.view(torch.int16).numpy().view(np.uint16) if self.code == BF16 else m.numpy()
+        return self._array
+
+    def commit(self) -> None:
+        """Copy the host copy back to the device tensor (no-op without one)."""
+        if self._mirror is None:
+            return
+        import torch
+
+        with torch.no_grad():
+            self.tensor.copy_(self._mirror)
+
+
+def _torch_target(t: Any) -> Target | DeviceTarget:
     import torch
 
     if t.is_conj() or t.is_neg():
@@ -75,9 +144,18 @@ def _torch_target(t: Any) -> Target:
             "cannot fill an inference tensor outside torch.inference_mode() (torch refuses in-place updates "
             "there as well): fill it inside `with torch.inference_mode():`, or fill a clone"
         )
-    arr, code = _torch_view(t, "filled")
-    check_no_overlap(arr)
-    return Target(t, arr, code)
+    from .device import device_backend
+
+    route = device_backend(t)
+    if route == "core":
+        arr, code = _torch_view(t, "filled")
+        check_no_overlap(arr)
+        return Target(t, arr, code)
+    _check_torch_layout(t, "filled")
+    code = _torch_code(t)
+    check_layout_no_overlap(tuple(t.shape), tuple(s * t.element_size() for s in t.stride()), t.element_size(),
+                            t.is_contiguous())
+    return DeviceTarget(t, code, route)
 
 
 _EXACT_OVERLAP_CHECK = 1 << 22  # up to this many elements an inconclusive layout is checked exactly
@@ -91,13 +169,23 @@ def check_no_overlap(arr: np.ndarray) -> None:
     of all smaller ones. Layouts it cannot clear (interleaved but disjoint) are checked exactly
     by enumerating the offsets when they are small enough, and rejected otherwise.
     """
-    if arr.size <= 1 or arr.flags.c_contiguous or arr.flags.f_contiguous:
+    check_layout_no_overlap(tuple(arr.shape), tuple(arr.strides), arr.itemsize,
+                            arr.flags.c_contiguous or arr.flags.f_contiguous)
+
+
+def check_layout_no_overlap(shape: tuple[int, ...], strides: tuple[int, ...], itemsize: int,
+                            contiguous: bool) -> None:
+    """:func:`check_no_overlap` on a layout (shape, byte strides, item size) of any device."""
+    size = 1
+    for n in shape:
+        size *= int(n)
+    if size <= 1 or contiguous:
         return  # (a contiguous array's elements are distinct by construction)
-    dims = sorted((abs(int(st)), int(n)) for n, st in zip(arr.shape, arr.strides) if n > 1)
+    dims = sorted((abs(int(st)), int(n)) for n, st in zip(shape, strides) if n > 1)
     if any(st == 0 for st, _ in dims):
         raise ValueError("destination has overlapping elements (a zero stride, e.g. from expand or broadcast_to); "
                          "fill a contiguous copy instead")
-    extent = arr.itemsize
+    extent = itemsize
     ok = True
     for st, n in dims:
         if st < extent:
@@ -106,25 +194,30 @@ def check_no_overlap(arr: np.ndarray) -> None:
         extent = st * (n - 1) + extent
     if ok:
         return
-    if arr.size <= _EXACT_OVERLAP_CHECK:
+    if size <= _EXACT_OVERLAP_CHECK:
         offs = np.zeros(1, np.int64)
         for st, n in dims:
             offs = (offs[:, None] + st * np.arange(n, dtype=np.int64)[None, :]).ravel()
         offs.sort()
-        if np.all(np.diff(offs) >= arr.itemsize):
+        if np.all(np.diff(offs) >= itemsize):
             return
     raise ValueError(
-        f"destination elements overlap in memory (shape {arr.shape}, byte strides {arr.strides}, e.g. an "
+        f"destination elements overlap in memory (shape {shape}, byte strides {strides}, e.g. an "
         "as_strided view): the result would depend on the thread count; fill a contiguous copy instead"
     )
 
 
-def mark_written(t: Target) -> None:
-    """Tell autograd a torch tensor was written through raw memory (bump its version counter).
+def mark_written(t: Target | DeviceTarget) -> None:
+    """Tell autograd a torch tensor was written through raw memory (bump its version counter);
+    for a :class:`DeviceTarget`, first copy its host copy (if one was made) to the device.
 
     Inference tensors have no version counter (and can only be written inside inference mode).
     """
-    if t.obj is t.array or not _is_torch_tensor(t.obj) or t.obj.is_inference():
+    if isinstance(t, DeviceTarget):
+        t.commit()
+        if t.obj.is_inference():
+            return
+    elif t.obj is t.array or not _is_torch_tensor(t.obj) or t.obj.is_inference():
         return  # (reading ``_version`` of an inference tensor raises)
     import torch
 
@@ -133,15 +226,18 @@ def mark_written(t: Target) -> None:
         inc(t.obj)
 
 
-def as_target(t: Any) -> Target:
+def as_target(t: Any) -> Target | DeviceTarget:
     """Validate a destination and return its zero-copy view.
+
+    Torch tensors on other devices (or forced off the core by ``INITLAB_DEVICE_BACKEND``) give a
+    :class:`DeviceTarget`.
 
     Raises
     ------
     TypeError
         For anything that is not a NumPy array / torch tensor, or an unsupported dtype.
     ValueError
-        For read-only arrays, non-CPU or nested tensors, inference tensors outside
+        For read-only arrays, meta or nested tensors, inference tensors outside
         ``torch.inference_mode()``, non-native byte order or elements that overlap in memory
         (zero strides, overlapping ``as_strided`` views).
     """
@@ -179,6 +275,8 @@ def as_source(a: Any) -> tuple[np.ndarray, int]:
     memory cannot be read in place (non-native byte order, unaligned, lazily negated tensors).
     """
     if _is_torch_tensor(a):
+        if a.device.type != "cpu" and a.device.type != "meta":
+            a = a.detach().to("cpu")  # statistics of a device tensor are computed on a host copy
         return _torch_view(a.resolve_neg() if a.is_neg() else a, "read")
     if not isinstance(a, np.ndarray):
         arr = np.asarray(a)

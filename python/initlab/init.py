@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from . import _core
-from ._buffers import BF16, Target, as_target, c_strides, mark_written, store
+from ._buffers import BF16, DeviceTarget, Target, as_target, c_strides, mark_written, store
 from ._simd import _isa_code
 from ._threads import get_num_threads
 from .fans import calculate_gain, check_mode, compute_fans, fan_for_mode
@@ -108,8 +108,19 @@ def _block(t: Target, global_shape: Any, offset: Any) -> tuple[tuple[int, ...], 
     return gs, gst, sum(o * s for o, s in zip(off, gst))
 
 
-def _core_fill(t: Target, dist: int, p0: float, p1: float, lo: float, hi: float, key: int, stream: int,
-               gst: list[int], gbase: int) -> None:
+def _core_fill(t: Target | DeviceTarget, dist: int, p0: float, p1: float, lo: float, hi: float, key: int,
+               stream: int, gst: list[int], gbase: int) -> None:
+    """Fill by the target's route: the core on its memory (or on a device target's host copy, once
+    one exists), else the device route (``initlab.device.fill``); the same bits either way."""
+    if isinstance(t, DeviceTarget) and not t.has_mirror:
+        from .device.fill import fill as device_fill
+
+        try:
+            device_fill(t.tensor, t.code, t.route, dist, p0, p1, lo, hi, key, stream, gst, gbase, get_num_threads(),
+                        _isa_code())
+        finally:
+            mark_written(t)
+        return
     try:
         _core.fill(t.array, t.code, dist, p0, p1, lo, hi, key, stream, gst, gbase, get_num_threads(), _isa_code())
     finally:
@@ -255,6 +266,7 @@ def eye_(tensor: T) -> T:
     zeros_(tensor)
     n = min(t.shape)
     t.array[np.arange(n), np.arange(n)] = _one(t)
+    mark_written(t)
     return tensor
 
 
@@ -282,6 +294,7 @@ def dirac_(tensor: T, groups: int = 1) -> T:
     for g in range(groups):
         for d in range(min(out_per, t.shape[1])):
             t.array[(g * out_per + d, d) + centre] = _one(t)
+    mark_written(t)
     return tensor
 
 

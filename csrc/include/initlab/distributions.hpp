@@ -98,6 +98,22 @@ struct Sampler {
 // for bad parameters, an empty truncation interval or one with no representable value.
 void fill(const Destination& dst, const Sampler& s, RngCoord rc, Exec ex);
 
+// What fill() derives from a sampler for dtype `d`, after the same validation (same exceptions):
+// the parameters a device kernel needs to reproduce the core's values exactly (the Python device
+// routes, python/initlab/device/, read them instead of re-deriving them).
+struct Prepared {
+  double shift = 0, scale = 1, lo = 0, hi = 0;  // y = shift + scale x, clamped to [lo, hi]
+  double alpha = 0, beta = 0;                   // trunc: standardized bounds
+  double pa = 0, qb = 0, m = 0;                 // trunc inverse CDF: Phi(alpha), Phi(-beta), mass
+  bool exact = false;                           // trunc: exact rejection instead of the inverse CDF
+  double constant = 0;                          // every value is this one when has_constant
+  bool has_constant = false;
+  int mode = 0;                                 // exact rejection plan: 0 uniform, 1 exponential, 2 normal
+  bool flip = false;
+  double a = 0, b = 0, c = 0, lb = 0, lam = 0;
+};
+Prepared prepare_sampler(const Sampler& s, DType d);
+
 // Contiguous helpers for other core modules: the values of global indices
 // [offset, offset + n) of a normal fill with the given coordinates.
 void fill_normal(float* out, std::int64_t n, RngCoord rc, std::uint64_t offset, float mean, float std, Exec ex);
