@@ -17,6 +17,7 @@ except ImportError as e:  # pragma: no cover - only when the extension was not b
 from ._simd import available_simd_paths, set_simd_path, simd_path
 from ._threads import get_num_threads, num_threads, openmp_enabled, set_num_threads
 from .generator import Generator, default_generator, manual_seed
+from .device import device_backend
 
 # --- core catalog (issue: core) ---
 from .fans import calculate_gain, compute_fans
@@ -49,11 +50,12 @@ from .analysis import Trace, analyze
 # --- LSUV and schemes (issue: LSUV) ---
 from .lsuv import LSUVReport, lsuv
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 # Optional parts load on first use, so `import initlab` stays light and needs no extra:
 # `initlab.torch.init_module(...)` works without a separate `import initlab.torch`.
-_LAZY_MODULES = ("torch", "dask", "keras", "jax", "schemes")
+# Each lazy module with the package it needs (None: nothing beyond initlab's own dependencies).
+_LAZY_MODULES = {"torch": "torch", "dask": "dask", "keras": "keras", "jax": "jax", "schemes": None}
 _LAZY_NAMES = {
     "gain": "activation_gain",
     "register_activation": "activation_gain",
@@ -64,18 +66,43 @@ _LAZY_NAMES = {
 }
 
 
+class MissingOptionalDependency(AttributeError):
+    """``initlab.<adapter>`` was used but the package it needs is missing (or fails to import).
+
+    An ``AttributeError`` (what PEP 562 asks of a module's ``__getattr__``), so ``help(initlab)``,
+    ``hasattr`` and IDEs treat the adapter as absent; the message names the extra to install and
+    the original ``ImportError`` is chained. ``import initlab.torch`` still raises ``ImportError``.
+    """
+
+
 def __getattr__(name: str):
     import importlib
 
     if name in _LAZY_MODULES:
-        return importlib.import_module(f"{__name__}.{name}")
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ImportError as e:
+            raise MissingOptionalDependency(f"initlab.{name} is unavailable: {e}") from e
     if name in _LAZY_NAMES:
         return getattr(importlib.import_module(f"{__name__}.{_LAZY_NAMES[name]}"), name)
     raise AttributeError(f"module 'initlab' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(__all__) | set(_LAZY_MODULES) | {"__version__"})
+    # A lazy adapter is listed only when the package it needs is installed (or it is loaded).
+    import importlib.util
+    import sys
+
+    def present(mod: str, dep: str | None) -> bool:
+        if f"{__name__}.{mod}" in sys.modules or dep is None:
+            return True
+        try:
+            return importlib.util.find_spec(dep) is not None
+        except (ImportError, ValueError):
+            return False
+
+    lazy = {m for m, dep in _LAZY_MODULES.items() if present(m, dep)}
+    return sorted(set(__all__) | lazy | {"__version__", "MissingOptionalDependency"})
 
 __all__ = [
     # seeds, threads, SIMD
@@ -92,6 +119,8 @@ __all__ = [
     "gain", "register_activation", "evaluate", "Evaluation", "Manifest",
     # out-of-core file fills (loaded on first use)
     "fill_file",
+    # the error a lazy adapter raises when its package is missing
+    "MissingOptionalDependency",
 ]
 
 del annotations
