@@ -7,11 +7,28 @@ library against an independent reconstruction.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
-import initlab
-from initlab import _core
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+# Without a GPU, the device routes' Triton kernels are tested in Triton's interpreter on CPU
+# tensors (tests/test_device_routes.py). Triton reads TRITON_INTERPRET when it is first imported,
+# so it is set here, before any test module can import it.
+if "TRITON_INTERPRET" not in os.environ and not _cuda_available():
+    os.environ["TRITON_INTERPRET"] = "1"
+
+import initlab  # noqa: E402
+from initlab import _core  # noqa: E402
 
 try:  # optional: bfloat16 arrays
     import ml_dtypes

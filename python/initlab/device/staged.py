@@ -21,13 +21,14 @@ CHUNK_ELEMENTS = 1 << 22  # 4 Mi elements per host buffer (16 MiB in float32)
 
 
 def fill(tensor: Any, gstrides: list[int], gbase: int, core_fill: Callable[[Any, list[int], int], None],
-         chunk_elements: int = CHUNK_ELEMENTS) -> None:
+         chunk_elements: int | None = None) -> None:
     """Fill ``tensor`` box by box: ``core_fill(host_tensor, gstrides, gbase_of_box)`` fills a
     C-contiguous CPU tensor with the values of that box; it is then copied into place."""
     import torch
 
     if tensor.numel() == 0:
         return
+    chunk_elements = CHUNK_ELEMENTS if chunk_elements is None else chunk_elements
     dev = tensor.device
     cuda = dev.type == "cuda"
     pin = cuda and torch.cuda.is_available()

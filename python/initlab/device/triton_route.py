@@ -52,6 +52,13 @@ def kernel_for(dist: int, code: int, prep: dict) -> tuple[str, dict]:
 
 
 def _kernels() -> dict[str, Any]:
+    import triton.language as tl
+
+    # Triton decides when it is imported whether jitted functions (its own tl.zeros, tl.sum ...
+    # and these kernels) are interpreted; a mix cannot run.
+    if interpreting() != (type(tl.zeros).__name__ == "InterpretedFunction"):
+        raise RuntimeError("TRITON_INTERPRET changed after Triton was imported: set it before the first "
+                           "`import triton` (e.g. in the environment before Python starts)")
     from . import _tkernels as k
 
     return {"uniform_f32": k.uniform_f32_kernel, "uniform_16": k.uniform_16_kernel, "uniform_f64": k.uniform_f64_kernel,
