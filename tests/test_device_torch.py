@@ -34,11 +34,39 @@ def _state(m: nn.Module) -> dict:
     return {k: v.detach().clone() for k, v in m.state_dict(keep_vars=True).items()}
 
 
-def _forced(monkeypatch, route: str = "staged") -> None:
+def _triton_interpreted() -> bool:
+    """Triton's kernels can run on CPU tensors here (in Triton's interpreter; tests/conftest.py
+    sets TRITON_INTERPRET=1 before Triton is imported on machines without CUDA)."""
+    import os
+
+    try:
+        from initlab.device import triton_available
+    except ImportError:
+        return False
+    return os.environ.get("TRITON_INTERPRET") == "1" and triton_available()
+
+
+ROUTES = ["staged"] + (["triton"] if _triton_interpreted() else [])
+
+
+def _forced(monkeypatch, route: str = "staged") -> list:
+    """Force ``route``; the returned list grows by one per random fill that route performs."""
     monkeypatch.setenv(ENV, route)
+    calls: list = []
     backend = getattr(initlab, "device_backend", None)
     if backend is not None:  # the route really is taken (else these tests would prove nothing)
         assert backend(torch.empty(3)) == route
+        from initlab.device import staged, triton_route
+
+        mod = staged if route == "staged" else triton_route
+        real = mod.fill
+
+        def counted(*a, **k):
+            calls.append(a[0].shape)
+            return real(*a, **k)
+
+        monkeypatch.setattr(mod, "fill", counted)
+    return calls
 
 
 class Net(nn.Module):
@@ -82,7 +110,8 @@ def test_forced_route_is_named(monkeypatch):
 
 
 @pytest.mark.parametrize("recipe,opts", RECIPES, ids=[r for r, _ in RECIPES])
-def test_init_module_forced_route_equals_core(monkeypatch, recipe, opts):
+@pytest.mark.parametrize("route", ROUTES)
+def test_init_module_forced_route_equals_core(monkeypatch, recipe, opts, route):
     torch.manual_seed(0)
     m = Net()
     ref = _state(itorch.init_module(Net(), recipe, seed=5, **opts))
@@ -90,17 +119,19 @@ def test_init_module_forced_route_equals_core(monkeypatch, recipe, opts):
     assert not _same(ref, _state(m))  # the reference itself is reproducible
     torch.manual_seed(0)
     m = Net()
-    _forced(monkeypatch)
+    calls = _forced(monkeypatch, route)
     _, man2 = itorch.init_module(m, recipe, seed=5, return_manifest=True, **opts)
+    assert calls or recipe == "orthogonal" or not hasattr(initlab, "device_backend")  # samplers: staged route
     assert man2 == man and man2 == itorch.plan(m, recipe, seed=5, **opts)
     assert not _same(ref, _state(m)), _same(ref, _state(m))
     assert m.head.weight is m.emb.weight
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16], ids=["f64", "f16", "bf16"])
-def test_init_module_forced_route_low_and_high_precision(monkeypatch, dtype):
+@pytest.mark.parametrize("route", ROUTES)
+def test_init_module_forced_route_low_and_high_precision(monkeypatch, dtype, route):
     ref = _state(itorch.init_module(Net(dtype), "torch_default", seed=1))
-    _forced(monkeypatch)
+    _forced(monkeypatch, route)
     m = itorch.init_module(Net(dtype), "torch_default", seed=1)
     assert not _same(ref, _state(m))
 
@@ -141,6 +172,43 @@ def test_meta_parameters_still_refused():
     assert itorch.plan(m, seed=0)["weight"].init == "uniform"  # the dry run works on meta
 
 
+@pytest.mark.filterwarnings("ignore:LSUV.*did not converge in 0 iterations:RuntimeWarning")
+@pytest.mark.parametrize("route", ROUTES)
+def test_a_default_device_context_does_not_move_initlabs_scratch(monkeypatch, route):
+    """Inside ``with torch.device(...)`` (the user's default device, e.g. "cuda"), the fills'
+    host buffers must still be CPU tensors. The meta device stands in for the GPU here: a
+    scratch buffer created without a device would land on meta and the fill would fail."""
+    for recipe in ("torch_default", "orthogonal"):  # the samplers' chunk buffers; orthogonal's host copy
+        monkeypatch.delenv(ENV, raising=False)
+        ref = _state(itorch.init_module(Net(), recipe, seed=6))
+        m = Net()
+        _forced(monkeypatch, route)
+        with torch.device("meta"):
+            itorch.init_module(m, recipe, seed=6)
+        assert not _same(ref, _state(m))
+
+    def build():
+        return nn.Sequential(nn.Linear(64, 96, device="cpu"), nn.Embedding(50, 96, padding_idx=0, device="cpu"))
+
+    with itorch.fast_init(seed=4):
+        ref = build()
+    for defer in (True, False):  # deferred fills are written at the block's exit, still inside the context
+        with torch.device("meta"), itorch.fast_init(seed=4, defer=defer) as f:
+            m = build()
+        assert {"kaiming_uniform_", "normal_"} <= {n for (n, how) in f.counts if how == "initlab"}, f.counts
+        assert not _same(_state(ref), _state(m))
+    x = torch.randn(32, 64, generator=torch.Generator().manual_seed(0))
+    ref = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 8))
+    m = nn.Sequential(nn.Linear(64, 16), nn.ReLU(), nn.Linear(16, 8))
+    m.load_state_dict(ref.state_dict())
+    monkeypatch.delenv(ENV)
+    initlab.lsuv(ref, x, seed=2, max_iter=0)
+    _forced(monkeypatch, route)
+    with torch.device("meta"):
+        initlab.lsuv(m, x, seed=2, max_iter=0)
+    assert not _same(_state(ref), _state(m))
+
+
 # ---- materialize ---------------------------------------------------------------------------------
 
 
@@ -158,7 +226,8 @@ class WithBuffers(nn.Module):
 
 
 @pytest.mark.parametrize("recipe", ["torch_default", "kaiming_normal"])
-def test_materialize_forced_route_equals_core(monkeypatch, recipe):
+@pytest.mark.parametrize("route", ROUTES)
+def test_materialize_forced_route_equals_core(monkeypatch, recipe, route):
     def build():
         with torch.device("meta"):
             return WithBuffers()
@@ -166,11 +235,12 @@ def test_materialize_forced_route_equals_core(monkeypatch, recipe):
     ref = itorch.materialize(build(), recipe, seed=3, factory=WithBuffers)
     eager = itorch.init_module(WithBuffers(), recipe, seed=3)
     assert not _same(_state(eager), _state(ref))
-    _forced(monkeypatch)
+    calls = _forced(monkeypatch, route)
     m, man = itorch.materialize(build(), recipe, seed=3, factory=WithBuffers, device=torch.device("cpu"),
                                 return_manifest=True)
     assert not _same(_state(ref), _state(m)), _same(_state(ref), _state(m))
     assert m.out.weight is m.emb.weight
+    assert calls or not hasattr(initlab, "device_backend")
     assert {x.name for x in man.left_alone if x.kind == "buffer"} >= {"freq", "bn.running_mean"}
 
 
@@ -208,7 +278,8 @@ def test_restore_buffers_copies_across_dtype_and_device():
 # ---- fast_init -----------------------------------------------------------------------------------
 
 
-def test_fast_init_forced_route_equals_core(monkeypatch):
+@pytest.mark.parametrize("route", ROUTES)
+def test_fast_init_forced_route_equals_core(monkeypatch, route):
     def build():
         return nn.Sequential(nn.Linear(64, 96), nn.LayerNorm(96), nn.Embedding(50, 96, padding_idx=0),
                              nn.Conv2d(3, 8, 3), nn.LSTM(8, 8))
@@ -219,10 +290,11 @@ def test_fast_init_forced_route_equals_core(monkeypatch):
             ref = build()
         ref_counts = dict(f.counts)
         assert sum(v for (_, how), v in f.counts.items() if how == "initlab") > 0
-        _forced(monkeypatch)
+        calls = _forced(monkeypatch, route)
         with itorch.fast_init(seed=4, defer=defer) as f:
             m = build()
         assert dict(f.counts) == ref_counts
+        assert calls or not hasattr(initlab, "device_backend")
         assert not _same(_state(ref), _state(m)), (defer, _same(_state(ref), _state(m)))
 
 
@@ -241,12 +313,13 @@ def _mlp():
     return nn.Sequential(nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 5))
 
 
-def test_lsuv_forced_route_equals_core(monkeypatch):
+@pytest.mark.parametrize("route", ROUTES)
+def test_lsuv_forced_route_equals_core(monkeypatch, route):
     x = torch.randn(64, 20, generator=torch.Generator().manual_seed(1))
     ref = _mlp()
     rep = initlab.lsuv(ref, x, seed=7)
     m = _mlp()
-    _forced(monkeypatch)
+    _forced(monkeypatch, route)
     rep2 = initlab.lsuv(m, x, seed=7)
     assert not _same(_state(ref), _state(m))
     assert [r.scale for r in rep.layers] == [r.scale for r in rep2.layers]
@@ -341,7 +414,8 @@ class _Tiny(nn.Module):
 
 
 @pytest.mark.parametrize("mode", ["fsdp", "tp"])
-def test_meta_fully_shard_to_empty_init_module_forced_route(monkeypatch, world1, mode):
+@pytest.mark.parametrize("route", ROUTES)
+def test_meta_fully_shard_to_empty_init_module_forced_route(monkeypatch, world1, mode, route):
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
     from torch.distributed.tensor import DTensor
@@ -361,8 +435,9 @@ def test_meta_fully_shard_to_empty_init_module_forced_route(monkeypatch, world1,
             parallelize_module(b, mesh, plan)
     model.to_empty(device="cpu")
     assert any(isinstance(p, DTensor) for p in model.parameters())
-    _forced(monkeypatch)
+    calls = _forced(monkeypatch, route)
     _, man = itorch.init_module(model, "torch_default", seed=9, return_manifest=True)
+    assert calls or not hasattr(initlab, "device_backend")  # the local shards took the staged route
     assert man == itorch.plan(ref, "torch_default", seed=9)
     bad = []
     for (name, p), (_, q) in zip(model.named_parameters(), ref.named_parameters()):

@@ -80,10 +80,12 @@ class _TorchLayer:
 
     def orthogonalize(self, seeds: Callable[[str], Any]) -> None:
         from ..orthogonal import orthogonal_
+        from .rules import host_default
 
-        for pname, p in self._pre_init_params():
-            # In place on the parameter's device: the fill routes by device, same bits as on the CPU.
-            orthogonal_(p, 1.0, seed=seeds(pname))
+        with host_default():
+            for pname, p in self._pre_init_params():
+                # In place on the parameter's device: the fill routes by device, same bits as on the CPU.
+                orthogonal_(p, 1.0, seed=seeds(pname))
 
     def rescale(self, s: float, shift: float | None) -> None:
         with torch.no_grad():

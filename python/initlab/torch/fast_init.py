@@ -168,6 +168,13 @@ def _resolve(name: str, t: torch.Tensor, a: dict) -> tuple | None:
 
 def _run(op: tuple, t: torch.Tensor, seed: Any) -> None:
     """Write base operation ``op`` into ``t`` with initlab (validates before writing)."""
+    from .rules import host_default
+
+    with host_default():  # under `with torch.device("cuda")`, initlab's scratch memory stays on the host
+        _run_op(op, t, seed)
+
+
+def _run_op(op: tuple, t: torch.Tensor, seed: Any) -> None:
     from .. import init as il
     from ..orthogonal import orthogonal_
 

@@ -274,8 +274,31 @@ class FnRule(Rule):
 
 
 
+def host_default() -> Any:
+    """A context in which tensors created without a device are CPU tensors.
+
+    initlab's fills create host tensors (the staged route's chunk buffers, the host copies of
+    orthogonal/eye/sparse) without naming a device; inside a user's ``with torch.device("cuda")``
+    block those would land on the GPU. The torch layer runs its fills in this context, so the
+    user's default device never changes where initlab's scratch memory lives."""
+    import contextlib
+
+    get = getattr(torch, "get_default_device", None)
+    if get is None or get().type == "cpu":
+        return contextlib.nullcontext()
+    return torch.device("cpu")
+
+
 def execute(fill: Fill, t: torch.Tensor, seed: Any, *, global_shape: Any = None, offset: Any = None) -> None:
-    """Write ``fill`` into ``t`` (a plain tensor or the local block of a sharded one)."""
+    """Write ``fill`` into ``t`` (a plain tensor or the local block of a sharded one, on any device)."""
+    if fill.init == "callable":  # the user's function sees the user's default device
+        _execute(fill, t, seed, global_shape, offset)
+        return
+    with host_default():
+        _execute(fill, t, seed, global_shape, offset)
+
+
+def _execute(fill: Fill, t: torch.Tensor, seed: Any, global_shape: Any, offset: Any) -> None:
     from .. import init as I
     from ..orthogonal import orthogonal_
 
