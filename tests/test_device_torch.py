@@ -325,6 +325,38 @@ def test_lsuv_forced_route_equals_core(monkeypatch, route):
     assert [r.scale for r in rep.layers] == [r.scale for r in rep2.layers]
 
 
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["f32", "bf16"])
+def test_lsuv_weight_list_forced_route_equals_core(monkeypatch, route, dtype):
+    """The framework-neutral front end (a list of torch weights + forward) on device tensors:
+    the pre-init, the rescaling and the bias shift reach the tensors, the same bits as on the core."""
+    x = torch.randn(64, 12, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+
+    def setup():
+        g = torch.Generator().manual_seed(0)
+        ws = [torch.randn(16, 12, generator=g).to(dtype), torch.randn(4, 16, generator=g).to(dtype)]
+        bs = [torch.randn(16, generator=g).to(dtype), torch.randn(4, generator=g).to(dtype)]
+        return ws, bs
+
+    def forward(ws, bs):
+        def f(b):
+            h = b @ ws[0].double().T + bs[0].double()
+            return [h, torch.tanh(h) @ ws[1].double().T + bs[1].double()]
+        return f
+
+    ws, bs = setup()
+    rep = initlab.lsuv(ws, x, forward=forward(ws, bs), biases=bs, seed=3, center=True)
+    ws2, bs2 = setup()
+    ids = [id(t) for t in ws2 + bs2]
+    _forced(monkeypatch, route)
+    rep2 = initlab.lsuv(ws2, x, forward=forward(ws2, bs2), biases=bs2, seed=3, center=True)
+    assert [id(t) for t in ws2 + bs2] == ids
+    for a, b in zip(ws + bs, ws2 + bs2):
+        assert torch.equal(a, b)
+    assert [r.scale for r in rep.layers] == [r.scale for r in rep2.layers]
+    assert all(r.converged for r in rep2.layers)
+
+
 def test_lsuv_mha_in_projection_forced_route(monkeypatch):
     """The in-projection's q/k/v blocks are views of one parameter: written in place."""
 

@@ -421,7 +421,9 @@ def _run_lsuv(layers: Sequence[Any], measure: Callable[[int, Any, bool], _Moment
 
 
 class _ArrayParam:
-    """In-place arithmetic on a NumPy array or torch CPU tensor (zero-copy; bf16/f16 included)."""
+    """In-place arithmetic on a NumPy array or a torch tensor (CPU: zero-copy, bf16/f16 included;
+    on a device, or forced off the core by ``INITLAB_DEVICE_BACKEND``: through a host copy of the
+    tensor taken for each operation and written back, so every result is the CPU's bits)."""
 
     def __init__(self, a: Any, what: str) -> None:
         from ._buffers import as_target
@@ -432,34 +434,33 @@ class _ArrayParam:
             raise type(e)(f"{what}: {e}") from None
         self.obj = a
 
-    def _torch(self) -> bool:
-        return self.target.obj is not self.target.array and hasattr(self.obj, "detach")
+    def _current(self) -> Any:
+        """The target to read or write now. A device tensor's host copy is taken afresh: the
+        tensor may have been written in between (the orthonormal pre-init writes it directly)."""
+        from ._buffers import DeviceTarget, as_target
+
+        return as_target(self.obj) if isinstance(self.target, DeviceTarget) else self.target
 
     def get(self) -> np.ndarray:
         from ._buffers import load
 
-        return load(self.target)
+        return load(self._current())
 
     def set(self, values: np.ndarray) -> None:
-        from ._buffers import store
+        from ._buffers import mark_written, store
 
-        store(self.target, values)
-        if self._torch():
-            self._bump()
-
-    def _bump(self) -> None:
-        import torch
-
-        inc = getattr(torch.autograd.graph, "increment_version", None)
-        if inc is not None:
-            inc(self.obj)
+        t = self._current()
+        store(t, values)
+        mark_written(t)  # a device tensor: copy back; a torch tensor: bump its version counter
 
     def mul_(self, s: float) -> None:
-        arr = self.target.array
-        if self.target.code in (0, 1, 2):  # float32 / float64 / float16: multiply in place
+        from ._buffers import mark_written
+
+        t = self._current()
+        if t.code in (0, 1, 2):  # float32 / float64 / float16: multiply in place
+            arr = t.array
             np.multiply(arr, s, out=arr, casting="unsafe")
-            if self._torch():
-                self._bump()
+            mark_written(t)
         else:
             self.set(self.get() * s)
 
@@ -564,8 +565,9 @@ def lsuv(model: Any, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var
     model : initlab.nn module, sequence of arrays, or torch.nn.Module
         * an :mod:`initlab.nn` network: its ``Linear`` and ``Conv2d`` layers, in execution order
           (errors name a layer by its index and type, e.g. ``"2 (Linear)"``);
-        * a sequence of weight arrays (NumPy arrays or torch CPU tensors, modified in place)
-          together with ``forward``;
+        * a sequence of weight arrays (NumPy arrays or torch tensors on any device, modified in
+          place: a device tensor through a host copy written back after each step, the same
+          bits as on the CPU) together with ``forward``;
         * a ``torch.nn.Module``: handled by :func:`initlab.torch.lsuv` (``kwargs`` go there).
     x : array, mapping or iterable of batches
         One batch (reused for every forward pass; a mapping such as ``{"input_ids": ids}`` is
