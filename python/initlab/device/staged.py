@@ -33,7 +33,7 @@ def fill(tensor: Any, gstrides: list[int], gbase: int, core_fill: Callable[[Any,
     cuda = dev.type == "cuda"
     pin = cuda and torch.cuda.is_available()
     n = min(chunk_elements, tensor.numel())
-    bufs = [torch.empty(n, dtype=tensor.dtype, pin_memory=pin) for _ in range(2 if cuda else 1)]
+    bufs = [torch.empty(n, dtype=tensor.dtype, device="cpu", pin_memory=pin) for _ in range(2 if cuda else 1)]
     events: list[Any] = [None] * len(bufs)
     stream = torch.cuda.Stream(device=dev) if cuda else None
     if stream is not None:
