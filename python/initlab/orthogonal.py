@@ -118,6 +118,10 @@ def orthogonal_(tensor: Any, gain: float = 1.0, *, seed: Any = None, layout: str
     ``csrc/include/initlab/orthogonal.hpp``). Cost: about 2mn^2 - 2n^3/3 flops for an m x n
     matrix (m >= n), half of QR + forming Q. Zero-size tensors are a no-op (a Generator still
     advances by one stream).
+
+    Devices: a tensor on a GPU or any other torch device gets the CPU Householder result,
+    computed on the host and copied, so its bits equal the CPU fill's (there is no device QR:
+    one would not be bit-identical).
     """
     t = as_target(tensor)
     if t.ndim < 2:

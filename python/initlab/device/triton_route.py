@@ -98,11 +98,16 @@ def fill(tensor: Any, code: int, dist: int, prep: dict, key: int, stream: int, g
     align = _ALIGN[name]
     # Tiles per row: enough for a row of n_last elements starting anywhere within an aligned span.
     tiles = -(-(n_last + align - 1) // tile)
-    for g_rows, m_rows in row_groups(shape, strides, gst, gbase):
-        rg = torch.from_numpy(g_rows).to(dev)
-        rm = torch.from_numpy(m_rows).to(dev)
-        grid = (len(g_rows) * tiles,)
-        kern[grid](flat, prm, keys, rg, rm, n_last, stride_last, tiles, **meta)
+    import contextlib
+
+    # Triton launches on the current CUDA device: make it the tensor's (a model on cuda:1, say).
+    on_dev = torch.cuda.device(dev) if dev.type == "cuda" else contextlib.nullcontext()
+    with on_dev:
+        for g_rows, m_rows in row_groups(shape, strides, gst, gbase):
+            rg = torch.from_numpy(g_rows).to(dev)
+            rm = torch.from_numpy(m_rows).to(dev)
+            grid = (len(g_rows) * tiles,)
+            kern[grid](flat, prm, keys, rg, rm, n_last, stride_last, tiles, **meta)
 
 
 def tile_elements(name: str) -> int:
