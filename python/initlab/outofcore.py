@@ -4,13 +4,16 @@
 initializer while holding at most two chunks in memory: each chunk is filled by the core as
 the block at its ``offset`` of the global tensor (``global_shape=``/``offset=``), written with
 ``pwrite`` while the next chunk is being filled, then flushed to disk and dropped from the page
-cache so the fill does not push everything else out of memory. Determinism contract: the file
+cache so the fill does not push everything else out of memory. The file is written beside the
+target under a temporary name and renamed into place when complete, so a file that loads is
+always complete. Determinism contract: the file
 holds exactly the bytes of the in-memory fill of the whole array with the same seed, whatever
 ``chunk_bytes`` is. Read it back with ``np.load(path, mmap_mode="r")``.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import numbers
 import os
@@ -23,7 +26,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from . import _blockwise
+from . import _atomic, _blockwise
 
 __all__ = ["fill_file", "FileFill"]
 
@@ -100,7 +103,14 @@ def fill_file(path: str | os.PathLike, shape: Any, init: Any = "normal", *args: 
     Parameters
     ----------
     path : str or PathLike
-        The file to create (overwritten if it exists).
+        The file to create or replace. It is written under a hidden temporary name in the same
+        directory (``.<name>.initlab-tmp-*``, its blocks reserved first), synced, then renamed
+        over ``path``: the path holds either the old file untouched or the complete new one,
+        whatever happens (an exception, Ctrl-C, a full disk, a file-size limit: the temporary
+        file is removed; a process killed by SIGKILL may leave the temporary file, never a
+        partial file under ``path``). Two processes filling the same path each write a complete
+        file; the last rename wins. A symbolic link is followed (the link keeps pointing at the
+        new file). Needs free space for the whole new file while the old one still exists.
     shape : int or tuple of int
         The global shape.
     init : str or callable, default "normal"
@@ -135,7 +145,14 @@ def fill_file(path: str | os.PathLike, shape: Any, init: Any = "normal", *args: 
     ------
     ValueError, TypeError
         Everything the in-memory initializer raises for the global shape, checked before the file
-        is created; a bad ``chunk_bytes`` or ``file_format``; bfloat16 in a ``.npy`` file.
+        is created; a bad ``chunk_bytes`` or ``file_format``; bfloat16 in a ``.npy`` file; a
+        ``path`` that exists and is not a regular file (a directory, a FIFO, a device: refused
+        without being opened); a file larger than the platform can address.
+    OSError
+        Not enough free space, or above the process's file-size limit (``RLIMIT_FSIZE``), checked
+        before the file is created; any write error during the fill (the old file stays).
+    MemoryError
+        The chunk buffers cannot be allocated (checked before the file is created).
     """
     name = _blockwise.resolve_init(init)
     shape = _blockwise.check_shape(shape)
@@ -151,30 +168,43 @@ def fill_file(path: str | os.PathLike, shape: Any, init: Any = "normal", *args: 
     _blockwise.validate(name, shape, dt, args, options)
     key, stream = _blockwise.resolve_stream(seed)
 
-    path = pathlib.Path(path)
     nbytes = math.prod(shape) * dt.itemsize
+    header = _npy_header(shape, dt) if file_format == "npy" else b""
+    path = pathlib.Path(_atomic.check_target(path))  # not a regular file (FIFO, directory, device): ValueError
+    _atomic.check_space(str(path), len(header) + nbytes)
+    # The chunk buffers are allocated before any file exists, and never larger than the array.
+    elems = max(1, min(chunk_bytes // dt.itemsize, math.prod(shape)))
+    if name == "sparse":
+        bufs = [np.empty(max(1, shape[0] * _sparse_step(shape, dt.itemsize, chunk_bytes)), dt)]
+    else:
+        bufs = [np.empty(elems, dt) for _ in range(2)]
     t0 = time.perf_counter()
     bar = _progress_bar(progress, nbytes, path.name)
     nchunks = 0
-    with open(path, "wb") as fp:
-        if file_format == "npy":
-            np.lib.format.write_array_header_2_0(
-                fp, {"descr": np.lib.format.dtype_to_descr(dt), "fortran_order": False, "shape": shape})
-        base = fp.tell()
-        fp.truncate(base + nbytes)
-        fp.flush()
-        fd = fp.fileno()
-        try:
+    try:
+        # Written under a temporary name beside the target, synced, then renamed over it: the
+        # target is the old file or the complete new one, whatever happens in between.
+        with _atomic.atomic_output(str(path), len(header) + nbytes) as fd:
+            if header:
+                _pwrite_all(fd, np.frombuffer(header, np.uint8), 0)
+            base = len(header)
             if name == "sparse":
-                nchunks = _fill_sparse(path, fd, base, shape, dt, args, options, key, stream, chunk_bytes, bar,
-                                       drop_pages)
+                nchunks = _fill_sparse(fd, base, shape, dt, args, options, key, stream, chunk_bytes, bar,
+                                       drop_pages, bufs[0])
             else:
                 nchunks = _fill_slabs(fd, base, shape, dt, name, args, options, key, stream, chunk_bytes, bar,
-                                      drop_pages)
-        finally:
-            if bar is not None:
-                bar.close()
+                                      drop_pages, bufs)
+    finally:
+        if bar is not None:
+            bar.close()
     return FileFill(path, shape, dt.name, name, nbytes, nchunks, time.perf_counter() - t0)
+
+
+def _npy_header(shape: tuple[int, ...], dt: np.dtype) -> bytes:
+    out = io.BytesIO()
+    np.lib.format.write_array_header_2_0(
+        out, {"descr": np.lib.format.dtype_to_descr(dt), "fortran_order": False, "shape": shape})
+    return out.getvalue()
 
 
 def _release(fd: int, start: int, length: int, drop_pages: bool) -> None:
@@ -192,9 +222,8 @@ def _pwrite_all(fd: int, buf: np.ndarray, pos: int) -> None:
 
 
 def _fill_slabs(fd: int, base: int, shape: tuple[int, ...], dt: np.dtype, name: str, args: tuple, options: dict,
-                key: int, stream: int, chunk_bytes: int, bar: Any, drop_pages: bool) -> int:
+                key: int, stream: int, chunk_bytes: int, bar: Any, drop_pages: bool, bufs: list) -> int:
     # Two buffers: the core fills one (GIL released) while a writer thread writes the other.
-    bufs = [np.empty(chunk_bytes // dt.itemsize or 1, dt) for _ in range(2)]
     pending = None
     n = 0
 
@@ -220,21 +249,26 @@ def _fill_slabs(fd: int, base: int, shape: tuple[int, ...], dt: np.dtype, name: 
     return n
 
 
-def _fill_sparse(path: pathlib.Path, fd: int, base: int, shape: tuple[int, ...], dt: np.dtype, args: tuple,
-                 options: dict, key: int, stream: int, chunk_bytes: int, bar: Any, drop_pages: bool) -> int:
-    # sparse's mask ranks whole columns: fill blocks of columns and write them through a memory map.
+def _sparse_step(shape: tuple[int, ...], itemsize: int, chunk_bytes: int) -> int:
+    # Columns per chunk (at least one whole column, at most all of them).
+    return max(1, min(shape[1], chunk_bytes // max(1, shape[0] * itemsize)))
+
+
+def _fill_sparse(fd: int, base: int, shape: tuple[int, ...], dt: np.dtype, args: tuple, options: dict, key: int,
+                 stream: int, chunk_bytes: int, bar: Any, drop_pages: bool, buf: np.ndarray) -> int:
+    # sparse's mask ranks whole columns: fill blocks of columns, write each row's run with pwrite
+    # (never through a memory map: a full disk would kill the process with SIGBUS).
     rows, cols = shape
-    step = max(1, chunk_bytes // max(1, rows * dt.itemsize))
+    step = _sparse_step(shape, dt.itemsize, chunk_bytes)
+    row_bytes = cols * dt.itemsize
     n = 0
     for c0 in range(0, cols, step):
         c1 = min(cols, c0 + step)
-        block = np.empty((rows, c1 - c0), dt)
+        block = buf[: rows * (c1 - c0)].reshape(rows, c1 - c0)
         _blockwise.fill_block(block, "sparse", args, options, key, stream, shape, (0, c0))
-        mm = np.memmap(path, dtype=dt, mode="r+", offset=base, shape=shape)
-        mm[:, c0:c1] = block
-        mm.flush()
-        del mm
-        _release(fd, base, rows * cols * dt.itemsize, drop_pages)
+        for r in range(rows):
+            _pwrite_all(fd, block[r], base + r * row_bytes + c0 * dt.itemsize)
+        _release(fd, base, rows * row_bytes, drop_pages)
         if bar is not None:
             bar.update(block.nbytes)
         n += 1
