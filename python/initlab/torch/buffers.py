@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["restore_buffers"]
+__all__ = ["restore_buffers", "plan_buffers", "apply_buffers"]
 
 # How each buffer was restored (the second item of each pair returned by restore_buffers).
 HF_TWIN = "hf_twin"  # copied from a twin built by the Hugging Face class from the model's config
@@ -188,13 +188,30 @@ def restore_buffers(model: nn.Module, *, factory: Callable[[], nn.Module] | None
     Values are copied with ``Tensor.copy_`` (cast to the buffer's dtype and device). A buffer
     that the constructor fills *randomly* gets the twin's random draw, not the eager one's.
     """
+    plan = plan_buffers(model, factory=factory)
+    apply_buffers(model, plan)
+    return [(name, how) for name, how, _ in plan]
+
+
+def plan_buffers(model: nn.Module, *, factory: Callable[[], nn.Module] | None = None,
+                 allow_meta: bool = False) -> list[tuple[str, str, torch.Tensor | None]]:
+    """Where each buffer's value comes from, checked, without writing anything:
+    ``[(qualified name, how, source tensor or None for running statistics)]``.
+
+    With ``allow_meta=True`` the model's buffers may still be on the meta device (only names and
+    shapes are read): :func:`initlab.torch.materialize` plans before it allocates, so a buffer
+    that cannot be restored, or a ``factory`` that raises, leaves the model untouched.
+    Raises as :func:`restore_buffers`."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if factory is not None and not callable(factory):
         raise TypeError(f"factory must be a zero-argument callable that builds the model, got {type(factory).__name__}")
+    from ._tree import check_acyclic
+
+    check_acyclic(model, what="restore_buffers")
     buffers = list(model.named_buffers(remove_duplicate=False))
     still_meta = [n for n, b in buffers if b.is_meta]
-    if still_meta:
+    if still_meta and not allow_meta:
         raise ValueError(
             f"{len(still_meta)} buffer(s) are still on the meta device: {', '.join(still_meta)}; "
             "call model.to_empty(device=...) first")
@@ -244,10 +261,16 @@ def restore_buffers(model: nn.Module, *, factory: Callable[[], nn.Module] | None
             + ". Pass factory=<zero-argument callable that builds the model> so that they are recomputed "
             "by a buffer-only twin.")
 
+    return [(name, how, t) for name, _, how, t in plan]
+
+
+def apply_buffers(model: nn.Module, plan: list[tuple[str, str, torch.Tensor | None]]) -> None:
+    """Write the values :func:`plan_buffers` found into the model's (allocated) buffers, by name."""
     with torch.no_grad():
-        for name, buf, how, t in plan:
+        for name, how, t in plan:
+            mname, _, bname = name.rpartition(".")
+            buf = model.get_buffer(name)
             if t is None:
-                _reset_running_stat(modules[name.rpartition(".")[0]], name.rpartition(".")[2], buf)
+                _reset_running_stat(model.get_submodule(mname), bname, buf)
             else:
                 buf.copy_(t)
-    return [(name, how) for name, _, how, _ in plan]

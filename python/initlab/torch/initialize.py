@@ -64,6 +64,9 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
     if bad_rules:
         raise TypeError(f"rules= takes Rule objects; got {bad_rules!r}")
     pred = _only_predicate(only)
+    from ._tree import check_acyclic
+
+    check_acyclic(model)  # a model that contains itself: a clear error, not a RecursionError
     infos = list(param_infos(model))
     name, recipe_rules = build_recipe(recipe, model, infos, dict(options))
     all_rules = user_rules + recipe_rules
@@ -84,18 +87,36 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
             problems.append(f"{info.name} is on the meta device: use initlab.torch.materialize(model, ...)")
             continue
         if p.dtype not in _DTYPES:
-            problems.append(f"{info.name} has dtype {p.dtype}; accepted: float32, float64, float16, bfloat16")
+            # bool/int/complex parameters (counters, masks kept as parameters): initlab never fills
+            # them; they can be kept (a "keep" rule, or unknown="keep"/"skip" when no rule of the
+            # user's asks for a fill), anything else is refused with the way out.
+            rule = next((r for r in all_rules if r.matches(info)), None)
+            try:
+                keeps = rule is not None and rule.resolve(info).init == "keep"
+            except (ValueError, TypeError):
+                keeps = False
+            if keeps:
+                out.left.append(LeftAlone(info.name, "parameter", f"kept as constructed ({rule.label})"))
+            elif unknown != "error" and not any(rule is r for r in user_rules):
+                out.left.append(LeftAlone(info.name, "parameter",
+                                          f"dtype {_dtype_name(p.dtype)} is not filled by initlab (unknown={unknown!r})"))
+            else:
+                how = f"rule {rule.label!r} would fill it" if rule is not None else "no rule keeps it"
+                problems.append(f"{info.name} has dtype {_dtype_name(p.dtype)} ({how}); initlab fills float32, "
+                                f"float64, float16 and bfloat16 parameters only: keep it with unknown='keep' or "
+                                f"rules=[initlab.torch.Rule('keep', name={info.name!r})]")
             continue
         if p.device.type not in ("cpu", "meta"):
             why = _device_problem(p)
             if why is not None:
                 problems.append(f"{info.name}: {why}")
                 continue
+        shard = None
         if callable(getattr(p, "to_local", None)):  # a DTensor: placements checked before any write
             try:
                 from ._dtensor import local_shard
 
-                local_shard(p, name=info.name)
+                shard = local_shard(p, name=info.name)
             except ValueError as e:
                 problems.append(str(e))
                 continue
@@ -113,6 +134,14 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
             continue
         if fill.init == "keep":
             out.left.append(LeftAlone(info.name, "parameter", f"kept as constructed ({rule.label})"))
+            continue
+        if fill.init in ("orthogonal", "recurrent_orthogonal") and shard is not None \
+                and tuple(shard[0].shape) != tuple(shard[1]):
+            # checked here, not in the write loop: an orthogonal matrix needs all of it at once
+            problems.append(f"{info.name}: orthogonal initialization needs the whole matrix, but this rank holds "
+                            f"the block {tuple(shard[0].shape)} at offset {shard[2]} of {shard[1]} (DTensor placements "
+                            f"{tuple(p.placements)}); initialize it before sharding, or use a fill that works block "
+                            "by block (normal, uniform, trunc_normal, the fan-based ones)")
             continue
         if fill.init in ("normal", "uniform", "trunc_normal", "constant", "orthogonal") and info.extra.get("padding_idx") is not None \
                 and info.role == "embedding":
@@ -157,11 +186,15 @@ def _check_numbers(work: list[tuple[ParamInfo, Fill, str]]) -> list[str]:
     for info, fill, _ in work:
         if fill.init in ("callable", "keep"):
             continue
-        key = repr((fill.init, sorted((k, v) for k, v in fill.params.items() if isinstance(v, (int, float)))))
+        # The scratch has the parameter's number of dimensions (at most 4 per dimension, empty
+        # ones kept): a fill that needs a shape the parameter does not have (orthogonal on a 1-D
+        # bias) fails here too, not half-way through the writes.
+        shape = (4, 4) if fill.init == "recurrent_orthogonal" else tuple(min(int(n), 4) for n in info.shape)
+        key = repr((fill.init, shape, sorted((k, v) for k, v in fill.params.items() if isinstance(v, (int, float)))))
         if key not in tried:
             # On the CPU whatever the parameter's device (or a default-device context) is: only the
             # numbers are checked here, and the bits do not depend on the device.
-            scratch = torch.empty(4, 4, dtype=info.param.dtype if info.param.dtype in _DTYPES else torch.float32,
+            scratch = torch.empty(shape, dtype=info.param.dtype if info.param.dtype in _DTYPES else torch.float32,
                                   device="cpu")
             try:
                 scratch_fill = Fill(fill.init, dict(fill.params, hidden_size=2), (), fill.fn) \
@@ -204,20 +237,40 @@ def plan(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = None, r
 
 def _run(pl: _Plan, seeds: Any) -> None:
     """Write every planned fill; ``seeds`` is ``named_seeds(seed)``, resolved (and validated)
-    by the caller before anything was allocated or written."""
+    by the caller before anything was allocated or written.
+
+    Every fill of initlab's own was checked by the plan (numbers, shapes, devices, DTensor
+    placements), so only a user's callable can still raise here: callables run first, each on a
+    snapshot of its own tensor, and if one raises, every tensor a callable has written is put back
+    byte for byte before the error propagates — no parameter has changed. (Values do not depend
+    on the order: each parameter's stream comes from its name.)"""
     try:
         from ._dtensor import local_shard
     except ImportError:  # pragma: no cover - the module ships with initlab
         local_shard = None  # type: ignore[assignment]
+
+    def target(info: ParamInfo) -> tuple[torch.Tensor, Any, Any]:
+        shard = local_shard(info.param) if local_shard is not None else None
+        if shard is not None:
+            return shard
+        return info.param, None, None
+
+    work = [w for w in pl.work if w[1].init == "callable"] + [w for w in pl.work if w[1].init != "callable"]
+    written: list[tuple[torch.Tensor, torch.Tensor]] = []  # (tensor, its bytes before) for callables
     with torch.no_grad():
-        for info, fill, _ in pl.work:
-            p = info.param
-            shard = local_shard(p) if local_shard is not None else None
-            if shard is not None:
-                local, gshape, offset = shard
-                execute(fill, local, seeds(info.name), global_shape=gshape, offset=offset)
-            else:
-                execute(fill, p, seeds(info.name))
+        try:
+            for info, fill, _ in work:
+                t, gshape, offset = target(info)
+                if fill.init == "callable":
+                    written.append((t, t.detach().clone()))
+                if gshape is not None:
+                    execute(fill, t, seeds(info.name), global_shape=gshape, offset=offset)
+                else:
+                    execute(fill, t, seeds(info.name))
+        except BaseException:
+            for t, before in reversed(written):
+                t.copy_(before)
+            raise
 
 
 def init_module(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = None,

@@ -64,8 +64,11 @@ def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
         Everything :func:`init_module` raises; a ``device`` that is not a torch device, is
         ``"meta"``, is not available (``"cuda"`` without a GPU) or that no fill route serves
         (each message names it) — these are all checked before allocation, so on error the
-        model is still on the meta device, untouched; a buffer that cannot be restored (named,
-        with the hint to pass ``factory``), found once the storage is allocated.
+        model is still on the meta device, untouched; so is a buffer that cannot be restored
+        (named, with the hint to pass ``factory``) and an error raised by ``factory``. Whatever
+        fails later (a user rule's function, an interrupt) puts the model back on the meta device
+        with its own parameter and buffer objects before the error propagates: a model is never
+        left holding uninitialized memory.
     TypeError
         ``model`` is not an ``nn.Module``; ``device`` is not a str, int or ``torch.device``.
     """
@@ -81,31 +84,47 @@ def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
                          "pass factory=<a function that builds the model> to take their constructed values, "
                          "or a rule that initializes them")
     from ..generator import named_seeds
+    from ._tree import ModuleState
+    from .buffers import apply_buffers, plan_buffers
 
     seeds = named_seeds(seed)  # a bad seed fails here, before anything is allocated
+    # Everything that can fail is done before the allocation: where each buffer's value comes
+    # from (a buffer no route restores raises here; so does a factory that raises), and the
+    # values of kept parameters.
+    buffer_plan = plan_buffers(model, factory=factory, allow_meta=True)
+    kept_values = _kept_values(factory, kept_meta) if kept_meta else {}
     ties = _tie_groups(model)
-    model.to_empty(device=dev)
-    for group in ties:  # to_empty gives each registration its own tensor: tie them again
-        mod0, n0 = group[0]
-        p0 = mod0._parameters[n0]
-        for mod, n in group[1:]:
-            mod._parameters[n] = p0
-    tie_fn = getattr(model, "tie_weights", None)
-    if callable(tie_fn):
-        try:
-            tie_fn()
-        except Exception:  # noqa: BLE001 - ties were already restored by identity above
-            pass
-    from .buffers import restore_buffers
-
-    restored = restore_buffers(model, factory=factory)
-    if kept_meta:
-        _copy_kept(model, factory, kept_meta)
-    # The plan made on the meta model still holds: same modules, same names; only the tensors
-    # are new (to_empty), so point each entry at its allocated parameter instead of re-planning.
-    for info, _, _ in pl.work:
-        info.param = info.module._parameters[info.pname]
-    _run(pl, seeds)
+    state = ModuleState(model)  # the exact registrations to put back if anything still fails
+    try:
+        model.to_empty(device=dev)
+        for group in ties:  # to_empty gives each registration its own tensor: tie them again
+            mod0, n0 = group[0]
+            p0 = mod0._parameters[n0]
+            for mod, n in group[1:]:
+                mod._parameters[n] = p0
+        tie_fn = getattr(model, "tie_weights", None)
+        if callable(tie_fn):
+            try:
+                tie_fn()
+            except Exception:  # noqa: BLE001 - ties were already restored by identity above
+                pass
+        apply_buffers(model, buffer_plan)
+        restored = [(name, how) for name, how, _ in buffer_plan]
+        with torch.no_grad():
+            for n, v in kept_values.items():
+                model.get_parameter(n).copy_(v)
+        # The plan made on the meta model still holds: same modules, same names; only the tensors
+        # are new (to_empty), so point each entry at its allocated parameter instead of re-planning.
+        for info, _, _ in pl.work:
+            info.param = info.module._parameters[info.pname]
+        _run(pl, seeds)
+    except BaseException:
+        # Never leave a model half-materialized (uninitialized memory on the device): put back the
+        # meta tensors it was given, so the call can simply be repeated once the cause is fixed.
+        state.restore()
+        for info, _, _ in pl.work:
+            info.param = info.module._parameters[info.pname]
+        raise
     validation = None
     if recipe == "auto" and example is not None and options.get("validate", True):
         from .initialize import _validate
@@ -155,8 +174,17 @@ def _is_meta(model: nn.Module, name: str) -> bool:
         return False
 
 
-def _copy_kept(model: nn.Module, factory: Callable[[], nn.Module], names: list[str]) -> None:
+def _kept_values(factory: Callable[[], nn.Module], names: list[str]) -> dict[str, torch.Tensor]:
+    """The constructed values of the parameters a rule keeps, from an eager ``factory()`` build
+    (taken before the model is allocated: a factory that raises leaves it untouched)."""
     twin = factory()
-    with torch.no_grad():
-        for n in names:
-            model.get_parameter(n).copy_(twin.get_parameter(n))
+    if not isinstance(twin, nn.Module):
+        raise TypeError(f"factory() must return a torch.nn.Module, got {type(twin).__name__}")
+    out = {}
+    for n in names:
+        try:
+            out[n] = twin.get_parameter(n).detach()
+        except AttributeError:
+            raise ValueError(f"parameter {n} is kept by the recipe but the factory's model has no parameter of that "
+                             "name") from None
+    return out

@@ -312,6 +312,10 @@ def _execute(fill: Fill, t: torch.Tensor, seed: Any, global_shape: Any, offset: 
         I.trunc_normal_(t, p["mean"], p["std"], p["a"], p["b"], seed=seed, **shard)
     elif fill.init == "constant":
         I.constant_(t, p["value"])
+    elif fill.init in ("orthogonal", "recurrent_orthogonal") and shard and tuple(global_shape) == tuple(t.shape):
+        # a block that is the whole tensor (a replicated DTensor): the whole-matrix fill
+        _execute(fill, t, seed, None, None)
+        return
     elif fill.init == "orthogonal":
         if shard:
             raise ValueError("orthogonal initialization needs the whole matrix; it cannot fill one shard")
