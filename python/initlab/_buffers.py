@@ -245,7 +245,7 @@ def as_target(t: Any) -> Target | DeviceTarget:
         return _torch_target(t)
     if not isinstance(t, np.ndarray):
         raise TypeError(
-            f"expected a NumPy array or a torch CPU tensor, got {type(t).__name__}; "
+            f"expected a NumPy array or a torch tensor, got {type(t).__name__}; "
             "initializers write in place, so a list or scalar cannot be filled"
         )
     dt = t.dtype

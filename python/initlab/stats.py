@@ -150,7 +150,8 @@ def stats(a: Any, axis: int | tuple[int, ...] | None = None) -> Stats:
     ----------
     a : array_like or torch.Tensor
         float16, bfloat16 (``ml_dtypes``), float32 or float64 data in any layout (strided,
-        transposed, negative strides, read-only); torch CPU tensors are read zero-copy. Lists
+        transposed, negative strides, read-only); torch CPU tensors are read zero-copy, tensors on
+        other devices through a host copy. Lists
         and Python scalars are converted (integers to float64).
     axis : None, int or tuple of int, optional
         Axes to reduce, with NumPy's meaning: ``None`` reduces everything; otherwise every figure
