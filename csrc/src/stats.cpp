@@ -212,8 +212,57 @@ __attribute__((target("avx2"))) void kernel_f32_avx2(const float* p, std::int64_
   tail(p, i, n, a);
 }
 __attribute__((target("avx2"))) void kernel_f64_avx2(const double* p, std::int64_t n, Acc& a) { kernel_impl<v4d>(p, n, a); }
-__attribute__((target("avx512f"))) void kernel_f32_avx512(const float* p, std::int64_t n, Acc& a) { kernel_impl<v4d>(p, n, a); }
-__attribute__((target("avx512f"))) void kernel_f64_avx512(const double* p, std::int64_t n, Acc& a) { kernel_impl<v4d>(p, n, a); }
+// AVX-512: the 8 lanes are one register of 8 doubles (lane j in element j), the same double
+// operations as kernel_impl, so the same bits; float32 is widened 8 at a time in one instruction.
+__attribute__((target("avx512f"))) void kernel_f32_avx512(const float* p, std::int64_t n, Acc& a) {
+  __m512d s1 = _mm512_loadu_pd(a.s1), s2 = _mm512_loadu_pd(a.s2);
+  __m256 mn = _mm512_cvtpd_ps(_mm512_loadu_pd(a.mn)), mx = _mm512_cvtpd_ps(_mm512_loadu_pd(a.mx));
+  __m256i z = _mm256_setzero_si256();  // int32 lanes: at most n / 8 <= kStatsBlock / 8 per call
+  const __m512d c = _mm512_set1_pd(a.shift);
+  const __m256 zero = _mm256_setzero_ps();
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const __m256 x = _mm256_loadu_ps(p + i);
+    const __m512d d = _mm512_sub_pd(_mm512_cvtps_pd(x), c);
+    s1 = _mm512_add_pd(s1, d);
+    s2 = _mm512_add_pd(s2, _mm512_mul_pd(d, d));
+    mn = _mm256_min_ps(x, mn);  // (x < mn) ? x : mn, as the generic kernel
+    mx = _mm256_max_ps(x, mx);
+    z = _mm256_sub_epi32(z, _mm256_castps_si256(_mm256_cmp_ps(x, zero, _CMP_EQ_OQ)));
+  }
+  _mm512_storeu_pd(a.s1, s1);
+  _mm512_storeu_pd(a.s2, s2);
+  _mm512_storeu_pd(a.mn, _mm512_cvtps_pd(mn));
+  _mm512_storeu_pd(a.mx, _mm512_cvtps_pd(mx));
+  alignas(32) std::int32_t zl[kLanes];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(zl), z);
+  for (int j = 0; j < kLanes; ++j) a.z[j] += zl[j];
+  tail(p, i, n, a);
+}
+__attribute__((target("avx512f"))) void kernel_f64_avx512(const double* p, std::int64_t n, Acc& a) {
+  __m512d s1 = _mm512_loadu_pd(a.s1), s2 = _mm512_loadu_pd(a.s2);
+  __m512d mn = _mm512_loadu_pd(a.mn), mx = _mm512_loadu_pd(a.mx);
+  __m512i z = _mm512_loadu_si512(a.z);
+  const __m512d c = _mm512_set1_pd(a.shift);
+  const __m512d zero = _mm512_setzero_pd();
+  const __m512i one = _mm512_set1_epi64(1);
+  std::int64_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    const __m512d x = _mm512_loadu_pd(p + i);
+    const __m512d d = _mm512_sub_pd(x, c);
+    s1 = _mm512_add_pd(s1, d);
+    s2 = _mm512_add_pd(s2, _mm512_mul_pd(d, d));
+    mn = _mm512_min_pd(x, mn);  // (x < mn) ? x : mn
+    mx = _mm512_max_pd(x, mx);
+    z = _mm512_mask_add_epi64(z, _mm512_cmp_pd_mask(x, zero, _CMP_EQ_OQ), z, one);
+  }
+  _mm512_storeu_pd(a.s1, s1);
+  _mm512_storeu_pd(a.s2, s2);
+  _mm512_storeu_pd(a.mn, mn);
+  _mm512_storeu_pd(a.mx, mx);
+  _mm512_storeu_si512(a.z, z);
+  tail(p, i, n, a);
+}
 #endif
 
 struct Kernels {
@@ -347,6 +396,29 @@ Moments block_exact(const Plan& P, std::int64_t base, std::int64_t l0, std::int6
   return Moments{};  // not reached
 }
 
+// Lanes combined in a fixed order; the block's Moments (the exact path for non-finite values).
+Moments finish(const Plan& P, const Acc& a, std::int64_t base, std::int64_t l0, std::int64_t l1) {
+  double s1 = 0.0, s2 = 0.0, mn = a.mn[0], mx = a.mx[0];
+  std::int64_t z = 0;
+  for (int j = 0; j < kLanes; ++j) {
+    s1 += a.s1[j];
+    s2 += a.s2[j];
+    mn = a.mn[j] < mn ? a.mn[j] : mn;
+    mx = a.mx[j] > mx ? a.mx[j] : mx;
+    z += a.z[j];
+  }
+  if (!std::isfinite(s2) || !std::isfinite(s1)) return block_exact(P, base, l0, l1);
+  Moments m;
+  m.n = l1 - l0;
+  m.zeros = z;
+  const double n = static_cast<double>(m.n);
+  m.mean = a.shift + s1 / n;
+  m.m2 = centered(s1, s2, n);
+  m.min = mn;
+  m.max = mx;
+  return m;
+}
+
 Moments block_fast(const Plan& P, std::int64_t base, std::int64_t l0, std::int64_t l1) {
   alignas(64) float fbuf[kGather];
   alignas(64) double dbuf[kGather];
@@ -393,26 +465,151 @@ Moments block_fast(const Plan& P, std::int64_t base, std::int64_t l0, std::int64
     }
   });
   flush();
-  // Lanes combined in a fixed order.
-  double s1 = 0.0, s2 = 0.0, mn = a.mn[0], mx = a.mx[0];
-  std::int64_t z = 0;
-  for (int j = 0; j < kLanes; ++j) {
-    s1 += a.s1[j];
-    s2 += a.s2[j];
-    mn = a.mn[j] < mn ? a.mn[j] : mn;
-    mx = a.mx[j] > mx ? a.mx[j] : mx;
-    z += a.z[j];
+  return finish(P, a, base, l0, l1);
+}
+
+// The Moments of a block whose values, in logical order, were staged contiguously in `v`
+// (float for float32/float16/bfloat16, double for float64): exactly block_fast's arithmetic
+// (one kernel call over the block: whole groups of 8 to the lanes, the rest to the tail).
+template <class T>
+Moments block_staged(const Plan& P, const T* v, std::int64_t base, std::int64_t l0, std::int64_t l1) {
+  Acc a;
+  acc_init(a, static_cast<double>(v[0]));
+  if constexpr (std::is_same<T, double>::value) P.k.f64(v, l1 - l0, a);
+  else P.k.f32(v, l1 - l0, a);
+  return finish(P, a, base, l0, l1);
+}
+
+
+// ---- Transposed staging ---------------------------------------------------------------------
+// When the innermost logical axis is strided in memory (a Fortran or transposed array reduced
+// whole, per-row statistics of a column-major array, per-column statistics of a row-major one),
+// reading elements in logical order touches one element per cache line. Instead, a task first
+// copies its elements into a contiguous buffer in logical order, walking memory in its own
+// order: for each position along the strided axis, a run of neighbours that are adjacent in
+// memory (the rows of a Fortran array, the slices of a per-column reduction). The blocks are
+// then reduced from the buffer with exactly the arithmetic of block_fast (same blocks, lanes,
+// merge order), so the bits do not change, only the memory traffic.
+// Calls f(reader): reader(off) is the element at `off` as T, the dtype switch taken once.
+template <class T, class F>
+inline void with_reader(const Plan& P, F&& f) {
+  if constexpr (std::is_same<T, double>::value) {
+    const double* d = static_cast<const double*>(P.data);
+    f([d](std::int64_t off) { return d[off]; });
+  } else {
+    const void* base = P.data;
+    switch (P.dtype) {
+      case DType::f32: {
+        const float* d = static_cast<const float*>(base);
+        f([d](std::int64_t off) { return d[off]; });
+        break;
+      }
+      case DType::f16: {
+        const std::uint16_t* h = static_cast<const std::uint16_t*>(base);
+        f([h](std::int64_t off) { return lowp::f16_to_f32(h[off]); });
+        break;
+      }
+      default: {
+        const std::uint16_t* h = static_cast<const std::uint16_t*>(base);
+        f([h](std::int64_t off) { return lowp::bf16_to_f32(h[off]); });
+        break;
+      }
+    }
   }
-  if (!std::isfinite(s2) || !std::isfinite(s1)) return block_exact(P, base, l0, l1);
-  Moments m;
-  m.n = l1 - l0;
-  m.zeros = z;
-  const double n = static_cast<double>(m.n);
-  m.mean = a.shift + s1 / n;
-  m.m2 = centered(s1, s2, n);
-  m.min = mn;
-  m.max = mx;
-  return m;
+}
+
+// Whole slices staged together (the small-slice branch): `bases` are the slices' offsets; every
+// slice's m elements land in v[u * m, (u + 1) * m) in logical order.
+template <class T>
+void stage_slices(const Plan& P, const std::int64_t* bases, std::int64_t units, T* v) {
+  with_reader<T>(P, [&](auto rd) {
+    std::int64_t e = 0;
+    for_each_segment(P, 0, 0, P.m, [&](std::int64_t off, std::int64_t st, std::int64_t len) {
+      for (std::int64_t i = 0; i < len; ++i, ++e) {
+        const std::int64_t o = off + i * st;
+        for (std::int64_t u = 0; u < units; ++u) v[u * P.m + e] = rd(bases[u] + o);
+      }
+    });
+  });
+}
+
+// The logical range [l0, l1) of the slice at `base`, staged into v[0, l1 - l0): rows of the
+// innermost axis (extent n1, stride s1) are walked column by column, so consecutive rows (adjacent
+// in memory through the second-innermost axis) are read together.
+template <class T>
+void stage_range(const Plan& P, std::int64_t base, std::int64_t l0, std::int64_t l1, T* v, std::vector<std::int64_t>& rb) {
+  const int r = static_cast<int>(P.reduced.size());
+  const std::int64_t n1 = P.reduced[static_cast<std::size_t>(r - 1)].n, s1 = P.reduced[static_cast<std::size_t>(r - 1)].stride;
+  const std::int64_t q0 = l0 / n1, q1 = (l1 - 1) / n1;  // first and last row
+  rb.resize(static_cast<std::size_t>(q1 - q0 + 1));
+  for (std::int64_t q = q0; q <= q1; ++q) {  // each row's memory offset
+    std::int64_t rem = q, off = base;
+    for (int k = r - 2; k >= 0; --k) {
+      off += (rem % P.reduced[static_cast<std::size_t>(k)].n) * P.reduced[static_cast<std::size_t>(k)].stride;
+      rem /= P.reduced[static_cast<std::size_t>(k)].n;
+    }
+    rb[static_cast<std::size_t>(q - q0)] = off;
+  }
+  const std::int64_t j_first = l0 - q0 * n1, j_last = l1 - 1 - q1 * n1;  // partial first and last rows
+  // Tiles of kTileJ columns x kTileQ rows go through a small buffer whose row pitch is not a power
+  // of two: the source columns and the staged rows are often 2^k bytes apart, and copying one
+  // straight into the other would make every access of a tile hit the same cache set.
+  constexpr std::int64_t kTileJ = 32, kTileQ = 16, kPitch = kTileJ + 1;
+  T tile[kTileQ * kPitch];
+  with_reader<T>(P, [&](auto rd) {
+  for (std::int64_t qt = q0; qt <= q1; qt += kTileQ) {
+    const std::int64_t qe = std::min(q1 + 1, qt + kTileQ);
+    for (std::int64_t jt = 0; jt < n1; jt += kTileJ) {
+      const std::int64_t je = std::min(n1, jt + kTileJ);
+      for (std::int64_t j = jt; j < je; ++j) {
+        const std::int64_t o = j * s1;
+        for (std::int64_t q = qt; q < qe; ++q)
+          tile[(q - qt) * kPitch + (j - jt)] = rd(rb[static_cast<std::size_t>(q - q0)] + o);
+      }
+      for (std::int64_t q = qt; q < qe; ++q) {
+        const std::int64_t ja = (q == q0) ? std::max(jt, j_first) : jt;
+        const std::int64_t jb = (q == q1) ? std::min(je, j_last + 1) : je;
+        if (ja < jb) std::memcpy(v + (q * n1 + ja - l0), tile + (q - qt) * kPitch + (ja - jt), sizeof(T) * static_cast<std::size_t>(jb - ja));
+      }
+    }
+  }
+  });
+}
+
+// Whether a task of this plan should stage its elements (see above) rather than read them in
+// logical order: the innermost reduced axis is strided and a closer axis gives memory neighbours.
+bool stage_rows(const Plan& P, std::int64_t per_task) {
+  const int r = static_cast<int>(P.reduced.size());
+  if (r < 2) return false;
+  const std::int64_t s1 = std::llabs(P.reduced[static_cast<std::size_t>(r - 1)].stride);
+  const std::int64_t s0 = std::llabs(P.reduced[static_cast<std::size_t>(r - 2)].stride);
+  return s1 > 1 && s0 < s1 && P.reduced[static_cast<std::size_t>(r - 1)].n * 2 <= per_task;
+}
+bool stage_slices_ok(const Plan& P, std::int64_t spt) {
+  if (P.kept.empty() || P.reduced.empty() || spt < 2) return false;
+  const std::int64_t sk = std::llabs(P.kept.back().stride), s1 = std::llabs(P.reduced.back().stride);
+  return s1 > 1 && sk < s1;
+}
+
+template <class T>
+T* stage_buffer(std::int64_t n) {
+  thread_local std::vector<T> buf;
+  if (static_cast<std::int64_t>(buf.size()) < n) buf.resize(static_cast<std::size_t>(n));
+  return buf.data();
+}
+
+// reduce_range of a task, through the staging buffer.
+template <class T>
+Moments reduce_range_staged(const Plan& P, std::int64_t base, std::int64_t l0, std::int64_t l1) {
+  thread_local std::vector<std::int64_t> rb;
+  T* v = stage_buffer<T>(l1 - l0);
+  stage_range<T>(P, base, l0, l1, v, rb);
+  Moments acc;
+  for (std::int64_t b = l0; b < l1; b += kStatsBlock) {
+    const std::int64_t e = std::min(l1, b + kStatsBlock);
+    acc = merge(acc, block_staged<T>(P, v + (b - l0), base, b, e));
+  }
+  return acc;
 }
 
 // Blocks [l0, l1) of one slice (l0 on a block boundary), merged in order.
@@ -492,17 +689,49 @@ void compute_stats(const StatsInput& in, const unsigned char* reduce, const Stat
     // Small slices: a task takes whole slices, each reduced block by block.
     const std::int64_t spt = std::max<std::int64_t>(1, per_task / P.m);
     const std::int64_t n_tasks = (P.n_slices + spt - 1) / spt;
+    const bool staged = stage_slices_ok(P, spt);
+    const bool rows = !staged && stage_rows(P, per_task);
+    const bool is64 = P.dtype == DType::f64;
     parallel_for(n_tasks, nt, [&](std::int64_t t) {
-      const std::int64_t s1 = std::min(P.n_slices, (t + 1) * spt);
-      for (std::int64_t s = t * spt; s < s1; ++s) write_out(out, s, reduce_range(P, slice_base(P, s), 0, P.m));
+      const std::int64_t s0 = t * spt, s1 = std::min(P.n_slices, (t + 1) * spt);
+      if (!staged) {
+        for (std::int64_t s = s0; s < s1; ++s) {
+          const std::int64_t base = slice_base(P, s);
+          write_out(out, s, !rows ? reduce_range(P, base, 0, P.m)
+                            : is64 ? reduce_range_staged<double>(P, base, 0, P.m)
+                                   : reduce_range_staged<float>(P, base, 0, P.m));
+        }
+        return;
+      }
+      thread_local std::vector<std::int64_t> bases;
+      bases.resize(static_cast<std::size_t>(s1 - s0));
+      for (std::int64_t s = s0; s < s1; ++s) bases[static_cast<std::size_t>(s - s0)] = slice_base(P, s);
+      auto run = [&](auto* v) {
+        stage_slices(P, bases.data(), s1 - s0, v);
+        for (std::int64_t s = s0; s < s1; ++s) {
+          Moments acc;
+          const auto* vs = v + (s - s0) * P.m;
+          for (std::int64_t b = 0; b < P.m; b += kStatsBlock)
+            acc = merge(acc, block_staged(P, vs + b, bases[static_cast<std::size_t>(s - s0)], b,
+                                          std::min(P.m, b + kStatsBlock)));
+          write_out(out, s, acc);
+        }
+      };
+      if (is64) run(stage_buffer<double>((s1 - s0) * P.m));
+      else run(stage_buffer<float>((s1 - s0) * P.m));
     });
     return;
   }
   // Large slices: tasks are (slice, group of blocks); groups merged in order afterwards.
   std::vector<Moments> part(static_cast<std::size_t>(P.n_slices * groups));
+  const bool staged = stage_rows(P, per_task);
+  const bool is64 = P.dtype == DType::f64;
   parallel_for(P.n_slices * groups, nt, [&](std::int64_t t) {
     const std::int64_t s = t / groups, g = t % groups;
-    part[static_cast<std::size_t>(t)] = reduce_range(P, slice_base(P, s), g * per_task, std::min(P.m, (g + 1) * per_task));
+    const std::int64_t base = slice_base(P, s), l0 = g * per_task, l1 = std::min(P.m, (g + 1) * per_task);
+    part[static_cast<std::size_t>(t)] = !staged ? reduce_range(P, base, l0, l1)
+                                        : is64  ? reduce_range_staged<double>(P, base, l0, l1)
+                                                : reduce_range_staged<float>(P, base, l0, l1);
   });
   for (std::int64_t s = 0; s < P.n_slices; ++s) {
     Moments acc;
