@@ -423,8 +423,11 @@ def test_auto_finds_functional_activations(with_input):
     kw = {"example_input": torch.randn(8, 32)} if with_input else {}
     man = plan(m, "auto", seed=0, **kw)
     assert man["a.weight"].params["std"] == pytest.approx(math.sqrt(2 / (1 + 0.04)) / math.sqrt(32))
-    assert man["b.weight"].params["std"] == pytest.approx(math.sqrt(2 / 128))  # Xavier normal
+    # tanh: the stable-fixed-point gain initlab.gain("tanh") (Xavier's variance decays with depth; issue 19 item 9)
+    assert man["b.weight"].params["std"] == pytest.approx(initlab.gain("tanh") / math.sqrt(64))
+    assert man["b.weight"].params["scheme"] == "kaiming_normal" and man["b.weight"].params["activation"] == "tanh"
     assert man["c.weight"].init == "trunc_normal" and man["c.weight"].params["scale"] == 1.0  # LeCun normal
+    assert man["c.weight"].params["scheme"] == "lecun_normal"
     assert man["d.weight"].params["std"] == 0.02  # the output layer
     assert all(man[f"{k}.bias"].params == {"value": 0.0} for k in "abcd")
 

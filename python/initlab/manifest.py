@@ -118,6 +118,9 @@ class Manifest:
         self.seed = seed
         #: an optional report attached by the producer (``recipe="auto"``: the validation Trace)
         self.validation: Any = None
+        #: what a data-driven correction did after the fills (``recipe="auto"`` with an example
+        #: input: the method, its target and each corrected layer's scale), or None
+        self.correction: dict[str, Any] | None = None
         self._index: dict[str, Entry] = {}
         for e in self.entries:
             self._index[e.name] = e
@@ -153,12 +156,15 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dict: ``recipe``, ``seed``, ``entries``, ``left_alone``."""
         seed = self.seed if isinstance(self.seed, (int, type(None))) else repr(self.seed)
-        return {
+        out = {
             "recipe": self.recipe,
             "seed": seed,
             "entries": [dict(asdict(e), shape=list(e.shape), tied=list(e.tied)) for e in self.entries],
             "left_alone": [asdict(x) for x in self.left_alone],
         }
+        if self.correction is not None:
+            out["correction"] = self.correction
+        return out
 
     def to_json(self, **kwargs: Any) -> str:
         """:meth:`to_dict` as a JSON string (``kwargs`` go to :func:`json.dumps`)."""
@@ -183,6 +189,13 @@ class Manifest:
         if self.left_alone:
             lines.append("left alone:")
             lines.extend(f"  {x}" for x in self.left_alone)
+        if self.correction is not None:
+            c = self.correction
+            lines.append(f"correction: {c.get('method')} on the example input"
+                         + (f", target variance {c['target_var']:g}" if c.get("applied") else
+                            f" failed ({c.get('error')}); the scheme's values were kept"))
+            for name, r in c.get("layers", {}).items():
+                lines.append(f"  {name}: x{r['scale']:.4g} (variance {r['var_before']:.4g} -> {r['var_after']:.4g})")
         if self.validation is not None:
             lines.append("validation:")
             lines.extend(f"  {line}" for line in str(self.validation).splitlines())

@@ -291,7 +291,11 @@ def init_module(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
         HF ``Conv1D`` its own N(0, 0.02)), ``"hf"`` (Hugging Face ``_init_weights``
         conventions: read from the config and recorded from the model's own ``_init_weights``),
         ``"timm"`` (ViT / ConvNeXt / ResNet conventions; option ``family=``, ``layer_scale=``),
-        ``"auto"`` (from the traced forward pass; option ``example_input=``), or one
+        ``"auto"`` (from the traced forward pass: per activation a stable-fixed-point or
+        He/LeCun scheme, and with ``example_input=`` an LSUV data correction of the layers
+        whose activation has no attracting fixed point, ``correct=False`` to skip it; see
+        :mod:`initlab.torch.auto`; the manifest names each scheme, its activation and why,
+        and ``manifest.correction`` the scales), or one
         initializer name for every weight: ``"kaiming_normal"``, ``"kaiming_uniform"``,
         ``"xavier_normal"``, ``"xavier_uniform"``, ``"lecun_normal"``, ``"lecun_uniform"``,
         ``"orthogonal"``, ``"normal"``, ``"trunc_normal"``, ``"variance_scaling"`` (their
@@ -350,6 +354,10 @@ def init_module(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
     pl = _make_plan(model, recipe, rules, only, unknown, options)
     _run(pl, named_seeds(seed))  # the seed is validated before the first write
     manifest = _manifest(pl, seed)
+    if recipe == "auto" and example is not None:
+        from .auto import correct
+
+        manifest.correction = correct(model, example, pl.work)
     if recipe == "auto" and example is not None and validate:
         manifest.validation = _validate(model, example)
     return (model, manifest) if return_manifest else model

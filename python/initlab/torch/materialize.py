@@ -125,6 +125,11 @@ def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
         for info, _, _ in pl.work:
             info.param = info.module._parameters[info.pname]
         raise
+    correction = None
+    if recipe == "auto" and example is not None:
+        from .auto import correct
+
+        correction = correct(model, example, pl.work)
     validation = None
     if recipe == "auto" and example is not None and options.get("validate", True):
         from .initialize import _validate
@@ -137,6 +142,7 @@ def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
     left += [LeftAlone(name, "buffer", how) for name, how in restored]
     out = Manifest(man.entries, left, recipe=man.recipe, seed=man.seed)
     out.validation = validation
+    out.correction = correction
     return model, out
 
 

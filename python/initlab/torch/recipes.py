@@ -250,7 +250,7 @@ RECIPE_OPTIONS: dict[str, set[str]] = {
     "torch_default": set(),
     "hf": {"std", "record", "bias"},
     "timm": {"family", "layer_scale"},
-    "auto": {"example_input", "bias", "output_std", "validate"},
+    "auto": {"example_input", "bias", "output_std", "validate", "correct"},
     "kaiming_normal": {"a", "mode", "nonlinearity", "bias"},
     "kaiming_uniform": {"a", "mode", "nonlinearity", "bias"},
     "xavier_normal": {"gain", "bias"}, "xavier_uniform": {"gain", "bias"},
