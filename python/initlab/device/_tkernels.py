@@ -90,6 +90,30 @@ def _bits16(y, OUT: tl.constexpr):
         return f16_bits(y).to(tl.int16)
 
 
+@triton.jit
+def _superblocks(rowg_ptr, rowm_ptr, key_ptr, tiles, SE: tl.constexpr, S: tl.constexpr):
+    """This program's S lane-major super-blocks of 16 Philox blocks (SE elements each): the row,
+    the super-block indices [S, 1], the block-in-super-block indices [1, 16], and the 4 words of
+    every block ([S, 16] each)."""
+    g_row, m_row, base = _row(rowg_ptr, rowm_ptr, tiles, SE, SE * S)
+    k0, k1, s0, s1 = _keys(key_ptr)
+    sb = base // SE + tl.arange(0, S).to(tl.int64)[:, None]
+    j = tl.arange(0, 16).to(tl.int64)[None, :]
+    w0, w1, w2, w3 = philox_block((sb * 16 + j).to(tl.uint64), k0, k1, s0, s1)
+    return g_row, m_row, sb, j, w0, w1, w2, w3
+
+
+@triton.jit
+def _blocks(rowg_ptr, rowm_ptr, key_ptr, tiles, PER: tl.constexpr, B: tl.constexpr):
+    """This program's B consecutive Philox blocks of PER elements each: the row, the block
+    indices [B] and the 4 words of every block."""
+    g_row, m_row, base = _row(rowg_ptr, rowm_ptr, tiles, PER, PER * B)
+    k0, k1, s0, s1 = _keys(key_ptr)
+    blk = base // PER + tl.arange(0, B).to(tl.int64)
+    w0, w1, w2, w3 = philox_block(blk.to(tl.uint64), k0, k1, s0, s1)
+    return g_row, m_row, blk, w0, w1, w2, w3
+
+
 # ---- uniform -------------------------------------------------------------------------------
 @triton.jit
 def _u24(x, shift, scale, lo, hi):
@@ -100,11 +124,7 @@ def _u24(x, shift, scale, lo, hi):
 @triton.jit
 def uniform_f32_kernel(out_ptr, prm_ptr, key_ptr, rowg_ptr, rowm_ptr, n, stride, tiles, S: tl.constexpr):
     """float32 uniform: 24 bits per value, lane-major super-blocks of 16 blocks (80 values)."""
-    g_row, m_row, base = _row(rowg_ptr, rowm_ptr, tiles, 80, 80 * S)
-    k0, k1, s0, s1 = _keys(key_ptr)
-    sb = base // 80 + tl.arange(0, S).to(tl.int64)[:, None]
-    j = tl.arange(0, 16).to(tl.int64)[None, :]
-    w0, w1, w2, w3 = philox_block((sb * 16 + j).to(tl.uint64), k0, k1, s0, s1)
+    g_row, m_row, sb, j, w0, w1, w2, w3 = _superblocks(rowg_ptr, rowm_ptr, key_ptr, tiles, 80, S)
     shift = _p32(prm_ptr, _SHIFT)
     scale = _p32(prm_ptr, _SCALE)
     lo = _p32(prm_ptr, _LO)
@@ -131,11 +151,7 @@ def _u16_pair(w, gk, shift, scale, lo, hi, out_ptr, g_row, m_row, n, stride, OUT
 def uniform_16_kernel(out_ptr, prm_ptr, key_ptr, rowg_ptr, rowm_ptr, n, stride, tiles, S: tl.constexpr,
                       OUT: tl.constexpr):
     """float16/bfloat16 uniform: 16 bits per value, lane-major super-blocks of 16 blocks (128)."""
-    g_row, m_row, base = _row(rowg_ptr, rowm_ptr, tiles, 128, 128 * S)
-    k0, k1, s0, s1 = _keys(key_ptr)
-    sb = base // 128 + tl.arange(0, S).to(tl.int64)[:, None]
-    j = tl.arange(0, 16).to(tl.int64)[None, :]
-    w0, w1, w2, w3 = philox_block((sb * 16 + j).to(tl.uint64), k0, k1, s0, s1)
+    g_row, m_row, sb, j, w0, w1, w2, w3 = _superblocks(rowg_ptr, rowm_ptr, key_ptr, tiles, 128, S)
     shift = _p32(prm_ptr, _SHIFT)
     scale = _p32(prm_ptr, _SCALE)
     lo = _p32(prm_ptr, _LO)
@@ -156,10 +172,7 @@ def _u53(lo, hi):
 @triton.jit
 def uniform_f64_kernel(out_ptr, prm_ptr, key_ptr, rowg_ptr, rowm_ptr, n, stride, tiles, B: tl.constexpr):
     """float64 uniform: one 64-bit word per value, two values per block."""
-    g_row, m_row, base = _row(rowg_ptr, rowm_ptr, tiles, 2, 2 * B)
-    k0, k1, s0, s1 = _keys(key_ptr)
-    blk = base // 2 + tl.arange(0, B).to(tl.int64)
-    w0, w1, w2, w3 = philox_block(blk.to(tl.uint64), k0, k1, s0, s1)
+    g_row, m_row, blk, w0, w1, w2, w3 = _blocks(rowg_ptr, rowm_ptr, key_ptr, tiles, 2, B)
     shift = tl.load(prm_ptr + _SHIFT)
     scale = tl.load(prm_ptr + _SCALE)
     lo = tl.load(prm_ptr + _LO)
@@ -190,10 +203,7 @@ def _join4(a, b, c, d):
 @triton.jit
 def normal_f32_kernel(out_ptr, prm_ptr, key_ptr, rowg_ptr, rowm_ptr, n, stride, tiles, B: tl.constexpr):
     """float32 normal: Box-Muller on words (0, 1) and (2, 3) of each block."""
-    g_row, m_row, base = _row(rowg_ptr, rowm_ptr, tiles, 4, 4 * B)
-    k0, k1, s0, s1 = _keys(key_ptr)
-    blk = base // 4 + tl.arange(0, B).to(tl.int64)
-    w0, w1, w2, w3 = philox_block(blk.to(tl.uint64), k0, k1, s0, s1)
+    g_row, m_row, blk, w0, w1, w2, w3 = _blocks(rowg_ptr, rowm_ptr, key_ptr, tiles, 4, B)
     shift = _p32(prm_ptr, _SHIFT)
     scale = _p32(prm_ptr, _SCALE)
     z0, z1 = _bm32(w0, w1)
@@ -206,10 +216,7 @@ def normal_f32_kernel(out_ptr, prm_ptr, key_ptr, rowg_ptr, rowm_ptr, n, stride, 
 @triton.jit
 def normal_f64_kernel(out_ptr, prm_ptr, key_ptr, rowg_ptr, rowm_ptr, n, stride, tiles, B: tl.constexpr):
     """float64 normal: u1 from words (0, 1), the angle from words (2, 3) of each block."""
-    g_row, m_row, base = _row(rowg_ptr, rowm_ptr, tiles, 2, 2 * B)
-    k0, k1, s0, s1 = _keys(key_ptr)
-    blk = base // 2 + tl.arange(0, B).to(tl.int64)
-    w0, w1, w2, w3 = philox_block(blk.to(tl.uint64), k0, k1, s0, s1)
+    g_row, m_row, blk, w0, w1, w2, w3 = _blocks(rowg_ptr, rowm_ptr, key_ptr, tiles, 2, B)
     shift = tl.load(prm_ptr + _SHIFT)
     scale = tl.load(prm_ptr + _SCALE)
     u1 = (_u53(w0, w1) + 0.5) * tl.full([], 1.1102230246251565404e-16, tl.float64)
@@ -248,11 +255,8 @@ def _n16_pair(w, sb, k: tl.constexpr, j, k0, k1, s0, s1, shift, scale, out_ptr, 
 def normal_16_kernel(out_ptr, prm_ptr, key_ptr, rowg_ptr, rowm_ptr, n, stride, tiles, S: tl.constexpr,
                      OUT: tl.constexpr):
     """float16/bfloat16 normal: one word per Box-Muller pair, the 16-bit uniform's layout."""
-    g_row, m_row, base = _row(rowg_ptr, rowm_ptr, tiles, 128, 128 * S)
-    k0, k1, s0, s1 = _keys(key_ptr)
-    sb = base // 128 + tl.arange(0, S).to(tl.int64)[:, None]
-    j = tl.arange(0, 16).to(tl.int64)[None, :]
-    w0, w1, w2, w3 = philox_block((sb * 16 + j).to(tl.uint64), k0, k1, s0, s1)
+    g_row, m_row, sb, j, w0, w1, w2, w3 = _superblocks(rowg_ptr, rowm_ptr, key_ptr, tiles, 128, S)
+    k0, k1, s0, s1 = _keys(key_ptr)  # (the tail pairs' own blocks)
     shift = _p32(prm_ptr, _SHIFT)
     scale = _p32(prm_ptr, _SCALE)
     _n16_pair(w0, sb, 0, j, k0, k1, s0, s1, shift, scale, out_ptr, g_row, m_row, n, stride, OUT)
@@ -284,10 +288,7 @@ def _tinv(w, pa, qb, m, shift, scale, lo, hi, OUT: tl.constexpr):
 def trunc_inv_kernel(out_ptr, prm_ptr, key_ptr, rowg_ptr, rowm_ptr, n, stride, tiles, B: tl.constexpr,
                      OUT: tl.constexpr):
     """Truncated normal by the float32 inverse CDF (float32/float16/bfloat16, easy intervals)."""
-    g_row, m_row, base = _row(rowg_ptr, rowm_ptr, tiles, 4, 4 * B)
-    k0, k1, s0, s1 = _keys(key_ptr)
-    blk = base // 4 + tl.arange(0, B).to(tl.int64)
-    w0, w1, w2, w3 = philox_block(blk.to(tl.uint64), k0, k1, s0, s1)
+    g_row, m_row, blk, w0, w1, w2, w3 = _blocks(rowg_ptr, rowm_ptr, key_ptr, tiles, 4, B)
     pa = _p32(prm_ptr, _PA)
     qb = _p32(prm_ptr, _QB)
     m = _p32(prm_ptr, _M)
