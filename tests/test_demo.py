@@ -88,7 +88,7 @@ def test_tanh_verdicts_agree_with_mean_field(tanh):
         assert r.growth == pytest.approx(r.theory_growth, rel=0.05), r.label
     he, orth = tanh["He"], tanh["orthogonal"]
     assert he.verdict == orth.verdict  # same curve shape, same word
-    assert "settles near" in tanh.text and "vanishes" in tanh.text
+    assert "settles toward the fixed point" in tanh.text and "vanishes" in tanh.text
 
 
 def test_verdict_rule_thresholds():
@@ -141,3 +141,31 @@ def test_other_activations_use_their_own_theory(activation, per_sigma2, theory):
         for f, se, want in zip(r.factor, r.factor_se, r.theory_factor):
             assert abs(f - want) < 4.5 * se + (0.1 * want if theory == "mean-field" else 0), (r.label, f, want, se)
     assert [r.verdict for r in res.rows] == [r.theory_verdict for r in res.rows]
+
+
+# ---- issue 19 item 11: a verdict must not depend on stopping early --------------------------
+
+
+@pytest.mark.parametrize("depth", [8, 30])
+def test_item11_selu_converging_to_its_fixed_point_is_not_vanishing(depth):
+    # SELU: Xavier (= LeCun for square layers) converges to the fixed point 1, He/orthogonal with
+    # torch's 3/4 gain to q* ~ 0.02; at depth 8 these were called "vanishes x0.781" etc.
+    res = run_demo(activation="selu", depth=depth, draws=1024, lsuv_draws=2, output=None, out=io.StringIO())
+    for label in ("Xavier", "He", "orthogonal"):
+        r = res[label]
+        assert r.verdict in ("keeps", "settles"), (depth, label, r.verdict, r.describe())
+        assert r.theory_verdict in ("keeps", "settles"), (depth, label, r.theory_verdict)
+        assert math.isfinite(r.fixed_point) and r.fixed_point > 0
+    assert res["He"].fixed_point == pytest.approx(0.0230338 * 9 / 10, rel=1e-3)  # depth_stability's q*, as np.var
+    assert "fixed point" in res["He"].describe()
+    # what really vanishes (q* = 0) or explodes still says so
+    assert res["N(0, 0.1^2)"].verdict == "vanishes" and res["N(0, 0.5^2)"].verdict == "explodes"
+
+
+def test_item11_verdict_judges_convergence_toward_the_theorys_fixed_point():
+    prof = [5.77, 2.24, 1.06, 0.574, 0.335, 0.215, 0.156, 0.119]  # SELU, He with gain 3/4, depth 8
+    assert verdict(prof)[0] == "vanishes"  # without theory: the profile alone looks like decay
+    assert verdict(prof, fixed_point=0.0207)[0] == "settles"
+    # moving away from the fixed point is not settling
+    assert verdict(prof[::-1], fixed_point=0.0207)[0] == "explodes"
+    assert verdict(0.5 ** np.arange(8), fixed_point=None)[0] == "vanishes"

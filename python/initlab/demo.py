@@ -49,7 +49,7 @@ def _fit_factor(v: np.ndarray) -> float:
     return float(math.exp(np.polyfit(np.arange(len(v)), np.log(v), 1)[0]))
 
 
-def verdict(profile: Any) -> tuple[str, float, float]:
+def verdict(profile: Any, *, fixed_point: float | None = None) -> tuple[str, float, float]:
     """Classify a per-layer variance profile: ``(word, factor over all layers, factor over the last layers)``.
 
     The factor over all layers is fitted by least squares to ``log(variance)`` against the
@@ -59,10 +59,20 @@ def verdict(profile: Any) -> tuple[str, float, float]:
     activations such as tanh converge to a fixed point); below, it **vanishes**; above, it
     **explodes**.
 
+    A verdict must not depend on where the network stops: when theory says the variance map
+    has an attracting fixed point ``fixed_point`` > 0 (``depth_stability``: SELU at the LeCun
+    gain converges to 1, at torch's 3/4 gain to q* ~ 0.02; tanh above sigma_w = 1) and the
+    profile moves toward it (its last layer is closer to ``fixed_point`` than its first, in
+    ratio), the variance is not lost: it **keeps** (fitted factor inside the band) or
+    **settles** (toward the fixed point), however few layers were run.
+
     Parameters
     ----------
     profile : sequence of float
         Per-layer variance (or any positive per-layer scale), input side first.
+    fixed_point : float, optional
+        The non-zero fixed point the theory predicts for this init, in the profile's units (None
+        when there is none: the map collapses to 0, diverges, or is neutral).
 
     Returns
     -------
@@ -81,6 +91,10 @@ def verdict(profile: Any) -> tuple[str, float, float]:
         return "undetermined", g_all, g_tail
     if lo <= g_all <= hi:
         return "keeps", g_all, g_tail
+    if fixed_point is not None and math.isfinite(fixed_point) and fixed_point > 0:
+        d_first, d_last = abs(math.log(v[0] / fixed_point)), abs(math.log(v[-1] / fixed_point))
+        if d_last < d_first or d_last <= math.log(hi):
+            return "settles", g_all, g_tail  # converging to the theory's non-zero fixed point
     if lo <= g_tail <= hi:
         return "settles", g_all, g_tail
     return ("vanishes" if g_tail < lo else "explodes"), g_all, g_tail
@@ -135,12 +149,19 @@ class DemoRow:
     verdict: str
     theory_verdict: str
     kind: str = "named"
+    #: The attracting non-zero fixed point of the mean-field variance map for this init, in
+    #: ``pre_var``'s units (NaN where there is none); the verdict judges convergence toward it.
+    fixed_point: float = math.nan
 
     def describe(self) -> str:
         """The verdict in words, with the numbers behind it."""
         g = self.growth
         if self.verdict == "vanishes" and g == 0.0:
             return "vanishes: the signal underflows to exactly 0"
+        if self.verdict == "settles" and math.isfinite(self.fixed_point):
+            return (f"settles toward the fixed point {self.fixed_point:.3g} (theory): at {self.pre_var[-1]:.3g} after "
+                    f"{len(self.pre_var)} layers, x{g:.3g} per layer over all layers, x{self.growth_tail:.3g} over "
+                    "the deeper half")
         if self.verdict == "settles":
             return (f"settles near {self.pre_var[-1]:.3g}: x{g:.3g} per layer over all layers, "
                     f"x{self.growth_tail:.3g} per layer over the deeper half")
@@ -328,8 +349,24 @@ def _factors(meas: dict[str, np.ndarray], homogeneous: bool) -> tuple[list[float
     return _factors_from_ms(meas["ms"]) if homogeneous else _factors_from_var(meas["pre"])
 
 
+def _fixed_point(act_name: str, slope: float, sw2: float) -> float | None:
+    """The attracting non-zero fixed point q* of the mean-field variance map at weight variance
+    ``sw2`` (fan_in * var), or None (collapse to 0, divergence, a neutral map: ReLU-like)."""
+    if act_name in _HOMOGENEOUS or not (math.isfinite(sw2) and sw2 > 0):
+        return None
+    from .analysis import depth_stability
+
+    try:
+        st = depth_stability(act_name, math.sqrt(sw2))
+    except ValueError:  # pragma: no cover - the demo's activations are all registered
+        return None
+    if math.isfinite(st.q_star) and st.q_star > 0 and st.signal_growth < 1.0:
+        return float(st.q_star)
+    return None
+
+
 def _row(label: str, kind: str, draws: int, meas: dict[str, np.ndarray], factors: tuple[list[float], list[float]],
-         theory: tuple[list[float], list[float], str] | None, width: int) -> DemoRow:
+         theory: tuple[list[float], list[float], str] | None, width: int, fixed_point: float | None = None) -> DemoRow:
     pre = [float(v) for v in meas["pre"].mean(axis=1)]
     post = [float(v) for v in meas["post"].mean(axis=1)]
     n = meas["pre"].shape[1]
@@ -337,14 +374,17 @@ def _row(label: str, kind: str, draws: int, meas: dict[str, np.ndarray], factors
     f, se = factors
     # The profile the verdict reads: layer 1's variance carried forward by the measured factors.
     prof = np.concatenate([[pre[0]], pre[0] * np.cumprod(f)]) if pre[0] > 0 else np.array(pre)
-    word, g, gt = verdict(prof)
+    # np.var over the units is (n - 1) / n of the mean square the theory's q is
+    fp_var = fixed_point * (width - 1) / width if fixed_point is not None else None
+    word, g, gt = verdict(prof, fixed_point=fp_var)
     t_pre = t_f = None
     tname, tword, tg = "", "", math.nan
     if theory is not None:
         q, t_f, tname = theory
-        t_pre = [v * (width - 1) / width for v in q]  # np.var over the units: (n - 1) / n of the mean square
-        tword, tg, _ = verdict(q)
-    return DemoRow(label, draws, pre, post, pre_se, f, se, t_pre, t_f, tname, g, gt, tg, word, tword, kind)
+        t_pre = [v * (width - 1) / width for v in q]
+        tword, tg, _ = verdict(q, fixed_point=fixed_point)
+    return DemoRow(label, draws, pre, post, pre_se, f, se, t_pre, t_f, tname, g, gt, tg, word, tword, kind,
+                   fp_var if fp_var is not None else math.nan)
 
 
 # ---- the demo ---------------------------------------------------------------------------
@@ -440,7 +480,8 @@ def run_demo(*, depth: int = 8, width: int = 10, activation: str = "relu", seed:
         ws = [gen.normal((draws, *sh), std=s, dtype=np.float32).astype(np.float64) for sh, s in zip(shapes, stds)]
         meas = _measure(ws, phi)
         sw2 = [sh[1] * s * s for sh, s in zip(shapes, stds)]
-        return _row(label, kind, draws, meas, _factors(meas, act_name in _HOMOGENEOUS), _theory(act_name, slope, act, sw2, depth, width), width)
+        return _row(label, kind, draws, meas, _factors(meas, act_name in _HOMOGENEOUS),
+                    _theory(act_name, slope, act, sw2, depth, width), width, _fixed_point(act_name, slope, sw2[-1]))
 
     def show(r: DemoRow) -> None:
         result.rows.append(r)
@@ -466,13 +507,14 @@ def run_demo(*, depth: int = 8, width: int = 10, activation: str = "relu", seed:
     # fan_in * mean(W^2) of a (semi-)orthogonal matrix with gain g: g^2 * min(rows, cols) / rows.
     sw2 = [gain * gain * min(sh) / sh[0] for sh in shapes]
     show(_row(f"orthogonal, {gain_name} gain", "named", draws, meas, _factors(meas, act_name in _HOMOGENEOUS),
-              _theory(act_name, slope, act, sw2, depth, width), width))
+              _theory(act_name, slope, act, sw2, depth, width), width, _fixed_point(act_name, slope, sw2[-1])))
 
     show(_lsuv_row(act, depth, width, seed, lsuv_draws, phi, shapes))
 
     p()
     p(f"Summary (factor fitted over all {depth} layers; verdict: inside [{lo:.2f}, {hi:.2f}] keeps, below vanishes, "
-      "above explodes; 'settles': levels off after the first layers):")
+      "above explodes; 'settles': levels off after the first layers, or converges toward the non-zero fixed point "
+      "theory predicts, however few layers were run):")
     p(result.summary())
     if output:
         _plot(result, output, title)
