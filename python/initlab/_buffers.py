@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .device import device_backend
+
 # Codes shared with the core (csrc/include/initlab/distributions.hpp: DType).
 F32, F64, F16, BF16 = 0, 1, 2, 3
 _NP_CODES = {np.dtype(np.float32): F32, np.dtype(np.float64): F64, np.dtype(np.float16): F16}
@@ -46,13 +48,18 @@ def _is_torch_tensor(t: Any) -> bool:
     return torch is not None and isinstance(t, torch.Tensor)
 
 
-def _torch_code(t: Any) -> int:
-    import torch
+_TORCH_CODES: dict[Any, int] = {}
 
-    codes = {torch.float32: F32, torch.float64: F64, torch.float16: F16, torch.bfloat16: BF16}
-    if t.dtype not in codes:
+
+def _torch_code(t: Any) -> int:
+    if not _TORCH_CODES:
+        import torch
+
+        _TORCH_CODES.update({torch.float32: F32, torch.float64: F64, torch.float16: F16, torch.bfloat16: BF16})
+    code = _TORCH_CODES.get(t.dtype)
+    if code is None:
         raise TypeError(f"unsupported dtype {t.dtype}; accepted: {_ACCEPTED}")
-    return codes[t.dtype]
+    return code
 
 
 def _check_torch_layout(t: Any, action: str) -> None:
@@ -144,8 +151,6 @@ def _torch_target(t: Any) -> Target | DeviceTarget:
             "cannot fill an inference tensor outside torch.inference_mode() (torch refuses in-place updates "
             "there as well): fill it inside `with torch.inference_mode():`, or fill a clone"
         )
-    from .device import device_backend
-
     route = device_backend(t)
     if route == "core":
         arr, code = _torch_view(t, "filled")

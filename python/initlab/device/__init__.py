@@ -17,6 +17,7 @@ interpreter on the CPU): that is how the tests prove the device routes without a
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 __all__ = ["device_backend", "triton_available", "ROUTES"]
@@ -49,12 +50,14 @@ def forced_route() -> str | None:
     ValueError
         For any other value, naming it and the accepted ones.
     """
-    v = os.environ.get(_ENV, "").strip().lower()
+    raw = os.environ.get(_ENV)
+    if raw is None:
+        return None
+    v = raw.strip().lower()
     if v in ("", "auto"):
         return None
     if v not in _FORCED:
-        raise ValueError(f"{_ENV}={os.environ.get(_ENV)!r} is not a route; accepted: 'triton', 'staged', "
-                         "'auto' or unset")
+        raise ValueError(f"{_ENV}={raw!r} is not a route; accepted: 'triton', 'staged', 'auto' or unset")
     return v
 
 
@@ -91,12 +94,12 @@ def device_backend(tensor: Any) -> str:
     >>> initlab.device_backend(np.empty(3, np.float32))
     'core'
     """
-    import sys
-
     torch = sys.modules.get("torch")
     if torch is None or not isinstance(tensor, torch.Tensor):
         return "core"
     dev = tensor.device
+    if dev.type == "cpu" and _ENV not in os.environ:
+        return "core"  # the common case, first
     if dev.type == "meta":
         raise ValueError("a tensor on the meta device has no memory to fill: allocate it first "
                          "(initlab.torch.materialize(model, ...) or model.to_empty(device=...))")
