@@ -94,3 +94,72 @@ def test_torch_sequential():
         torch.testing.assert_close(target(x), proxy(x), rtol=1e-5, atol=1e-6)
     assert man["6.weight"].init == "eye" and man["8.weight"].params["source"] == "6.weight"
     assert isinstance(man, initlab.Manifest)
+
+
+# ---- issue 19 item 14: deepen a torch conv stack anywhere an identity layer fits ------------------
+
+
+def _conv_stack(T, widths, extra_conv=False, extra_linear=None, hidden=16):
+    """conv -> ReLU -> conv -> ReLU [-> new 3x3 conv -> ReLU] -> pool -> flatten -> Linear -> ReLU
+    [-> new Linear (-> ReLU)] -> Linear."""
+    c1, c2 = widths
+    layers = [T.Conv2d(3, c1, 3, padding=1), T.BatchNorm2d(c1), T.ReLU(), T.Conv2d(c1, c2, 3, padding=1), T.ReLU()]
+    if extra_conv:
+        layers += [T.Conv2d(c2, c2, 3, padding=1), T.ReLU()]
+    layers += [T.AdaptiveAvgPool2d(1), T.Flatten(), T.Linear(c2, hidden), T.ReLU()]
+    if extra_linear == "relu":
+        layers += [T.Linear(hidden, hidden), T.ReLU()]
+    elif extra_linear == "plain":
+        layers += [T.Linear(hidden, hidden)]
+    layers += [T.Linear(hidden, 5)]
+    return T.Sequential(*layers)
+
+
+@pytest.mark.parametrize("extra_linear", [None, "relu", "plain"])
+@pytest.mark.parametrize("wider", [False, True])
+def test_item14_torch_conv_stack_deepened_before_the_pooling(extra_linear, wider):
+    torch = pytest.importorskip("torch")
+    T = torch.nn
+    torch.manual_seed(0)
+    proxy = _conv_stack(T, (4, 6))
+    target = _conv_stack(T, (8, 10) if wider else (4, 6), extra_conv=True, extra_linear=extra_linear,
+                         hidden=24 if wider else 16)
+    with torch.no_grad():
+        proxy[1].running_mean.uniform_(-0.5, 0.5)
+        proxy[1].running_var.uniform_(0.5, 2.0)
+    proxy.eval()
+    target.eval()
+    man = grow(proxy, target, seed=0)  # before the fix: "target layers ... do not match proxy layers"
+    x = torch.randn(4, 3, 7, 7, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(target(x), proxy(x), rtol=1e-5, atol=1e-6)
+    assert man["5.weight"].init == "dirac"  # the 3x3 conv inserted between the last conv and the pooling
+    if extra_linear is not None:
+        assert man["11.weight"].init == "eye"
+
+
+def test_item14_linear_inserted_anywhere_an_identity_fits():
+    torch = pytest.importorskip("torch")
+    T = torch.nn
+    torch.manual_seed(0)
+    proxy = T.Sequential(T.Linear(6, 8), T.ReLU(), T.Linear(8, 3))
+    # a new layer right after the first Linear (before its ReLU), and one right before the output
+    target = T.Sequential(T.Linear(6, 8), T.Linear(8, 8), T.ReLU(), T.Linear(8, 8), T.Linear(8, 3))
+    grow(proxy, target, seed=0)
+    x = torch.randn(5, 6, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        torch.testing.assert_close(target(x), proxy(x), rtol=1e-5, atol=1e-6)
+
+
+def test_item14_non_identity_insertions_still_refused():
+    torch = pytest.importorskip("torch")
+    T = torch.nn
+    proxy = T.Sequential(T.Conv2d(3, 4, 3, padding=1), T.Tanh(), T.AdaptiveAvgPool2d(1), T.Flatten(), T.Linear(4, 2))
+    target = T.Sequential(T.Conv2d(3, 4, 3, padding=1), T.Tanh(), T.Conv2d(4, 4, 3, padding=1), T.Tanh(),
+                          T.AdaptiveAvgPool2d(1), T.Flatten(), T.Linear(4, 2))
+    with pytest.raises(ValueError, match="idempotent"):  # tanh(tanh(x)) != tanh(x)
+        grow(proxy, target)
+    target2 = T.Sequential(T.Conv2d(3, 4, 3, padding=1), T.Tanh(), T.Conv2d(4, 4, 3, padding=1), T.BatchNorm2d(4),
+                           T.Tanh(), T.AdaptiveAvgPool2d(1), T.Flatten(), T.Linear(4, 2))
+    with pytest.raises(ValueError, match="do not match"):
+        grow(proxy, target2)

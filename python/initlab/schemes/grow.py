@@ -147,28 +147,20 @@ def grow(proxy: Any, target: Any, *, noise: float = 0.0, seed: Any = None) -> Ma
     writes: list[tuple[Any, np.ndarray, str, str, str, str, dict]] = []  # (tensor, values, name, module, role, rule, params)
     p_pre, p_segs = _segments(P, fw)
     t_pre, t_segs = _segments(T, fw)
-    matched = _align(p_segs, t_segs, fw)
+    matched = _align(p_segs, t_segs, fw, lambda combo: _streams(p_pre, p_segs, t_pre, t_segs, combo, fw)[1])
     g: np.ndarray | None = None  # target unit -> proxy unit on the current feature axis (None: same width, identity)
     flat = False  # a Flatten passed since the last weight layer
-    g, flat, last_act = _pair_followers(p_pre, t_pre, g, flat, None, fw, writes)
-    k = 0
-    for j, ((tname, tm), t_follow) in enumerate(t_segs):
-        if j in matched:
-            (pname, pm), p_follow = p_segs[k]
-            k += 1
+    groups, _ = _streams(p_pre, p_segs, t_pre, t_segs, matched, fw)
+    last_act = None
+    for p_layer, t_layer, p_follow, t_follow, new_layers in groups:
+        if t_layer is not None:
+            (pname, pm), (tname, tm) = p_layer, t_layer
             g, flat = _widen(pm, tm, pname, tname, g, flat, rng, fw, _kind(tm, fw), writes)
-            g, flat, last_act = _pair_followers(p_follow, t_follow, g, flat, None, fw, writes)
-        else:
+        for tname, tm in new_layers:
+            # an identity layer in the (widened) feature space: the unit mapping g and a pending
+            # Flatten carry through it unchanged
             _deepen(tm, tname, _kind(tm, fw), fw, writes)
-            for fname, fm in t_follow:
-                fk = _kind(fm, fw)
-                if fk == "pass":
-                    continue
-                an = type(fm).__name__
-                if fk != "act" or an not in _IDEMPOTENT or an != last_act:
-                    raise ValueError(f"new layer {tname} is followed by {fname} ({an}): after an identity layer Net2DeeperNet "
-                                     f"allows only an idempotent activation (ReLU, ReLU6, Hardtanh) equal to the one before "
-                                     f"it (here {last_act})")
+        g, flat, last_act = _pair_followers(p_follow, t_follow, g, flat, last_act, fw, writes)
     if g is not None and not np.array_equal(g, np.arange(len(g))):
         raise ValueError(f"the target's output width ({len(g)}) differs from the proxy's ({int(g.max()) + 1}); "
                          f"the last layers must have the same number of outputs")
@@ -214,10 +206,64 @@ def _fits(pm: Any, tm: Any, fw: str) -> bool:
     return to >= po and tuple(pm.weight.shape[2:]) == tuple(tm.weight.shape[2:])
 
 
-def _align(p_segs: list, t_segs: list, fw: str) -> set[int]:
+def _collapse(mods: list, fw: str) -> list:
+    """The non-pass modules with repeated idempotent activations removed: ``phi, phi`` and
+    ``phi, pool/flatten, phi`` compute ``phi`` (phi is the identity on its own range, a convex set
+    that average/max pooling and flattening keep)."""
+    out: list = []
+    for n, m in mods:
+        k = _kind(m, fw)
+        if k == "pass":
+            continue
+        if k == "act" and type(m).__name__ in _IDEMPOTENT:
+            prev = next((pm for _, pm in reversed(out) if _kind(pm, fw) not in ("pool", "flatten")), None)
+            if prev is not None and type(prev).__name__ == type(m).__name__:
+                continue
+        out.append((n, m))
+    return out
+
+
+def _streams(p_pre: list, p_segs: list, t_pre: list, t_segs: list, combo: Any, fw: str) -> tuple[list, str | None]:
+    """Group the target by the alignment ``combo``: each matched weight layer (or the start) with
+    the new identity layers that follow it before the next matched one, and the non-weight modules
+    of that stretch with the identity layers taken out (where a new layer sits between an
+    activation and pooling, the pooling moves past it). Returns ``([(proxy layer, target layer,
+    proxy followers, target followers, new layers)], problem)``: layers are None for the start;
+    ``problem`` names the first stretch whose modules cannot compute the proxy's (else None)."""
+    combo = set(combo)
+    groups = []
+    k = 0
+    cur: list = [None, None, list(p_pre), list(t_pre), []]
+    for j, ((tname, tm), t_follow) in enumerate(t_segs):
+        if j in combo:
+            groups.append(cur)
+            pl, p_follow = p_segs[k]
+            k += 1
+            cur = [pl, (tname, tm), list(p_follow), list(t_follow), []]
+        else:
+            cur[4].append((tname, tm))
+            cur[3].extend(t_follow)
+    groups.append(cur)
+    out, problem = [], None
+    for pl, tl, pf, tf, new in groups:
+        pc, tc = _collapse(pf, fw), _collapse(tf, fw)
+        if problem is None and [type(m).__name__ for _, m in pc] != [type(m).__name__ for _, m in tc]:
+            problem = (f"target layers {[n for n, _ in tc]} ({[type(m).__name__ for _, m in tc]}) do not match proxy "
+                       f"layers {[n for n, _ in pc]} ({[type(m).__name__ for _, m in pc]})")
+            if new:
+                problem += (f" once the new identity layers {[n for n, _ in new]} are taken out: after a new layer "
+                            "Net2DeeperNet allows only an idempotent activation (ReLU, ReLU6, Hardtanh) equal to the "
+                            "one before it; pooling and flattening may follow")
+        out.append((pl, tl, pc, tc, new))
+    return out, problem
+
+
+def _align(p_segs: list, t_segs: list, fw: str, streams_ok: Any = None) -> set[int]:
     """Which target weight layers take a proxy layer (in order); the others are new identity layers.
 
-    Among the feasible choices the new layers sit as late as possible; the last layers always match.
+    Among the feasible choices the new layers sit as late as possible; the last layers always
+    match; with ``streams_ok`` the alignment must also leave non-weight modules that compute the
+    proxy's (see :func:`_streams`).
     """
     import itertools
 
@@ -225,6 +271,7 @@ def _align(p_segs: list, t_segs: list, fw: str) -> set[int]:
     if n_t < n_p or n_p == 0:
         raise ValueError(f"the target must have at least as many weight layers as the proxy (>= 1); got {n_t} and {n_p}")
     count = 0
+    first_problem: str | None = None
     for combo in itertools.combinations(range(n_t), n_p):  # lexicographic: earliest matches first
         count += 1
         if count > 200_000:
@@ -234,8 +281,15 @@ def _align(p_segs: list, t_segs: list, fw: str) -> set[int]:
         ok = all(_fits(p_segs[k][0][1], t_segs[j][0][1], fw) for k, j in enumerate(combo))
         ok = ok and all(_out_in(t_segs[j][0][1])[0] == _out_in(t_segs[j][0][1])[1] and _kind(t_segs[j][0][1], fw) in ("linear", "conv")
                         for j in range(n_t) if j not in combo)
+        if ok and streams_ok is not None:
+            problem = streams_ok(combo)
+            if problem is not None:
+                first_problem = first_problem or problem
+                continue
         if ok:
             return set(combo)
+    if first_problem is not None:  # the weight layers line up, what sits between them does not
+        raise ValueError(first_problem)
     raise ValueError("no alignment of the target's weight layers with the proxy's: each proxy layer needs a target "
                      "layer of the same kind, kernel and at least as many outputs, in order, and every extra target "
                      "layer must be square (in == out)")
