@@ -107,8 +107,11 @@ def grow(proxy: Any, target: Any, *, noise: float = 0.0, seed: Any = None) -> Ma
       with their running statistics; ``Flatten`` maps channels to their spatial features.
     * **Net2DeeperNet** - a weight layer of the target with no counterpart in the proxy (square:
       ``in == out``; a convolution with an odd kernel, stride 1, ``padding = k // 2``) is set to
-      the identity (``eye`` / Dirac, bias 0); an activation that follows it must be idempotent
-      (ReLU, ReLU6, Hardtanh) and the same as the one before it.
+      the identity (``eye`` / Dirac, bias 0). It may sit anywhere the identity keeps the
+      function: after a layer and before its activation, between an activation and the pooling
+      / flattening that follow it (a 3x3 conv before the global pooling), before the output; an
+      activation right after it must be idempotent (ReLU, ReLU6, Hardtanh) and the same as the one
+      before it (``phi(phi(x)) = phi(x)``, also across pooling and flattening).
 
     With ``noise = 0`` the target computes the proxy's function exactly (to rounding). With
     ``noise > 0`` each weight written gets ``noise * std(proxy weight) * N(0, 1)`` added (seeded,
