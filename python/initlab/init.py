@@ -6,7 +6,8 @@ call; None: the default generator) and ``global_shape``/``offset`` (the array is
 larger tensor starting at ``offset``; fans come from the global shape and the values equal that
 block of the global fill). Determinism contract: the value at an element is a pure function of
 (seed, stream, distribution, parameters, dtype, logical index in the global tensor), so it is
-bit-identical for any thread count, memory layout, sharding and SIMD path.
+bit-identical for any thread count, memory layout, sharding, SIMD path and device (a torch
+tensor on any device takes the route :func:`initlab.device_backend` names, with the same bits).
 
 All arguments are validated before anything is written; on error the destination is unchanged.
 Every random initializer validates its seed and parameters and takes one stream from a
@@ -23,7 +24,7 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
-from typing import Any, TypeVar
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -31,16 +32,15 @@ from . import _core
 from ._buffers import BF16, DeviceTarget, Target, as_target, c_strides, mark_written, store
 from ._simd import _isa_code
 from ._threads import get_num_threads
+from ._typing import Layout, TensorT
 from .fans import calculate_gain, check_mode, compute_fans, fan_for_mode
-from .generator import resolve_seed
+from .generator import SeedLike, resolve_seed
 
 __all__ = [
     "uniform_", "normal_", "trunc_normal_", "constant_", "zeros_", "ones_", "eye_", "dirac_",
     "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "lecun_uniform_",
     "lecun_normal_", "variance_scaling_", "sparse_", "zero_init_", "calculate_gain", "compute_fans",
 ]
-
-T = TypeVar("T")
 
 # Distribution codes shared with the core (distributions.hpp: Dist).
 _UNIFORM, _NORMAL, _TRUNC, _CONSTANT = 0, 1, 2, 3
@@ -79,7 +79,7 @@ def _finite_gain(v: Any) -> float:
     return g
 
 
-def _block(t: Target, global_shape: Any, offset: Any) -> tuple[tuple[int, ...], list[int], int]:
+def _block(t: Target | DeviceTarget, global_shape: Any, offset: Any) -> tuple[tuple[int, ...], list[int], int]:
     """Validate the shard description; return (global shape, global C-strides, global base index)."""
     if global_shape is None:
         if offset is not None:
@@ -127,7 +127,7 @@ def _core_fill(t: Target | DeviceTarget, dist: int, p0: float, p1: float, lo: fl
         mark_written(t)  # also after an interrupt: part of the tensor has changed
 
 
-def _fill(t: Target, dist: int, p0: float, p1: float, lo: float, hi: float, seed: Any,
+def _fill(t: Target | DeviceTarget, dist: int, p0: float, p1: float, lo: float, hi: float, seed: SeedLike,
           gst: list[int], gbase: int) -> None:
     """Validate the parameters (even for an empty tensor), take the stream, fill."""
     _check_params(dist, p0, p1, lo, hi, code=t.code)
@@ -150,33 +150,88 @@ def _check_params(dist: int, p0: float, p1: float, lo: float = 0.0, hi: float = 
 # ---- base samplers ---------------------------------------------------------------------------
 
 
-def uniform_(tensor: T, a: float = 0.0, b: float = 1.0, *, seed: Any = None, global_shape: Any = None,
-             offset: Any = None) -> T:
-    """Fill with U[a, b) in place and return the same object.
-
-    Values are ``a + (b - a) * u`` with ``u = x * 2**-24`` for 24 random bits ``x`` (float32; five
-    values per Philox block), ``h * 2**-16`` for 16 random bits ``h`` (float16/bfloat16) or
-    ``(x >> 11) * 2**-53`` for a 64-bit word ``x`` (float64), clamped to the largest representable value below ``b``
-    (so ``b`` itself never appears, even after rounding to a low-precision dtype); ``a == b``
-    fills ``a``.
+def uniform_(tensor: TensorT, a: float = 0.0, b: float = 1.0, *, seed: SeedLike = None,
+             global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> TensorT:
+    """Fill ``tensor`` with values from the uniform distribution U[a, b), in place.
 
     Parameters
     ----------
     tensor : numpy.ndarray or torch.Tensor
-        Writable float32/float64/float16/bfloat16 destination, any layout.
-    a, b : float
-        Finite bounds, ``a <= b``.
-    seed : int, Generator or None
-        See the module docstring.
-    global_shape, offset : tuple of int, optional
-        Fill ``tensor`` as the block at ``offset`` of a tensor of shape ``global_shape``.
+        Destination, filled in place: a writable float32, float64, float16 or bfloat16
+        (``ml_dtypes.bfloat16``, ``torch.bfloat16``) array or tensor of any memory layout (C,
+        Fortran, strided views). Torch tensors and ``nn.Parameter`` on any device (zero-copy on
+        the CPU; autograd sees the write, the graph is untouched).
+    a : float, default 0.0
+        Lower bound (included).
+    b : float, default 1.0
+        Upper bound (excluded); ``a <= b``, both finite. ``a == b`` fills ``a``.
+    seed : int, Generator or None, keyword-only
+        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
+        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
+        calls differ and the whole sequence is reproducible. ``None`` (default): the
+        module-wide :func:`~initlab.default_generator` (reseed it with
+        :func:`~initlab.manual_seed`).
+    global_shape : tuple of int, optional, keyword-only
+        Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
+        part of the full fill. Default: ``tensor.shape``.
+    offset : tuple of int, optional, keyword-only
+        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
+        with ``global_shape``.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
 
     Raises
     ------
     TypeError
-        Unsupported destination or dtype.
+        ``tensor`` is not a NumPy array or torch tensor, or its dtype is not float32, float64,
+        float16 or bfloat16 (integer, bool, complex, object); a parameter that is not a real number; ``seed`` is not an int,
+        Generator or None.
     ValueError
-        Non-finite bounds, ``a > b``, no representable value in [a, b), read-only array, bad shard.
+        Non-finite bounds, ``a > b``, no value of the dtype in ``[a, b)``, ``b - a`` overflowing
+        the float arithmetic; a read-only array, elements overlapping in memory (zero strides), non-native byte
+        order; ``seed`` outside ``[0, 2**64)``; ``offset`` without ``global_shape``, or a block
+        that does not fit in it. Everything is checked before anything is written: on error
+        ``tensor`` is unchanged.
+
+    See Also
+    --------
+    normal_, trunc_normal_, xavier_uniform_, kaiming_uniform_
+
+    Notes
+    -----
+    Values are ``a + (b - a) * u`` with ``u = x * 2**-24`` for 24 random bits ``x`` (float32;
+    five values per Philox block), ``h * 2**-16`` for 16 random bits ``h`` (float16/bfloat16)
+    or ``(x >> 11) * 2**-53`` for a 64-bit word ``x`` (float64), clamped to the largest
+    representable value below ``b`` (so ``b`` never appears, even after rounding to a
+    low-precision dtype).
+
+    Determinism contract: the value written at each element is a pure function of (seed,
+    stream, distribution, parameters, dtype, the element's C-order index in the global tensor).
+    It is bit-identical for any thread count, memory layout, shard (``global_shape`` /
+    ``offset``), SIMD path and device: a torch tensor on any device takes the route
+    :func:`initlab.device_backend` names and gets the same bits as a NumPy array. A
+    :class:`~initlab.Generator` gives up one stream per call, also for a zero-element tensor
+    (which is left as it is).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> w = np.empty((3, 4), np.float32)
+    >>> initlab.uniform_(w, -1.0, 1.0, seed=0) is w
+    True
+    >>> bool(((w >= -1.0) & (w < 1.0)).all())
+    True
+
+    One block of a larger tensor, filled alone, equals that block of the full fill:
+
+    >>> full = initlab.uniform_(np.empty((6, 8), np.float32), seed=3)
+    >>> block = initlab.uniform_(np.empty((2, 8), np.float32), seed=3, global_shape=(6, 8), offset=(4, 0))
+    >>> np.array_equal(block, full[4:6])
+    True
     """
     t = as_target(tensor)
     a, b = _real("a", a), _real("b", b)
@@ -185,17 +240,90 @@ def uniform_(tensor: T, a: float = 0.0, b: float = 1.0, *, seed: Any = None, glo
     return tensor
 
 
-def normal_(tensor: T, mean: float = 0.0, std: float = 1.0, *, seed: Any = None, global_shape: Any = None,
-            offset: Any = None) -> T:
-    """Fill with N(mean, std**2) in place (Box-Muller on Philox words) and return the same object.
+def normal_(tensor: TensorT, mean: float = 0.0, std: float = 1.0, *, seed: SeedLike = None,
+            global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> TensorT:
+    """Fill ``tensor`` with values from the normal distribution N(mean, std²), in place.
 
-    ``std = 0`` fills ``mean``. Raises ``ValueError`` for a negative or non-finite std or mean,
-    and when a sample could overflow the dtype: Box-Muller's |z| is at most 6.661 (float32),
-    7.632 (float16/bfloat16, whose rare tail pairs refine the radius with a word of their own) or
-    8.653 (float64), so ``|mean| + zmax * std`` must not exceed the dtype's largest finite value
-    (every value written is finite). float16/bfloat16 draw 16 random bits per value (one Philox
-    word per Box-Muller pair), not the float32 value's 32. See :func:`uniform_` for the
-    other parameters and errors.
+    Parameters
+    ----------
+    tensor : numpy.ndarray or torch.Tensor
+        Destination, filled in place: a writable float32, float64, float16 or bfloat16
+        (``ml_dtypes.bfloat16``, ``torch.bfloat16``) array or tensor of any memory layout (C,
+        Fortran, strided views). Torch tensors and ``nn.Parameter`` on any device (zero-copy on
+        the CPU; autograd sees the write, the graph is untouched).
+    mean : float, default 0.0
+        Mean, finite.
+    std : float, default 1.0
+        Standard deviation, finite and ``>= 0``; ``std = 0`` fills ``mean``.
+    seed : int, Generator or None, keyword-only
+        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
+        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
+        calls differ and the whole sequence is reproducible. ``None`` (default): the
+        module-wide :func:`~initlab.default_generator` (reseed it with
+        :func:`~initlab.manual_seed`).
+    global_shape : tuple of int, optional, keyword-only
+        Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
+        part of the full fill. Default: ``tensor.shape``.
+    offset : tuple of int, optional, keyword-only
+        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
+        with ``global_shape``.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
+
+    Raises
+    ------
+    TypeError
+        ``tensor`` is not a NumPy array or torch tensor, or its dtype is not float32, float64,
+        float16 or bfloat16 (integer, bool, complex, object); a parameter that is not a real number; ``seed`` is not an int,
+        Generator or None.
+    ValueError
+        A negative or non-finite ``std``, a non-finite ``mean``, or parameters with which a
+        sample could overflow the dtype (see Notes); a read-only array, elements overlapping in memory (zero strides), non-native byte
+        order; ``seed`` outside ``[0, 2**64)``; ``offset`` without ``global_shape``, or a block
+        that does not fit in it. Everything is checked before anything is written: on error
+        ``tensor`` is unchanged.
+
+    See Also
+    --------
+    trunc_normal_, xavier_normal_, kaiming_normal_, Generator.normal
+
+    Notes
+    -----
+    Box-Muller on Philox words. Its ``|z|`` is at most 6.661 (float32), 7.632
+    (float16/bfloat16, whose rare tail pairs refine the radius with a word of their own) or
+    8.653 (float64), so ``|mean| + zmax * std`` must not exceed the dtype's largest finite value:
+    every value written is finite. float16/bfloat16 draw 16 random bits per value (one Philox
+    word per Box-Muller pair), not the float32 sampler's 32.
+
+    Determinism contract: the value written at each element is a pure function of (seed,
+    stream, distribution, parameters, dtype, the element's C-order index in the global tensor).
+    It is bit-identical for any thread count, memory layout, shard (``global_shape`` /
+    ``offset``), SIMD path and device: a torch tensor on any device takes the route
+    :func:`initlab.device_backend` names and gets the same bits as a NumPy array. A
+    :class:`~initlab.Generator` gives up one stream per call, also for a zero-element tensor
+    (which is left as it is).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> x = initlab.normal_(np.empty(100_000, np.float32), mean=1.0, std=0.5, seed=0)
+    >>> round(float(x.mean()), 2), round(float(x.std()), 2)
+    (1.0, 0.5)
+
+    An ``int`` seed is stateless; a :class:`~initlab.Generator` gives a new stream per call:
+
+    >>> a = initlab.normal_(np.empty(4, np.float32), seed=7)
+    >>> np.array_equal(a, initlab.normal_(np.empty(4, np.float32), seed=7))
+    True
+    >>> g = initlab.Generator(7)
+    >>> first = initlab.normal_(np.empty(4, np.float32), seed=g)
+    >>> second = initlab.normal_(np.empty(4, np.float32), seed=g)
+    >>> np.array_equal(first, a), np.array_equal(second, a)
+    (True, False)
     """
     t = as_target(tensor)
     mean, std = _real("mean", mean), _real("std", std)
@@ -204,22 +332,89 @@ def normal_(tensor: T, mean: float = 0.0, std: float = 1.0, *, seed: Any = None,
     return tensor
 
 
-def trunc_normal_(tensor: T, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0, *,
-                  seed: Any = None, global_shape: Any = None, offset: Any = None) -> T:
-    """Fill with N(mean, std**2) truncated to the **absolute** interval [a, b] (torch's meaning).
+def trunc_normal_(tensor: TensorT, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0, *,
+                  seed: SeedLike = None, global_shape: Sequence[int] | None = None,
+                  offset: Sequence[int] | None = None) -> TensorT:
+    """Fill ``tensor`` with N(mean, std²) truncated to the **absolute** interval [a, b], in place.
 
-    Exact sampling: float32/float16/bfloat16 use the inverse CDF of one uniform per element
-    where its p-values resolve the interval; intervals far in a tail (e.g. [5σ, 6σ],
-    [-40σ, -39σ]), very narrow ones, and every float64 interval use exact rejection from each
-    element's own counters (uniform, exponential or normal proposals), so one-sided ones
-    (``a=-inf`` or ``b=inf``) and far tails are all sampled correctly. No value ever leaves [a, b],
-    in any dtype. No variance correction is applied (as torch): for std=1, a=-2, b=2 the
-    output std is 0.8796.
+    The bounds are values, not multiples of ``std`` (torch's meaning). No variance correction is
+    applied (as torch): for ``std=1, a=-2, b=2`` the output std is 0.8796; Keras/JAX's corrected
+    truncated normal is :func:`variance_scaling_`.
+
+    Parameters
+    ----------
+    tensor : numpy.ndarray or torch.Tensor
+        Destination, filled in place: a writable float32, float64, float16 or bfloat16
+        (``ml_dtypes.bfloat16``, ``torch.bfloat16``) array or tensor of any memory layout (C,
+        Fortran, strided views). Torch tensors and ``nn.Parameter`` on any device (zero-copy on
+        the CPU; autograd sees the write, the graph is untouched).
+    mean : float, default 0.0
+        Mean of the untruncated normal, finite.
+    std : float, default 1.0
+        Standard deviation of the untruncated normal, finite and ``> 0``.
+    a : float, default -2.0
+        Lower bound (may be ``-inf``).
+    b : float, default 2.0
+        Upper bound (may be ``inf``); ``a < b``.
+    seed : int, Generator or None, keyword-only
+        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
+        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
+        calls differ and the whole sequence is reproducible. ``None`` (default): the
+        module-wide :func:`~initlab.default_generator` (reseed it with
+        :func:`~initlab.manual_seed`).
+    global_shape : tuple of int, optional, keyword-only
+        Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
+        part of the full fill. Default: ``tensor.shape``.
+    offset : tuple of int, optional, keyword-only
+        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
+        with ``global_shape``.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
 
     Raises
     ------
+    TypeError
+        ``tensor`` is not a NumPy array or torch tensor, or its dtype is not float32, float64,
+        float16 or bfloat16 (integer, bool, complex, object); a parameter that is not a real number; ``seed`` is not an int,
+        Generator or None.
     ValueError
-        ``std <= 0`` or non-finite, NaN bounds, ``a >= b``, or no value of the dtype in [a, b].
+        ``std <= 0`` or non-finite, a non-finite mean, NaN bounds, ``a >= b``, or no value of
+        the dtype in ``[a, b]`` (an interval with no representable mass); a read-only array, elements overlapping in memory (zero strides), non-native byte
+        order; ``seed`` outside ``[0, 2**64)``; ``offset`` without ``global_shape``, or a block
+        that does not fit in it. Everything is checked before anything is written: on error
+        ``tensor`` is unchanged.
+
+    See Also
+    --------
+    normal_, variance_scaling_, Generator.truncated_normal
+
+    Notes
+    -----
+    Exact sampling: float32/float16/bfloat16 use the inverse CDF of one uniform per element
+    where its p-values resolve the interval; intervals far in a tail (e.g. [5σ, 6σ],
+    [-40σ, -39σ]), very narrow ones, and every float64 interval use exact rejection from each
+    element's own counters (uniform, exponential or normal proposals), so one-sided intervals
+    (``a=-inf`` or ``b=inf``) and far tails are all sampled correctly. No value ever leaves
+    ``[a, b]``, in any dtype.
+
+    Determinism contract: the value written at each element is a pure function of (seed,
+    stream, distribution, parameters, dtype, the element's C-order index in the global tensor).
+    It is bit-identical for any thread count, memory layout, shard (``global_shape`` /
+    ``offset``), SIMD path and device: a torch tensor on any device takes the route
+    :func:`initlab.device_backend` names and gets the same bits as a NumPy array. A
+    :class:`~initlab.Generator` gives up one stream per call, also for a zero-element tensor
+    (which is left as it is).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> x = initlab.trunc_normal_(np.empty(100_000, np.float32), std=1.0, a=-2.0, b=2.0, seed=0)
+    >>> bool(x.min() >= -2.0 and x.max() <= 2.0), round(float(x.std()), 2)
+    (True, 0.88)
     """
     t = as_target(tensor)
     mean, std, a, b = _real("mean", mean), _real("std", std), _real("a", a), _real("b", b)
@@ -228,11 +423,43 @@ def trunc_normal_(tensor: T, mean: float = 0.0, std: float = 1.0, a: float = -2.
     return tensor
 
 
-def constant_(tensor: T, val: float) -> T:
-    """Fill with ``val`` in place and return the same object.
+def constant_(tensor: TensorT, val: float) -> TensorT:
+    """Fill ``tensor`` with the value ``val``, in place.
 
-    ``val`` is rounded to the dtype: directly for float64/float32, through float32 for
-    float16/bfloat16 (as the samplers do). Any real value is accepted, inf and NaN included (as torch).
+    Parameters
+    ----------
+    tensor : numpy.ndarray or torch.Tensor
+        Destination: a writable float32, float64, float16 or bfloat16 array or tensor, any
+        layout, torch tensors on any device.
+    val : float
+        Any real number, ``inf`` and ``NaN`` included (as torch). It is rounded to the dtype:
+        directly for float64/float32, through float32 for float16/bfloat16 (as the samplers do).
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
+
+    Raises
+    ------
+    TypeError
+        ``tensor`` is not a NumPy array or torch tensor, or has an unsupported dtype; ``val``
+        is not a real number (``bool`` included).
+    ValueError
+        ``val`` beyond the float64 range (e.g. ``10**400``); a read-only array or elements
+        overlapping in memory. On error ``tensor`` is unchanged.
+
+    See Also
+    --------
+    zeros_, ones_
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> initlab.constant_(np.empty((2, 3), np.float32), 0.5)
+    array([[0.5, 0.5, 0.5],
+           [0.5, 0.5, 0.5]], dtype=float32)
     """
     t = as_target(tensor)
     v = _real("val", val)
@@ -241,24 +468,106 @@ def constant_(tensor: T, val: float) -> T:
     return tensor
 
 
-def zeros_(tensor: T) -> T:
-    """Fill with 0 in place and return the same object."""
+def zeros_(tensor: TensorT) -> TensorT:
+    """Fill ``tensor`` with 0, in place; ``constant_(tensor, 0.0)``.
+
+    Parameters
+    ----------
+    tensor : numpy.ndarray or torch.Tensor
+        Destination, as for :func:`constant_`.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
+
+    Raises
+    ------
+    TypeError
+        ``tensor`` is not a NumPy array or torch tensor, or has an unsupported dtype.
+    ValueError
+        A read-only array or elements overlapping in memory.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> initlab.zeros_(np.empty(3, np.float64))
+    array([0., 0., 0.])
+    """
     return constant_(tensor, 0.0)
 
 
-def ones_(tensor: T) -> T:
-    """Fill with 1 in place and return the same object."""
+def ones_(tensor: TensorT) -> TensorT:
+    """Fill ``tensor`` with 1, in place; ``constant_(tensor, 1.0)``.
+
+    Parameters
+    ----------
+    tensor : numpy.ndarray or torch.Tensor
+        Destination, as for :func:`constant_`.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
+
+    Raises
+    ------
+    TypeError
+        ``tensor`` is not a NumPy array or torch tensor, or has an unsupported dtype.
+    ValueError
+        A read-only array or elements overlapping in memory.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> initlab.ones_(np.empty(3, np.float16))
+    array([1., 1., 1.], dtype=float16)
+    """
     return constant_(tensor, 1.0)
 
 
-def _one(t: Target) -> Any:
+def _one(t: Target | DeviceTarget) -> Any:
     return np.uint16(0x3F80) if t.code == BF16 else 1
 
 
-def eye_(tensor: T) -> T:
-    """Fill a 2-D tensor with the identity (ones on the main diagonal; rectangular allowed, as torch).
+def eye_(tensor: TensorT) -> TensorT:
+    """Fill a 2-D ``tensor`` with the identity matrix, in place (as ``torch.nn.init.eye_``).
 
-    Raises ``ValueError("Only tensors with 2 dimensions are supported")`` otherwise.
+    Ones on the main diagonal, zeros elsewhere; rectangular shapes are allowed (the diagonal
+    has ``min(rows, cols)`` ones). Deterministic: no seed.
+
+    Parameters
+    ----------
+    tensor : numpy.ndarray or torch.Tensor
+        Writable 2-D float32, float64, float16 or bfloat16 destination, any layout, torch
+        tensors on any device.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
+
+    Raises
+    ------
+    TypeError
+        ``tensor`` is not a NumPy array or torch tensor, or has an unsupported dtype.
+    ValueError
+        ``"Only tensors with 2 dimensions are supported"``; a read-only array or elements
+        overlapping in memory.
+
+    See Also
+    --------
+    dirac_, zero_init_, orthogonal_
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> initlab.eye_(np.empty((2, 3), np.float32))
+    array([[1., 0., 0.],
+           [0., 1., 0.]], dtype=float32)
     """
     t = as_target(tensor)
     if t.ndim != 2:
@@ -270,14 +579,49 @@ def eye_(tensor: T) -> T:
     return tensor
 
 
-def dirac_(tensor: T, groups: int = 1) -> T:
-    """Fill a 3/4/5-D conv weight (torch layout) with the Dirac delta, preserving the identity of
-    the inputs in each of ``groups`` groups; the centre tap is ``k // 2`` (torch's convention).
+def dirac_(tensor: TensorT, groups: int = 1) -> TensorT:
+    """Fill a 3-, 4- or 5-D convolution weight with the Dirac delta, in place (as torch).
+
+    The convolution then preserves the identity of its inputs: in each of ``groups`` groups,
+    output channel ``d`` of the group copies input channel ``d`` (for ``d`` below
+    ``min(out // groups, in)``) at the centre tap ``k // 2`` of every spatial dimension (torch's
+    convention; :func:`delta_orthogonal_` uses ``(k - 1) // 2``). Every other entry is zero.
+    Deterministic: no seed.
+
+    Parameters
+    ----------
+    tensor : numpy.ndarray or torch.Tensor
+        Writable kernel in torch layout ``(out, in, *k)`` with 1, 2 or 3 spatial dimensions;
+        float32, float64, float16 or bfloat16; torch tensors on any device.
+    groups : int, default 1
+        Number of groups of the convolution; must divide ``out``.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
 
     Raises
     ------
+    TypeError
+        ``tensor`` is not a NumPy array or torch tensor, or has an unsupported dtype.
     ValueError
-        Wrong number of dimensions, ``groups`` not a positive int, or dim 0 not divisible by it.
+        ``"Only tensors with 3, 4, or 5 dimensions are supported"``, ``groups`` not a positive
+        int, ``"dim 0 must be divisible by groups"``; a read-only array or elements overlapping
+        in memory. On error ``tensor`` is unchanged.
+
+    See Also
+    --------
+    eye_, delta_orthogonal_
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> k = initlab.dirac_(np.empty((2, 2, 3), np.float32))
+    >>> k[:, :, 1]
+    array([[1., 0.],
+           [0., 1.]], dtype=float32)
     """
     t = as_target(tensor)
     if t.ndim not in (3, 4, 5):
@@ -301,18 +645,87 @@ def dirac_(tensor: T, groups: int = 1) -> T:
 # ---- fan-based schemes -------------------------------------------------------------------------
 
 
-def _fans(t: Target, layout: Any, global_shape: Any, offset: Any) -> tuple[int, int, list[int], int]:
+def _fans(t: Target | DeviceTarget, layout: Any, global_shape: Any, offset: Any) -> tuple[int, int, list[int], int]:
     gs, gst, gbase = _block(t, global_shape, offset)
     fi, fo = compute_fans(gs, layout=layout)
     return fi, fo, gst, gbase
 
 
-def xavier_uniform_(tensor: T, gain: float = 1.0, *, seed: Any = None, layout: Any = "torch",
-                    global_shape: Any = None, offset: Any = None) -> T:
-    """Glorot/Xavier uniform: U(-bound, bound), bound = gain * sqrt(6 / (fan_in + fan_out)).
+def xavier_uniform_(tensor: TensorT, gain: float = 1.0, *, seed: SeedLike = None, layout: Layout = "torch",
+                    global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> TensorT:
+    """Glorot/Xavier uniform initialization (Glorot & Bengio 2010), in place.
 
-    Same values as ``uniform_(t, -bound, bound, seed=...)``. Raises ``ValueError`` for fewer
-    than 2 dimensions. See the module docstring for ``seed``, ``layout`` and sharding.
+    Values from U(-bound, bound) with ``bound = gain * sqrt(6 / (fan_in + fan_out))``, so the
+    variance is ``gain**2 * 2 / (fan_in + fan_out)``. The same values as
+    ``uniform_(tensor, -bound, bound, seed=seed)``.
+
+    Parameters
+    ----------
+    tensor : numpy.ndarray or torch.Tensor
+        Destination, filled in place: a writable float32, float64, float16 or bfloat16
+        (``ml_dtypes.bfloat16``, ``torch.bfloat16``) array or tensor of any memory layout (C,
+        Fortran, strided views). Torch tensors and ``nn.Parameter`` on any device (zero-copy on
+        the CPU; autograd sees the write, the graph is untouched).
+        At least 2 dimensions.
+    gain : float, default 1.0
+        Scaling factor, finite (e.g. :func:`~initlab.calculate_gain` of the nonlinearity).
+    seed : int, Generator or None, keyword-only
+        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
+        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
+        calls differ and the whole sequence is reproducible. ``None`` (default): the
+        module-wide :func:`~initlab.default_generator` (reseed it with
+        :func:`~initlab.manual_seed`).
+    layout : {"torch", "keras", "jax"} or (in_axis, out_axis), keyword-only
+        How the fans are read from the shape (:func:`~initlab.compute_fans`): ``"torch"``
+        (default) reads ``(out, in, *k)``, ``"keras"``/``"jax"`` read ``(*k, in, out)``; a pair
+        of axes (ints or tuples of ints) names them, the other axes counting as receptive field.
+    global_shape : tuple of int, optional, keyword-only
+        Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
+        part of the full fill (and the fans come from ``global_shape``). Default: ``tensor.shape``.
+    offset : tuple of int, optional, keyword-only
+        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
+        with ``global_shape``.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
+
+    Raises
+    ------
+    TypeError
+        ``tensor`` is not a NumPy array or torch tensor, or its dtype is not float32, float64,
+        float16 or bfloat16 (integer, bool, complex, object); a non-real ``gain``; ``layout`` axes that are not ints; ``seed`` is not an int,
+        Generator or None.
+    ValueError
+        Fewer than 2 dimensions, a non-finite ``gain``, an unknown ``layout``;
+        a read-only array, elements overlapping in memory (zero strides), non-native byte
+        order; ``seed`` outside ``[0, 2**64)``; ``offset`` without ``global_shape``, or a block
+        that does not fit in it. Everything is checked before anything is written: on error
+        ``tensor`` is unchanged.
+
+    See Also
+    --------
+    xavier_normal_, kaiming_uniform_, compute_fans
+
+    Notes
+    -----
+    Determinism contract: the value written at each element is a pure function of (seed,
+    stream, distribution, parameters, dtype, the element's C-order index in the global tensor).
+    It is bit-identical for any thread count, memory layout, shard (``global_shape`` /
+    ``offset``), SIMD path and device: a torch tensor on any device takes the route
+    :func:`initlab.device_backend` names and gets the same bits as a NumPy array. A
+    :class:`~initlab.Generator` gives up one stream per call, also for a zero-element tensor
+    (which is left as it is).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> w = initlab.xavier_uniform_(np.empty((256, 128), np.float32), seed=0)
+    >>> bound = np.sqrt(6 / (128 + 256))
+    >>> bool(np.abs(w).max() < bound), round(float(w.std() / (bound / np.sqrt(3))), 2)
+    (True, 1.0)
     """
     t = as_target(tensor)
     gain = _finite_gain(gain)
@@ -322,9 +735,80 @@ def xavier_uniform_(tensor: T, gain: float = 1.0, *, seed: Any = None, layout: A
     return tensor
 
 
-def xavier_normal_(tensor: T, gain: float = 1.0, *, seed: Any = None, layout: Any = "torch",
-                   global_shape: Any = None, offset: Any = None) -> T:
-    """Glorot/Xavier normal (untruncated, as torch): N(0, std**2), std = gain * sqrt(2 / (fan_in + fan_out))."""
+def xavier_normal_(tensor: TensorT, gain: float = 1.0, *, seed: SeedLike = None, layout: Layout = "torch",
+                   global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> TensorT:
+    """Glorot/Xavier normal initialization (Glorot & Bengio 2010), in place.
+
+    Values from N(0, std²) with ``std = gain * sqrt(2 / (fan_in + fan_out))``, untruncated
+    (as torch; Keras's ``glorot_normal`` is ``variance_scaling_(t, 1.0, "fan_avg")``).
+
+    Parameters
+    ----------
+    tensor : numpy.ndarray or torch.Tensor
+        Destination, filled in place: a writable float32, float64, float16 or bfloat16
+        (``ml_dtypes.bfloat16``, ``torch.bfloat16``) array or tensor of any memory layout (C,
+        Fortran, strided views). Torch tensors and ``nn.Parameter`` on any device (zero-copy on
+        the CPU; autograd sees the write, the graph is untouched).
+        At least 2 dimensions.
+    gain : float, default 1.0
+        Scaling factor, finite.
+    seed : int, Generator or None, keyword-only
+        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
+        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
+        calls differ and the whole sequence is reproducible. ``None`` (default): the
+        module-wide :func:`~initlab.default_generator` (reseed it with
+        :func:`~initlab.manual_seed`).
+    layout : {"torch", "keras", "jax"} or (in_axis, out_axis), keyword-only
+        How the fans are read from the shape (:func:`~initlab.compute_fans`): ``"torch"``
+        (default) reads ``(out, in, *k)``, ``"keras"``/``"jax"`` read ``(*k, in, out)``; a pair
+        of axes (ints or tuples of ints) names them, the other axes counting as receptive field.
+    global_shape : tuple of int, optional, keyword-only
+        Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
+        part of the full fill (and the fans come from ``global_shape``). Default: ``tensor.shape``.
+    offset : tuple of int, optional, keyword-only
+        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
+        with ``global_shape``.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
+
+    Raises
+    ------
+    TypeError
+        ``tensor`` is not a NumPy array or torch tensor, or its dtype is not float32, float64,
+        float16 or bfloat16 (integer, bool, complex, object); a non-real ``gain``; ``layout`` axes that are not ints; ``seed`` is not an int,
+        Generator or None.
+    ValueError
+        Fewer than 2 dimensions, a non-finite ``gain``, an unknown ``layout``;
+        a read-only array, elements overlapping in memory (zero strides), non-native byte
+        order; ``seed`` outside ``[0, 2**64)``; ``offset`` without ``global_shape``, or a block
+        that does not fit in it. Everything is checked before anything is written: on error
+        ``tensor`` is unchanged.
+
+    See Also
+    --------
+    xavier_uniform_, kaiming_normal_, variance_scaling_
+
+    Notes
+    -----
+    Determinism contract: the value written at each element is a pure function of (seed,
+    stream, distribution, parameters, dtype, the element's C-order index in the global tensor).
+    It is bit-identical for any thread count, memory layout, shard (``global_shape`` /
+    ``offset``), SIMD path and device: a torch tensor on any device takes the route
+    :func:`initlab.device_backend` names and gets the same bits as a NumPy array. A
+    :class:`~initlab.Generator` gives up one stream per call, also for a zero-element tensor
+    (which is left as it is).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> w = initlab.xavier_normal_(np.empty((256, 128), np.float32), seed=0)
+    >>> round(float(w.std() / np.sqrt(2 / (128 + 256))), 2)
+    1.0
+    """
     t = as_target(tensor)
     gain = _finite_gain(gain)
     fi, fo, gst, gbase = _fans(t, layout, global_shape, offset)
@@ -336,8 +820,8 @@ def xavier_normal_(tensor: T, gain: float = 1.0, *, seed: Any = None, layout: An
 _EMPTY_WARNING = "Initializing zero-element tensors is a no-op"  # torch's words, for kaiming_*
 
 
-def _kaiming_std(t: Target, a: Any, mode: Any, nonlinearity: Any, layout: Any, global_shape: Any,
-                 offset: Any, seed: Any) -> tuple[float, list[int], int] | None:
+def _kaiming_std(t: Target | DeviceTarget, a: Any, mode: Any, nonlinearity: Any, layout: Any, global_shape: Any,
+                 offset: Any, seed: SeedLike) -> tuple[float, list[int], int] | None:
     """(std, global strides, base), or None for a zero-element tensor (after torch's warning)."""
     m = check_mode(mode, lower=True)
     gain = calculate_gain(nonlinearity, a)
@@ -353,21 +837,112 @@ def _kaiming_std(t: Target, a: Any, mode: Any, nonlinearity: Any, layout: Any, g
     return (gain / math.sqrt(fan) if fan > 0 else 0.0), gst, gbase
 
 
-def kaiming_uniform_(tensor: T, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", *,
-                     seed: Any = None, layout: Any = "torch", global_shape: Any = None, offset: Any = None) -> T:
-    """He/Kaiming uniform: U(-bound, bound), bound = sqrt(3) * gain / sqrt(fan_mode), with
-    gain = calculate_gain(nonlinearity, a). torch's defaults (a=0, fan_in, leaky_relu -> sqrt 2).
+def kaiming_uniform_(tensor: TensorT, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", *,
+                     seed: SeedLike = None, layout: Layout = "torch", global_shape: Sequence[int] | None = None,
+                     offset: Sequence[int] | None = None) -> TensorT:
+    """He/Kaiming uniform initialization (He et al. 2015), in place, with torch's semantics.
 
-    ``mode="fan_avg"`` and ``"fan_geo_avg"`` are **initlab extensions**: torch accepts only
-    ``fan_in``/``fan_out`` (and raises for the others). A zero-element tensor is left as it is
-    with torch's ``UserWarning("Initializing zero-element tensors is a no-op")``, for any number
-    of dimensions (as torch).
+    Values from U(-bound, bound) with ``bound = gain * sqrt(3 / fan_mode)``, so the variance is
+    ``gain**2 / fan_mode``; ``gain = calculate_gain(nonlinearity, a)``. torch's defaults
+    (``a=0``, ``mode="fan_in"``, ``nonlinearity="leaky_relu"``: gain √2) give the same
+    distribution as ``torch.nn.init.kaiming_uniform_`` (not torch's numbers: initlab's come from
+    its own seeded Philox streams).
+
+    Parameters
+    ----------
+    tensor : numpy.ndarray or torch.Tensor
+        Destination, filled in place: a writable float32, float64, float16 or bfloat16
+        (``ml_dtypes.bfloat16``, ``torch.bfloat16``) array or tensor of any memory layout (C,
+        Fortran, strided views). Torch tensors and ``nn.Parameter`` on any device (zero-copy on
+        the CPU; autograd sees the write, the graph is untouched).
+        At least 2 dimensions, unless it has no elements.
+    a : float, default 0
+        Negative slope of the rectifier that follows the layer; used only with
+        ``nonlinearity="leaky_relu"`` (where ``a=0`` is the ReLU).
+    mode : {"fan_in", "fan_out", "fan_avg", "fan_geo_avg"}, default "fan_in"
+        Which fan normalizes the variance (case-insensitive, as torch). ``"fan_in"`` preserves
+        the variance of the activations in the forward pass, ``"fan_out"`` that of the
+        gradients in the backward pass. ``"fan_avg"`` (``(fan_in + fan_out) / 2``) and
+        ``"fan_geo_avg"`` (``sqrt(fan_in * fan_out)``) are **initlab extensions**: torch raises
+        for them.
+    nonlinearity : str, default "leaky_relu"
+        The nonlinearity after the layer, giving ``gain = calculate_gain(nonlinearity, a)``
+        (:func:`~initlab.calculate_gain`, torch's table): ``"relu"`` (√2), ``"leaky_relu"``
+        (``sqrt(2 / (1 + a**2))``), ``"tanh"`` (5/3), ``"selu"`` (3/4), ``"linear"``,
+        ``"sigmoid"``, ``"conv*"`` (1). torch recommends ``"relu"`` or ``"leaky_relu"``.
+    seed : int, Generator or None, keyword-only
+        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
+        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
+        calls differ and the whole sequence is reproducible. ``None`` (default): the
+        module-wide :func:`~initlab.default_generator` (reseed it with
+        :func:`~initlab.manual_seed`).
+    layout : {"torch", "keras", "jax"} or (in_axis, out_axis), keyword-only
+        How the fans are read from the shape (:func:`~initlab.compute_fans`): ``"torch"``
+        (default) reads ``(out, in, *k)``, ``"keras"``/``"jax"`` read ``(*k, in, out)``; a pair
+        of axes (ints or tuples of ints) names them, the other axes counting as receptive field.
+    global_shape : tuple of int, optional, keyword-only
+        Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
+        part of the full fill (and the fans come from ``global_shape``). Default: ``tensor.shape``.
+    offset : tuple of int, optional, keyword-only
+        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
+        with ``global_shape``.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
 
     Raises
     ------
+    TypeError
+        ``tensor`` is not a NumPy array or torch tensor, or its dtype is not float32, float64,
+        float16 or bfloat16 (integer, bool, complex, object); ``layout`` axes that are not ints; ``seed`` is not an int,
+        Generator or None.
     ValueError
-        Unknown mode (``fan_in``, ``fan_out``, ``fan_avg``, ``fan_geo_avg``; case-insensitive as
-        torch) or nonlinearity, fewer than 2 dimensions.
+        Unknown ``mode`` or ``nonlinearity``; a leaky_relu slope ``a`` that is not a number;
+        fewer than 2 dimensions (``"Fan in and fan out can not be computed for tensor with
+        fewer than 2 dimensions"``); an unknown ``layout``; a read-only array, elements overlapping in memory (zero strides), non-native byte
+        order; ``seed`` outside ``[0, 2**64)``; ``offset`` without ``global_shape``, or a block
+        that does not fit in it. Everything is checked before anything is written: on error
+        ``tensor`` is unchanged.
+
+    Warns
+    -----
+    UserWarning
+        ``tensor`` has no elements (nothing is written).
+
+    See Also
+    --------
+    kaiming_normal_, xavier_uniform_, calculate_gain, compute_fans
+
+    Notes
+    -----
+    For a weight of shape ``(out, in, *k)`` (``layout="torch"``, the default: ``nn.Linear``
+    and ``nn.ConvNd``), ``fan_in = in * prod(k)`` and ``fan_out = out * prod(k)``; with
+    ``layout="keras"`` (``(*k, in, out)``, Keras/Flax kernels) the same quantities are read
+    from the other axes. Transposed convolutions and groups follow torch's rules
+    (:func:`~initlab.compute_fans`). A zero-element tensor is left as it is with torch's
+    ``UserWarning("Initializing zero-element tensors is a no-op")``, for any number of
+    dimensions (as torch).
+
+    Determinism contract: the value written at each element is a pure function of (seed,
+    stream, distribution, parameters, dtype, the element's C-order index in the global tensor).
+    It is bit-identical for any thread count, memory layout, shard (``global_shape`` /
+    ``offset``), SIMD path and device: a torch tensor on any device takes the route
+    :func:`initlab.device_backend` names and gets the same bits as a NumPy array. A
+    :class:`~initlab.Generator` gives up one stream per call, also for a zero-element tensor
+    (which is left as it is).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> w = np.empty((256, 128), np.float32)   # an nn.Linear(128, 256) weight: fan_in = 128
+    >>> initlab.kaiming_uniform_(w, seed=0) is w
+    True
+    >>> bound = np.sqrt(2.0) * np.sqrt(3 / 128)
+    >>> bool(np.abs(w).max() < bound), round(float(w.std()), 3)   # std = sqrt(2 / 128) = 0.125
+    (True, 0.125)
     """
     t = as_target(tensor)
     r = _kaiming_std(t, a, mode, nonlinearity, layout, global_shape, offset, seed)
@@ -379,12 +954,125 @@ def kaiming_uniform_(tensor: T, a: float = 0, mode: str = "fan_in", nonlinearity
     return tensor
 
 
-def kaiming_normal_(tensor: T, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", *,
-                    seed: Any = None, layout: Any = "torch", global_shape: Any = None, offset: Any = None) -> T:
-    """He/Kaiming normal (untruncated, as torch): N(0, std**2), std = gain / sqrt(fan_mode).
+def kaiming_normal_(tensor: TensorT, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", *,
+                    seed: SeedLike = None, layout: Layout = "torch", global_shape: Sequence[int] | None = None,
+                    offset: Sequence[int] | None = None) -> TensorT:
+    """He/Kaiming normal initialization (He et al. 2015), in place, with torch's semantics.
 
-    Modes, zero-element tensors and errors as :func:`kaiming_uniform_` (``fan_avg`` and
-    ``fan_geo_avg`` are initlab extensions; torch raises for them).
+    Values from N(0, std²), untruncated (as torch), with
+
+    ``std = gain / sqrt(fan_mode)``, ``gain = calculate_gain(nonlinearity, a)``.
+
+    torch's defaults (``a=0``, ``mode="fan_in"``, ``nonlinearity="leaky_relu"``: gain √2, so
+    ``std = sqrt(2 / fan_in)``) give the same distribution as ``torch.nn.init.kaiming_normal_``
+    (not torch's numbers: initlab's come from its own seeded Philox streams). Described in
+    "Delving deep into rectifiers: Surpassing human-level performance on ImageNet
+    classification", He, K. et al. (2015).
+
+    Parameters
+    ----------
+    tensor : numpy.ndarray or torch.Tensor
+        Destination, filled in place: a writable float32, float64, float16 or bfloat16
+        (``ml_dtypes.bfloat16``, ``torch.bfloat16``) array or tensor of any memory layout (C,
+        Fortran, strided views). Torch tensors and ``nn.Parameter`` on any device (zero-copy on
+        the CPU; autograd sees the write, the graph is untouched).
+        At least 2 dimensions, unless it has no elements.
+    a : float, default 0
+        Negative slope of the rectifier that follows the layer; used only with
+        ``nonlinearity="leaky_relu"`` (where ``a=0`` is the ReLU).
+    mode : {"fan_in", "fan_out", "fan_avg", "fan_geo_avg"}, default "fan_in"
+        Which fan normalizes the variance (case-insensitive, as torch). ``"fan_in"`` preserves
+        the variance of the activations in the forward pass, ``"fan_out"`` that of the
+        gradients in the backward pass. ``"fan_avg"`` (``(fan_in + fan_out) / 2``) and
+        ``"fan_geo_avg"`` (``sqrt(fan_in * fan_out)``) are **initlab extensions**: torch raises
+        for them.
+    nonlinearity : str, default "leaky_relu"
+        The nonlinearity after the layer, giving ``gain = calculate_gain(nonlinearity, a)``
+        (:func:`~initlab.calculate_gain`, torch's table): ``"relu"`` (√2), ``"leaky_relu"``
+        (``sqrt(2 / (1 + a**2))``), ``"tanh"`` (5/3), ``"selu"`` (3/4), ``"linear"``,
+        ``"sigmoid"``, ``"conv*"`` (1). torch recommends ``"relu"`` or ``"leaky_relu"``.
+    seed : int, Generator or None, keyword-only
+        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
+        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
+        calls differ and the whole sequence is reproducible. ``None`` (default): the
+        module-wide :func:`~initlab.default_generator` (reseed it with
+        :func:`~initlab.manual_seed`).
+    layout : {"torch", "keras", "jax"} or (in_axis, out_axis), keyword-only
+        How the fans are read from the shape (:func:`~initlab.compute_fans`): ``"torch"``
+        (default) reads ``(out, in, *k)``, ``"keras"``/``"jax"`` read ``(*k, in, out)``; a pair
+        of axes (ints or tuples of ints) names them, the other axes counting as receptive field.
+    global_shape : tuple of int, optional, keyword-only
+        Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
+        part of the full fill (and the fans come from ``global_shape``). Default: ``tensor.shape``.
+    offset : tuple of int, optional, keyword-only
+        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
+        with ``global_shape``.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
+
+    Raises
+    ------
+    TypeError
+        ``tensor`` is not a NumPy array or torch tensor, or its dtype is not float32, float64,
+        float16 or bfloat16 (integer, bool, complex, object); ``layout`` axes that are not ints; ``seed`` is not an int,
+        Generator or None.
+    ValueError
+        Unknown ``mode`` or ``nonlinearity``; a leaky_relu slope ``a`` that is not a number;
+        fewer than 2 dimensions (``"Fan in and fan out can not be computed for tensor with
+        fewer than 2 dimensions"``); an unknown ``layout``; a read-only array, elements overlapping in memory (zero strides), non-native byte
+        order; ``seed`` outside ``[0, 2**64)``; ``offset`` without ``global_shape``, or a block
+        that does not fit in it. Everything is checked before anything is written: on error
+        ``tensor`` is unchanged.
+
+    Warns
+    -----
+    UserWarning
+        ``tensor`` has no elements (nothing is written).
+
+    See Also
+    --------
+    kaiming_uniform_, xavier_normal_, variance_scaling_, calculate_gain, compute_fans
+
+    Notes
+    -----
+    For a weight of shape ``(out, in, *k)`` (``layout="torch"``, the default: ``nn.Linear``
+    and ``nn.ConvNd``), ``fan_in = in * prod(k)`` and ``fan_out = out * prod(k)``; with
+    ``layout="keras"`` (``(*k, in, out)``, Keras/Flax kernels) the same quantities are read
+    from the other axes. Transposed convolutions and groups follow torch's rules
+    (:func:`~initlab.compute_fans`). A zero-element tensor is left as it is with torch's
+    ``UserWarning("Initializing zero-element tensors is a no-op")``, for any number of
+    dimensions (as torch).
+
+    Determinism contract: the value written at each element is a pure function of (seed,
+    stream, distribution, parameters, dtype, the element's C-order index in the global tensor).
+    It is bit-identical for any thread count, memory layout, shard (``global_shape`` /
+    ``offset``), SIMD path and device: a torch tensor on any device takes the route
+    :func:`initlab.device_backend` names and gets the same bits as a NumPy array. A
+    :class:`~initlab.Generator` gives up one stream per call, also for a zero-element tensor
+    (which is left as it is).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> w = np.empty((256, 128), np.float32)   # an nn.Linear(128, 256) weight: fan_in = 128
+    >>> initlab.kaiming_normal_(w, seed=0) is w
+    True
+    >>> round(float(w.std()), 3)               # sqrt(2 / 128) = 0.125
+    0.125
+
+    ``mode="fan_out"`` for the backward pass (fan_out = 256), and a Keras-layout kernel
+    ``(kh, kw, in, out)`` whose fan_in is ``3 * 3 * 64``:
+
+    >>> w = initlab.kaiming_normal_(w, mode="fan_out", nonlinearity="relu", seed=0)
+    >>> round(float(w.std()), 3)               # sqrt(2 / 256) = 0.0884
+    0.089
+    >>> k = initlab.kaiming_normal_(np.empty((3, 3, 64, 128), np.float32), layout="keras", seed=0)
+    >>> round(float(k.std()), 3)               # sqrt(2 / 576) = 0.059
+    0.059
     """
     t = as_target(tensor)
     r = _kaiming_std(t, a, mode, nonlinearity, layout, global_shape, offset, seed)
@@ -398,10 +1086,10 @@ def kaiming_normal_(tensor: T, a: float = 0, mode: str = "fan_in", nonlinearity:
 _DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform", "normal")
 
 
-def variance_scaling_(tensor: T, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal",
-                      *, seed: Any = None, layout: Any = "torch", global_shape: Any = None,
-                      offset: Any = None) -> T:
-    """Keras/JAX variance scaling: variance = scale / n, n the fan of ``mode``.
+def variance_scaling_(tensor: TensorT, scale: float = 1.0, mode: str = "fan_in",
+                      distribution: str = "truncated_normal", *, seed: SeedLike = None, layout: Layout = "torch",
+                      global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> TensorT:
+    """Keras/JAX variance scaling, in place: values with variance ``scale / n``, ``n`` the fan of ``mode``.
 
     .. warning::
        ``distribution="normal"`` follows **Keras**, where it is an alias of
@@ -409,16 +1097,87 @@ def variance_scaling_(tensor: T, scale: float = 1.0, mode: str = "fan_in", distr
        means the *untruncated* normal: code ported from JAX must pass
        ``"untruncated_normal"``, also with ``layout="jax"`` (the layout changes only the fans).
 
-    ``truncated_normal`` (alias ``normal``, as Keras): N(0, s**2) truncated to ±2s with
-    s = sqrt(variance) / 0.87962566103423978, so the post-truncation std is exactly
-    sqrt(variance). ``untruncated_normal``: N(0, variance). ``uniform``: U(±sqrt(3 variance)).
-    The fan is clamped to at least 1 (as Keras). Default layout is ``"torch"``; pass
-    ``layout="keras"`` for (*k, in, out) kernels.
+    Parameters
+    ----------
+    tensor : numpy.ndarray or torch.Tensor
+        Destination, filled in place: a writable float32, float64, float16 or bfloat16
+        (``ml_dtypes.bfloat16``, ``torch.bfloat16``) array or tensor of any memory layout (C,
+        Fortran, strided views). Torch tensors and ``nn.Parameter`` on any device (zero-copy on
+        the CPU; autograd sees the write, the graph is untouched).
+        At least 2 dimensions (with a named layout).
+    scale : float, default 1.0
+        Scaling factor of the variance, finite and ``> 0``.
+    mode : {"fan_in", "fan_out", "fan_avg", "fan_geo_avg"}, default "fan_in"
+        Which fan ``n`` is (case-sensitive, as Keras): ``fan_in``, ``fan_out``,
+        ``(fan_in + fan_out) / 2`` or ``sqrt(fan_in * fan_out)``. ``n`` is clamped to at least 1
+        (as Keras).
+    distribution : {"truncated_normal", "normal", "untruncated_normal", "uniform"}, default "truncated_normal"
+        ``"truncated_normal"`` (alias ``"normal"``, as Keras): ``N(0, s**2)`` truncated to
+        ``[-2s, 2s]`` with ``s = sqrt(scale / n) / 0.87962566103423978``, so the std after
+        truncation is exactly ``sqrt(scale / n)``. ``"untruncated_normal"``: N(0, scale / n).
+        ``"uniform"``: U(-limit, limit), ``limit = sqrt(3 * scale / n)``. Case-insensitive.
+    seed : int, Generator or None, keyword-only
+        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
+        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
+        calls differ and the whole sequence is reproducible. ``None`` (default): the
+        module-wide :func:`~initlab.default_generator` (reseed it with
+        :func:`~initlab.manual_seed`).
+    layout : {"torch", "keras", "jax"} or (in_axis, out_axis), keyword-only
+        How the fans are read from the shape (:func:`~initlab.compute_fans`): ``"torch"``
+        (default; pass ``layout="keras"`` for Keras/Flax kernels) reads ``(out, in, *k)``, ``"keras"``/``"jax"`` read ``(*k, in, out)``; a pair
+        of axes (ints or tuples of ints) names them, the other axes counting as receptive field.
+    global_shape : tuple of int, optional, keyword-only
+        Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
+        part of the full fill (and the fans come from ``global_shape``). Default: ``tensor.shape``.
+    offset : tuple of int, optional, keyword-only
+        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
+        with ``global_shape``.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
 
     Raises
     ------
+    TypeError
+        ``tensor`` is not a NumPy array or torch tensor, or its dtype is not float32, float64,
+        float16 or bfloat16 (integer, bool, complex, object); a non-real ``scale``; ``layout`` axes that are not ints; ``seed`` is not an int,
+        Generator or None.
     ValueError
-        ``scale <= 0`` or non-finite, unknown mode (case-sensitive, as Keras) or distribution.
+        ``scale <= 0`` or non-finite, an unknown ``mode`` or ``distribution``, fewer than 2
+        dimensions, an unknown ``layout``; a read-only array, elements overlapping in memory (zero strides), non-native byte
+        order; ``seed`` outside ``[0, 2**64)``; ``offset`` without ``global_shape``, or a block
+        that does not fit in it. Everything is checked before anything is written: on error
+        ``tensor`` is unchanged.
+
+    See Also
+    --------
+    lecun_normal_, lecun_uniform_, kaiming_normal_, trunc_normal_
+
+    Notes
+    -----
+    Keras's ``glorot_normal`` is ``variance_scaling_(t, 1.0, "fan_avg", layout="keras")``,
+    ``he_normal`` is ``variance_scaling_(t, 2.0, "fan_in", layout="keras")`` and
+    ``lecun_normal`` is :func:`lecun_normal_`.
+
+    Determinism contract: the value written at each element is a pure function of (seed,
+    stream, distribution, parameters, dtype, the element's C-order index in the global tensor).
+    It is bit-identical for any thread count, memory layout, shard (``global_shape`` /
+    ``offset``), SIMD path and device: a torch tensor on any device takes the route
+    :func:`initlab.device_backend` names and gets the same bits as a NumPy array. A
+    :class:`~initlab.Generator` gives up one stream per call, also for a zero-element tensor
+    (which is left as it is).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> w = initlab.variance_scaling_(np.empty((512, 256), np.float32), scale=1.0, seed=0)
+    >>> round(float(w.std()), 3)               # sqrt(1 / 256) = 0.0625, after truncation
+    0.063
+    >>> bool(np.abs(w).max() <= 2 * 0.0625 / 0.87962566103423978)
+    True
     """
     t = as_target(tensor)
     scale = _real("scale", scale)
@@ -441,42 +1200,235 @@ def variance_scaling_(tensor: T, scale: float = 1.0, mode: str = "fan_in", distr
     return tensor
 
 
-def lecun_uniform_(tensor: T, *, seed: Any = None, layout: Any = "torch", global_shape: Any = None,
-                   offset: Any = None) -> T:
-    """LeCun uniform: U(±sqrt(3 / fan_in)) (variance scaling, scale 1, fan_in, uniform)."""
+def lecun_uniform_(tensor: TensorT, *, seed: SeedLike = None, layout: Layout = "torch",
+                   global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> TensorT:
+    """LeCun uniform initialization (as Keras/JAX), in place: U(-limit, limit), ``limit = sqrt(3 / fan_in)``.
+
+    ``variance_scaling_(tensor, 1.0, "fan_in", "uniform")``: variance ``1 / fan_in``.
+
+    Parameters
+    ----------
+    tensor : numpy.ndarray or torch.Tensor
+        Destination, filled in place: a writable float32, float64, float16 or bfloat16
+        (``ml_dtypes.bfloat16``, ``torch.bfloat16``) array or tensor of any memory layout (C,
+        Fortran, strided views). Torch tensors and ``nn.Parameter`` on any device (zero-copy on
+        the CPU; autograd sees the write, the graph is untouched).
+        At least 2 dimensions.
+    seed : int, Generator or None, keyword-only
+        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
+        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
+        calls differ and the whole sequence is reproducible. ``None`` (default): the
+        module-wide :func:`~initlab.default_generator` (reseed it with
+        :func:`~initlab.manual_seed`).
+    layout : {"torch", "keras", "jax"} or (in_axis, out_axis), keyword-only
+        How the fans are read from the shape (:func:`~initlab.compute_fans`): ``"torch"``
+        (default) reads ``(out, in, *k)``, ``"keras"``/``"jax"`` read ``(*k, in, out)``; a pair
+        of axes (ints or tuples of ints) names them, the other axes counting as receptive field.
+    global_shape : tuple of int, optional, keyword-only
+        Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
+        part of the full fill (and the fans come from ``global_shape``). Default: ``tensor.shape``.
+    offset : tuple of int, optional, keyword-only
+        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
+        with ``global_shape``.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
+
+    Raises
+    ------
+    TypeError
+        ``tensor`` is not a NumPy array or torch tensor, or its dtype is not float32, float64,
+        float16 or bfloat16 (integer, bool, complex, object); ``layout`` axes that are not ints; ``seed`` is not an int,
+        Generator or None.
+    ValueError
+        Fewer than 2 dimensions, an unknown ``layout``; a read-only array, elements overlapping in memory (zero strides), non-native byte
+        order; ``seed`` outside ``[0, 2**64)``; ``offset`` without ``global_shape``, or a block
+        that does not fit in it. Everything is checked before anything is written: on error
+        ``tensor`` is unchanged.
+
+    See Also
+    --------
+    lecun_normal_, variance_scaling_
+
+    Notes
+    -----
+    Determinism contract: the value written at each element is a pure function of (seed,
+    stream, distribution, parameters, dtype, the element's C-order index in the global tensor).
+    It is bit-identical for any thread count, memory layout, shard (``global_shape`` /
+    ``offset``), SIMD path and device: a torch tensor on any device takes the route
+    :func:`initlab.device_backend` names and gets the same bits as a NumPy array. A
+    :class:`~initlab.Generator` gives up one stream per call, also for a zero-element tensor
+    (which is left as it is).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> w = initlab.lecun_uniform_(np.empty((256, 128), np.float32), seed=0)
+    >>> bool(np.abs(w).max() < np.sqrt(3 / 128)), round(float(w.std()), 3)   # sqrt(1 / 128) = 0.088
+    (True, 0.088)
+    """
     return variance_scaling_(tensor, 1.0, "fan_in", "uniform", seed=seed, layout=layout,
                              global_shape=global_shape, offset=offset)
 
 
-def lecun_normal_(tensor: T, *, seed: Any = None, layout: Any = "torch", global_shape: Any = None,
-                  offset: Any = None) -> T:
-    """LeCun normal as Keras/JAX/Flax: truncated at ±2σ with the std corrected so Var = 1/fan_in."""
+def lecun_normal_(tensor: TensorT, *, seed: SeedLike = None, layout: Layout = "torch",
+                  global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> TensorT:
+    """LeCun normal initialization as Keras/JAX/Flax, in place: truncated at ±2σ, variance ``1 / fan_in``.
+
+    ``variance_scaling_(tensor, 1.0, "fan_in", "truncated_normal")``: the std of the
+    untruncated normal is corrected (divided by 0.8796) so the values' variance is exactly
+    ``1 / fan_in`` (SELU networks, Klambauer et al. 2017).
+
+    Parameters
+    ----------
+    tensor : numpy.ndarray or torch.Tensor
+        Destination, filled in place: a writable float32, float64, float16 or bfloat16
+        (``ml_dtypes.bfloat16``, ``torch.bfloat16``) array or tensor of any memory layout (C,
+        Fortran, strided views). Torch tensors and ``nn.Parameter`` on any device (zero-copy on
+        the CPU; autograd sees the write, the graph is untouched).
+        At least 2 dimensions.
+    seed : int, Generator or None, keyword-only
+        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
+        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
+        calls differ and the whole sequence is reproducible. ``None`` (default): the
+        module-wide :func:`~initlab.default_generator` (reseed it with
+        :func:`~initlab.manual_seed`).
+    layout : {"torch", "keras", "jax"} or (in_axis, out_axis), keyword-only
+        How the fans are read from the shape (:func:`~initlab.compute_fans`): ``"torch"``
+        (default) reads ``(out, in, *k)``, ``"keras"``/``"jax"`` read ``(*k, in, out)``; a pair
+        of axes (ints or tuples of ints) names them, the other axes counting as receptive field.
+    global_shape : tuple of int, optional, keyword-only
+        Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
+        part of the full fill (and the fans come from ``global_shape``). Default: ``tensor.shape``.
+    offset : tuple of int, optional, keyword-only
+        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
+        with ``global_shape``.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
+
+    Raises
+    ------
+    TypeError
+        ``tensor`` is not a NumPy array or torch tensor, or its dtype is not float32, float64,
+        float16 or bfloat16 (integer, bool, complex, object); ``layout`` axes that are not ints; ``seed`` is not an int,
+        Generator or None.
+    ValueError
+        Fewer than 2 dimensions, an unknown ``layout``; a read-only array, elements overlapping in memory (zero strides), non-native byte
+        order; ``seed`` outside ``[0, 2**64)``; ``offset`` without ``global_shape``, or a block
+        that does not fit in it. Everything is checked before anything is written: on error
+        ``tensor`` is unchanged.
+
+    See Also
+    --------
+    lecun_uniform_, variance_scaling_
+
+    Notes
+    -----
+    Determinism contract: the value written at each element is a pure function of (seed,
+    stream, distribution, parameters, dtype, the element's C-order index in the global tensor).
+    It is bit-identical for any thread count, memory layout, shard (``global_shape`` /
+    ``offset``), SIMD path and device: a torch tensor on any device takes the route
+    :func:`initlab.device_backend` names and gets the same bits as a NumPy array. A
+    :class:`~initlab.Generator` gives up one stream per call, also for a zero-element tensor
+    (which is left as it is).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> w = initlab.lecun_normal_(np.empty((256, 128), np.float32), seed=0)
+    >>> round(float(w.std()), 3)               # sqrt(1 / 128) = 0.088
+    0.088
+    """
     return variance_scaling_(tensor, 1.0, "fan_in", "truncated_normal", seed=seed, layout=layout,
                              global_shape=global_shape, offset=offset)
 
 
-def sparse_(tensor: T, sparsity: float, std: float = 0.01, *, seed: Any = None, global_shape: Any = None,
-            offset: Any = None) -> T:
-    """Martens' sparse init for a 2-D (rows, cols) tensor: N(0, std**2), then in every column
-    ``ceil(sparsity * rows)`` entries set to zero.
+def sparse_(tensor: TensorT, sparsity: float, std: float = 0.01, *, seed: SeedLike = None,
+            global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> TensorT:
+    """Sparse initialization (Martens 2010), in place: N(0, std²) with a fraction of each column zeroed.
 
-    Unlike torch, the zero mask is seeded too: each column zeroes the rows with the smallest
-    Philox uniforms of a mask stream derived from the call's (the call's stream with its top bit
-    set; for streams >= 2**63, which already have it, the same stream under a key derived from
-    the seed), so one seed fixes both the values and the mask. With ``global_shape``/``offset``
-    the block gets exactly its part of the global fill, mask included (``rows`` is then the
-    global number of rows; a block of few rows still ranks whole global columns, so it costs
-    ``global rows x block cols`` float64 scratch).
+    A 2-D ``(rows, cols)`` tensor gets N(0, std²) values, then in every column
+    ``ceil(sparsity * rows)`` entries are set to zero (as ``torch.nn.init.sparse_``). Unlike
+    torch, the zero mask is seeded too: one seed fixes both the values and the mask.
+
+    Parameters
+    ----------
+    tensor : numpy.ndarray or torch.Tensor
+        Destination, filled in place: a writable float32, float64, float16 or bfloat16
+        (``ml_dtypes.bfloat16``, ``torch.bfloat16``) array or tensor of any memory layout (C,
+        Fortran, strided views). Torch tensors and ``nn.Parameter`` on any device (zero-copy on
+        the CPU; autograd sees the write, the graph is untouched).
+        Exactly 2 dimensions.
+    sparsity : float
+        Fraction of each column set to zero, in ``[0, 1]``.
+    std : float, default 0.01
+        Standard deviation of the non-zero values, finite and ``>= 0``.
+    seed : int, Generator or None, keyword-only
+        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
+        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
+        calls differ and the whole sequence is reproducible. ``None`` (default): the
+        module-wide :func:`~initlab.default_generator` (reseed it with
+        :func:`~initlab.manual_seed`).
+    global_shape : tuple of int, optional, keyword-only
+        Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
+        part of the full fill (mask included; ``rows`` is then the global number of rows). Default: ``tensor.shape``.
+    offset : tuple of int, optional, keyword-only
+        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
+        with ``global_shape``.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
 
     Raises
     ------
+    TypeError
+        ``tensor`` is not a NumPy array or torch tensor, or its dtype is not float32, float64,
+        float16 or bfloat16 (integer, bool, complex, object); a parameter that is not a real number; ``seed`` is not an int,
+        Generator or None.
     ValueError
-        Not 2-D, ``sparsity`` outside [0, 1], negative or non-finite std, bad shard.
+        Not 2-D, ``sparsity`` outside ``[0, 1]``, a negative or non-finite ``std``;
+        a read-only array, elements overlapping in memory (zero strides), non-native byte
+        order; ``seed`` outside ``[0, 2**64)``; ``offset`` without ``global_shape``, or a block
+        that does not fit in it. Everything is checked before anything is written: on error
+        ``tensor`` is unchanged.
+
+    See Also
+    --------
+    normal_
 
     Notes
     -----
-    The mask is drawn before any value is written; if the value fill is interrupted (Ctrl-C) the
+    Each column zeroes the rows with the smallest Philox uniforms of a mask stream derived from
+    the call's (the call's stream with its top bit set; for streams ``>= 2**63``, which already
+    have it, the same stream under a key derived from the seed). A block of few rows still
+    ranks whole global columns, so it costs ``global rows x block cols`` float64 scratch. The
+    mask is drawn before any value is written; if the value fill is interrupted (Ctrl-C) the
     mask is still applied before ``KeyboardInterrupt`` propagates.
+
+    Determinism contract: the value written at each element is a pure function of (seed,
+    stream, distribution, parameters, dtype, the element's C-order index in the global tensor).
+    It is bit-identical for any thread count, memory layout, shard (``global_shape`` /
+    ``offset``), SIMD path and device: a torch tensor on any device takes the route
+    :func:`initlab.device_backend` names and gets the same bits as a NumPy array. A
+    :class:`~initlab.Generator` gives up one stream per call, also for a zero-element tensor
+    (which is left as it is).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> w = initlab.sparse_(np.empty((10, 4), np.float32), sparsity=0.3, seed=0)
+    >>> (w == 0).sum(axis=0)                   # ceil(0.3 * 10) zeros in every column
+    array([3, 3, 3, 3])
     """
     t = as_target(tensor)
     if t.ndim != 2:
@@ -531,23 +1483,57 @@ def _hadamard_block(rows: range, n_cols: int) -> np.ndarray:
 _ZERO_ROWS_PER_CHUNK = 1 << 20  # elements per chunk of the Hadamard block (bounded scratch)
 
 
-def zero_init_(tensor: T, *, constant: str = "code") -> T:
-    """ZerO initialization (Zhao, Schäfer, Anandkumar 2021): deterministic, Hadamard-based.
+def zero_init_(tensor: TensorT, *, constant: str = "code") -> TensorT:
+    """ZerO initialization (Zhao, Schäfer & Anandkumar 2021), in place: deterministic, Hadamard-based.
 
-    For W of shape (out, in) (torch layout): out <= in gives the partial identity
-    eye(out, in); out > in gives c * I* H_m I* with m = ceil(log2 out) and H_m the 2^m x 2^m
-    Sylvester Hadamard matrix. ``constant="code"`` (default) uses c = 2^(-m/2), as the authors'
-    released notebook (H_m / sqrt(2^m) is orthonormal); ``constant="paper"`` uses the paper's
-    c = 2^(-(m-1)/2). For a 3/4/5-D conv kernel (out, in, *k) the matrix sits at the centre tap
-    (k - 1) // 2 and every other tap is zero.
+    For a weight W of shape ``(out, in)`` (torch layout): ``out <= in`` gives the partial
+    identity ``eye(out, in)``; ``out > in`` gives ``c * I* H_m I*`` with ``m = ceil(log2 out)``
+    and ``H_m`` the ``2**m x 2**m`` Sylvester Hadamard matrix, where ``I* H_m I*`` is the
+    top-left ``out x in`` block of ``H_m`` (entries ``(-1)**popcount(i & j)``). For a 3-, 4- or
+    5-D convolution kernel ``(out, in, *k)`` the matrix sits at the centre tap ``(k - 1) // 2``
+    and every other tap is zero. No seed: the result depends only on the shape, dtype and
+    ``constant``.
 
-    I* H_m I* is the top-left out x in block of H_m, whose entries are (-1)^popcount(i & j):
-    it is written in row chunks, so time and scratch memory are O(out * in), never O(4^m).
+    Parameters
+    ----------
+    tensor : numpy.ndarray or torch.Tensor
+        Writable destination with at least 2 dimensions (torch layout), float32, float64,
+        float16 or bfloat16, any layout; torch tensors on any device.
+    constant : {"code", "paper"}, keyword-only, default "code"
+        ``"code"``: ``c = 2**(-m/2)``, as the authors' released notebook (``H_m / sqrt(2**m)``
+        is orthonormal). ``"paper"``: the paper's ``c = 2**(-(m-1)/2)``.
+
+    Returns
+    -------
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
 
     Raises
     ------
+    TypeError
+        ``tensor`` is not a NumPy array or torch tensor, or has an unsupported dtype.
     ValueError
-        Fewer than 2 dimensions or an unknown ``constant``.
+        Fewer than 2 dimensions, an unknown ``constant``; a read-only array or elements
+        overlapping in memory. On error ``tensor`` is unchanged.
+
+    See Also
+    --------
+    eye_, dirac_
+
+    Notes
+    -----
+    The Hadamard block is written in row chunks, so time and scratch memory are
+    ``O(out * in)``, never ``O(4**m)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> initlab.zero_init_(np.empty((4, 2), np.float32))
+    array([[ 0.5,  0.5],
+           [ 0.5, -0.5],
+           [ 0.5,  0.5],
+           [ 0.5, -0.5]], dtype=float32)
     """
     t = as_target(tensor)
     if constant not in ("code", "paper"):
