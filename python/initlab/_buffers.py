@@ -319,7 +319,7 @@ def f32_to_bf16_bits(x: np.ndarray) -> np.ndarray:
     return r
 
 
-def store(target: Target, values: np.ndarray) -> None:
+def store(target: Target | DeviceTarget, values: np.ndarray) -> None:
     """Write ``values`` (the destination's shape, logical order) into the destination.
 
     Values are rounded once to the destination dtype (nearest, ties to even); float16/bfloat16
@@ -338,7 +338,7 @@ def store(target: Target, values: np.ndarray) -> None:
         target.array[...] = f32_to_bf16_bits(values.astype(np.float32)).reshape(target.shape)
 
 
-def load(target: Target) -> np.ndarray:
+def load(target: Target | DeviceTarget) -> np.ndarray:
     """Read the destination's values as float32/float64 (a copy, logical order)."""
     if target.code == BF16:
         return (target.array.astype(np.uint32) << 16).view(np.float32)

@@ -19,7 +19,8 @@ from . import _core
 from ._buffers import BF16, F16, F32, F64, as_target, mark_written, store
 from ._simd import _isa_code
 from ._threads import get_num_threads
-from .generator import resolve_seed
+from ._typing import TensorT
+from .generator import SeedLike, resolve_seed
 
 __all__ = ["orthogonal_", "delta_orthogonal_"]
 
@@ -72,7 +73,7 @@ def _compute_dtype(code: int) -> type:
     return np.float64 if code == F64 else np.float32
 
 
-def orthogonal_(tensor: Any, gain: float = 1.0, *, seed: Any = None, layout: str = "torch") -> Any:
+def orthogonal_(tensor: TensorT, gain: float = 1.0, *, seed: SeedLike = None, layout: str = "torch") -> TensorT:
     """Fill ``tensor`` in place with a Haar-distributed (semi-)orthogonal matrix times ``gain``.
 
     Semantics of ``torch.nn.init.orthogonal_``: with ``layout="torch"`` the rows are dim 0 and
@@ -85,27 +86,36 @@ def orthogonal_(tensor: Any, gain: float = 1.0, *, seed: Any = None, layout: str
     ----------
     tensor : numpy.ndarray or torch.Tensor
         Writable destination with at least 2 dimensions; float32, float64, float16 or
-        bfloat16 (low precision is computed in float32 and rounded to nearest-even).
-    gain : float, optional
-        Multiplier applied to the orthogonal matrix (default 1).
+        bfloat16 (low precision is computed in float32 and rounded to nearest-even), any
+        memory layout; torch tensors and ``nn.Parameter`` on any device.
+    gain : float, default 1.0
+        Multiplier applied to the orthogonal matrix, finite.
     seed : int, Generator or None, keyword-only
-        ``int``: stateless; a :class:`initlab.Generator`: its next stream (one per call);
-        ``None``: the default generator.
-    layout : {"torch", "keras", "jax"}, keyword-only
+        ``int`` in ``[0, 2**64)``: stateless, the same call gives the same matrix; a
+        :class:`~initlab.Generator`: its next stream (one per call); ``None`` (default): the
+        module-wide :func:`~initlab.default_generator`.
+    layout : {"torch", "keras", "jax"}, keyword-only, default "torch"
         How an n-D tensor is flattened into a matrix (see above).
 
     Returns
     -------
-    The same object ``tensor``.
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
 
     Raises
     ------
     ValueError
         Fewer than 2 dimensions, an unknown layout, a non-finite gain or one whose product with
-        the matrix could overflow the dtype, a read-only array, elements overlapping in memory,
-        an inference tensor outside ``torch.inference_mode()``. Nothing is written on error.
+        the matrix could overflow the dtype, ``seed`` outside ``[0, 2**64)``, a read-only array,
+        elements overlapping in memory, an inference tensor outside ``torch.inference_mode()``.
+        Nothing is written on error.
     TypeError
-        An unsupported dtype or object.
+        ``tensor`` is not a NumPy array or torch tensor, or has an unsupported dtype; a
+        non-real ``gain``; ``seed`` not an int, Generator or None.
+
+    See Also
+    --------
+    delta_orthogonal_, Generator.orthogonal, initlab.linalg.householder_qr
 
     Notes
     -----
@@ -122,6 +132,17 @@ def orthogonal_(tensor: Any, gain: float = 1.0, *, seed: Any = None, layout: str
     Devices: a tensor on a GPU or any other torch device gets the CPU Householder result,
     computed on the host and copied, so its bits equal the CPU fill's (there is no device QR:
     one would not be bit-identical).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> w = initlab.orthogonal_(np.empty((6, 4), np.float64), seed=0)   # tall: orthonormal columns
+    >>> np.allclose(w.T @ w, np.eye(4))
+    True
+    >>> w = initlab.orthogonal_(np.empty((4, 6), np.float64), gain=2.0, seed=0)   # wide: rows
+    >>> np.allclose(w @ w.T, 4 * np.eye(4))
+    True
     """
     t = as_target(tensor)
     if t.ndim < 2:
@@ -144,14 +165,14 @@ def orthogonal_(tensor: Any, gain: float = 1.0, *, seed: Any = None, layout: str
                 mark_written(t)  # autograd must see the new values (also after an interrupt)
             return tensor
     # float16/bfloat16 or a layout with no 2-D view: compute, then store (rounds once).
-    tmp = np.empty((rows, cols), dtype=_compute_dtype(t.code), order="C" if rows < cols else "F")
+    tmp: np.ndarray = np.empty((rows, cols), dtype=_compute_dtype(t.code), order="C" if rows < cols else "F")
     _fill_matrix(tmp, g, key, stream)
     store(t, tmp.reshape(t.shape))
     mark_written(t)
     return tensor
 
 
-def delta_orthogonal_(tensor: Any, gain: float = 1.0, *, seed: Any = None, layout: str = "torch") -> Any:
+def delta_orthogonal_(tensor: TensorT, gain: float = 1.0, *, seed: SeedLike = None, layout: str = "torch") -> TensorT:
     """Delta-orthogonal initialization of a 3-, 4- or 5-D convolution kernel (Xiao et al. 2018).
 
     All taps are zero except the centre tap, which holds ``gain`` times a Haar-distributed
@@ -167,28 +188,47 @@ def delta_orthogonal_(tensor: Any, gain: float = 1.0, *, seed: Any = None, layou
         c_out x c_in matrix with orthonormal columns. ``layout="keras"``/``"jax"``: shape
         ``(*k, c_in, c_out)``, the centre tap is c_in x c_out with orthonormal rows. For one
         seed the keras-layout matrix is the transpose of the torch-layout one.
-    gain : float, optional
-        Multiplier (default 1).
+    gain : float, default 1.0
+        Multiplier, finite.
     seed : int, Generator or None, keyword-only
         As in :func:`orthogonal_`.
-    layout : {"torch", "keras", "jax"}, keyword-only
+    layout : {"torch", "keras", "jax"}, keyword-only, default "torch"
         Axis order of the kernel.
 
     Returns
     -------
-    The same object ``tensor``.
+    numpy.ndarray or torch.Tensor
+        ``tensor`` itself (the same object), filled.
 
     Raises
     ------
     ValueError
         Not 3-, 4- or 5-D; ``c_in > c_out`` (an orthogonal map cannot have more inputs than
-        outputs); unknown layout; non-finite gain. Nothing is written on error.
+        outputs); an unknown layout; a non-finite gain or one that would overflow the dtype;
+        ``seed`` outside ``[0, 2**64)``; a read-only array or elements overlapping in memory.
+        Nothing is written on error.
+    TypeError
+        ``tensor`` is not a NumPy array or torch tensor, or has an unsupported dtype; a
+        non-real ``gain``; ``seed`` not an int, Generator or None.
+
+    See Also
+    --------
+    orthogonal_, dirac_
 
     Notes
     -----
     Determinism: as :func:`orthogonal_` (bit-identical for any thread count and memory
     layout); the centre matrix is ``orthogonal_`` of a ``(c_out, c_in)`` matrix of the same
-    seed and dtype.
+    seed and dtype. A torch tensor on any device gets the same bits (computed on the host).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> k = initlab.delta_orthogonal_(np.empty((8, 4, 3, 3), np.float64), seed=0)
+    >>> c = k[:, :, 1, 1]                      # the centre tap: orthonormal columns
+    >>> np.allclose(c.T @ c, np.eye(4)), bool(np.count_nonzero(k) == np.count_nonzero(c))
+    (True, True)
     """
     t = as_target(tensor)
     if t.ndim not in (3, 4, 5):
@@ -207,7 +247,7 @@ def delta_orthogonal_(tensor: Any, gain: float = 1.0, *, seed: Any = None, layou
     key, stream = resolve_seed(seed)
     if t.size == 0:
         return tensor
-    q = np.empty((c_out, c_in), dtype=_compute_dtype(t.code), order="F")
+    q: np.ndarray = np.empty((c_out, c_in), dtype=_compute_dtype(t.code), order="F")
     _fill_matrix(q, g, key, stream)
     vals = np.zeros(t.shape, dtype=q.dtype)
     centre = tuple((int(k) - 1) // 2 for k in ks)
