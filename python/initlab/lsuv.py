@@ -110,7 +110,7 @@ def _moments(a: Any) -> _Moments:
 
 # Per-name seeds live with the other seed logic (initlab.generator); re-exported here, where
 # they were first defined, for compatibility.
-from .generator import name_stream, named_seeds  # noqa: E402,F401
+from .generator import SeedLike, name_stream, named_seeds  # noqa: E402,F401
 
 
 # ---- the report ------------------------------------------------------------------------------
@@ -320,12 +320,12 @@ class _Batches:
 
 
 def _check_options(tol: Any, max_iter: Any, target_var: Any) -> tuple[float, int, float]:
-    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not (math.isfinite(tol) and tol > 0):
+    if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not (math.isfinite(tol) and float(tol) > 0):
         raise ValueError(f"tol must be a positive finite number, got {tol!r}")
     if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 0:
         raise ValueError(f"max_iter must be a non-negative int, got {max_iter!r}")
     if (isinstance(target_var, bool) or not isinstance(target_var, numbers.Real)
-            or not (math.isfinite(target_var) and target_var > 0)):
+            or not (math.isfinite(target_var) and float(target_var) > 0)):
         raise ValueError(f"target_var must be a positive finite number, got {target_var!r}")
     return float(tol), int(max_iter), float(target_var)
 
@@ -349,7 +349,7 @@ def _check_output(layer: Any, m: _Moments) -> None:
 
 
 def _run_lsuv(layers: Sequence[Any], measure: Callable[[int, Any, bool], _Moments], batches: _Batches, *,
-             tol: float, max_iter: int, target_var: float, center: bool, orthogonal: bool, seed: Any,
+             tol: float, max_iter: int, target_var: float, center: bool, orthogonal: bool, seed: SeedLike,
              forward_passes: int = 0, skipped: Sequence[str] = (), calls: Sequence[int] | None = None) -> LSUVReport:
     """Algorithm 1 on layer adapters (internal; shared by the NumPy, initlab.nn and torch front ends).
 
@@ -547,8 +547,9 @@ def _is_initlab_nn(model: Any) -> bool:
 
 
 def lsuv(model: Any, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var: float = 1.0,
-         center: bool = False, orthogonal: bool = True, seed: Any = None, forward: Callable[[Any], Sequence[Any]] | None = None,
-         biases: Sequence[Any] | None = None, layout: Any = "torch", bias_axis: int = -1,
+         center: bool = False, orthogonal: bool = True, seed: SeedLike = None,
+         forward: Callable[[Any], Sequence[Any]] | None = None, biases: Sequence[Any | None] | None = None,
+         layout: str = "torch", bias_axis: int = -1,
          batchnorm: str = "train", stop_early: bool = True, prepare: Callable[[Any], Any] | None = None,
          pool_batches: int | None = None, **kwargs: Any) -> LSUVReport:
     """Layer-sequential unit-variance initialization (Mishkin & Matas 2016, Algorithm 1), in place.
@@ -592,16 +593,19 @@ def lsuv(model: Any, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var
         ``orthogonal=False`` weights and biases are rescaled from their current values.
     seed : int, Generator or None
         Seed of the orthonormal pre-initialization; each layer's stream comes from its name
-        (see :func:`named_seeds`), so adding a layer does not change the others.
+        (see :func:`named_seeds`), so adding a layer does not change the others. ``int``:
+        stateless; a :class:`~initlab.Generator`: the call takes one stream of it; ``None``
+        (default): the default generator. Unused with ``orthogonal=False``.
     forward : callable, optional
         Framework-neutral models only: ``forward(batch)`` returns the outputs of the layers of
         ``model`` (one per weight, same order, pre-activation) computed with the current weights.
         Layers are processed in the order of the list, which must be the execution order.
     biases : sequence of arrays or None, optional
         Framework-neutral models only: the bias of each layer (``None`` entries for none).
-    layout : str or (in_axis, out_axis)
+    layout : {"torch", "keras", "jax"}
         Framework-neutral models only: weight layout for the orthonormal pre-init (as
-        :func:`initlab.orthogonal_`); ``"torch"`` reads (out, in, *k).
+        :func:`initlab.orthogonal_`); ``"torch"`` reads ``(out, in, *k)``, ``"keras"`` and
+        ``"jax"`` read ``(*k, in, out)``.
     bias_axis : int
         Framework-neutral models only: axis of a layer's output along which its bias varies.
     batchnorm : {"train", "eval"}
@@ -630,21 +634,56 @@ def lsuv(model: Any, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var
     Raises
     ------
     ValueError
-        Bad options; ``center=True`` with a layer without bias; a layer whose output is
-        constant, non-finite or independent of its weights (zero input). The error names the
-        layer (index and type for NumPy models) and every weight is restored first.
+        Bad options (``tol``/``target_var`` not positive and finite, ``max_iter`` negative,
+        ``pool_batches`` not a positive int, ``batchnorm`` not "train"/"eval"); an empty ``x`` or
+        a model with no layers; ``biases`` of the wrong length; ``forward`` returning the wrong
+        number of outputs; ``center=True`` with a layer without bias; ``orthogonal=True`` with
+        a weight of fewer than 2 dimensions; ``seed`` outside ``[0, 2**64)``; a layer whose
+        output is empty, constant, non-finite or independent of its weights (zero input), or
+        that did not run in a measuring pass. The error names the layer (index and type for
+        NumPy models) and every weight is restored first.
     TypeError
-        An unsupported model, weight dtype or ``x``.
+        An unsupported model, weight dtype or ``x``; ``forward`` missing for a list of
+        weights, or given with an :mod:`initlab.nn` model; ``prepare`` not callable; unknown
+        keyword arguments (``kwargs`` are for torch models only); ``seed`` of another type.
 
     Warns
     -----
     RuntimeWarning
         A layer did not reach the tolerance in ``max_iter`` rescalings (the report says so too).
 
+    See Also
+    --------
+    LSUVReport, orthogonal_, initlab.torch.lsuv
+
     Notes
     -----
     A layer used several times in one forward pass is rescaled once per iteration, from the
     statistics of all its calls pooled, at the position of its first call.
+
+    Determinism: the orthonormal pre-initialization follows the determinism contract of
+    :func:`orthogonal_` (a pure function of the seed, the layer's name-derived stream, the
+    shape, layout and dtype: bit-identical for any thread count and device). The rescaling
+    factors are then a deterministic function of those weights, the batches and the model's
+    forward pass: the same inputs and the same forward computation give the same weights.
+
+    Examples
+    --------
+    A framework-neutral model: a list of weights and a ``forward`` that returns each layer's
+    pre-activation output.
+
+    >>> import numpy as np
+    >>> import initlab
+    >>> ws = [np.zeros((64, 32), np.float32), np.zeros((10, 64), np.float32)]   # pre-initialized by LSUV
+    >>> def forward(x):
+    ...     h = x @ ws[0].T
+    ...     return [h, np.maximum(h, 0) @ ws[1].T]
+    >>> x = np.random.default_rng(0).standard_normal((256, 32)).astype(np.float32)
+    >>> report = initlab.lsuv(ws, x, forward=forward, seed=0)
+    >>> report.converged, len(report)
+    (True, 2)
+    >>> [abs(layer.var_after - 1.0) < 0.1 for layer in report]
+    [True, True]
     """
     if _is_torch_module(model):
         from .torch import lsuv as torch_lsuv
@@ -673,7 +712,7 @@ def lsuv(model: Any, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var
 
 def _lsuv_arrays(weights: list[Any], x: Any, forward: Callable[[Any], Sequence[Any]], biases: Any, layout: Any,
                  bias_axis: int, *, tol: float, max_iter: int, target_var: float, center: bool, orthogonal: bool,
-                 seed: Any, prepare: Any, pool_batches: Any = None) -> LSUVReport:
+                 seed: SeedLike, prepare: Any, pool_batches: Any = None) -> LSUVReport:
     if not weights:
         raise ValueError("LSUV: the model has no layers (empty list of weights)")
     if biases is None:
@@ -770,7 +809,12 @@ def _lsuv_nn(model: Any, x: Any, *, batchnorm: str, stop_early: bool, **opts: An
     if not named:
         raise ValueError("LSUV: the model has no Linear or Conv2d layer to rescale")
     seen_ids: set[int] = set()
-    named = [(q, m) for q, m in named if not (id(m) in seen_ids or seen_ids.add(id(m)))]
+    unique = []
+    for q, m in named:  # a module reachable under several names is one layer
+        if id(m) not in seen_ids:
+            seen_ids.add(id(m))
+            unique.append((q, m))
+    named = unique
     batches = _Batches(x, opts.pop("prepare"), opts.pop("pool_batches"))
     probe = _HookProbe(stop_early)
 
@@ -787,8 +831,8 @@ def _lsuv_nn(model: Any, x: Any, *, batchnorm: str, stop_early: bool, **opts: An
     try:
         model.eval()
         if batchnorm == "train":
-            for m in bns:
-                m.train()
+            for bn in bns:
+                bn.train()
         for i, (_, m) in enumerate(named):
             removers.append(m.register_forward_hook(make_hook(i)))
         model(batches.next())  # discovery pass: execution order and calls per layer
