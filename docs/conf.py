@@ -81,24 +81,3 @@ html_theme_options = {
 }
 html_static_path: list[str] = []
 html_show_sourcelink = False
-
-# Docstrings in files that were being edited by others when this site was set up carry a few
-# reStructuredText slips (a bare |z| is a substitution, a bare * starts emphasis). They are
-# escaped here, name by name and string by string, until the docstrings themselves are fixed;
-# anything else still fails the -W build.
-_PENDING_DOCSTRING_FIXES = {
-    "initlab.normal_": [("Box-Muller's |z| is", "Box-Muller's \\|z\\| is")],
-    "initlab.variance_scaling_": [("N(0, s**2)", "N(0, s\\*\\*2)"), ("(*k, in, out)", "(\\*k, in, out)")],
-    "initlab.zero_init_": [("I* H_m I*", "I\\* H_m I\\*"), ("(out, in, *k)", "(out, in, \\*k)")],
-    "initlab.lsuv": [("(out, in, *k)", "(out, in, \\*k)")],
-}
-
-
-def _apply_pending_fixes(app, what, name, obj, options, lines):
-    for old, new in _PENDING_DOCSTRING_FIXES.get(name, ()):
-        for i, line in enumerate(lines):
-            lines[i] = line.replace(old, new)
-
-
-def setup(app):
-    app.connect("autodoc-process-docstring", _apply_pending_fixes)

@@ -60,7 +60,7 @@ class Generator:
     key : int
         The 64-bit Philox key.
     streams_used : int
-        The next stream to be handed out (streams handed out so far when ``stream=0``).
+        The next stream to be handed out (the number handed out so far, for ``stream=0``).
 
     Raises
     ------
@@ -116,7 +116,8 @@ class Generator:
 
     @property
     def streams_used(self) -> int:
-        """How many streams the generator has handed out."""
+        """The next stream the generator hands out: the number of streams it has handed out when
+        it was created with ``stream=0`` (the default)."""
         with self._lock:
             return self._next
 
