@@ -64,9 +64,9 @@ def _legendre() -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=256)
 def _standard_nodes(kinks: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
     # Nodes and weights for N(0, 1); ``kinks`` are in standard units.
-    edges = {-_HALF_WIDTH, _HALF_WIDTH, *_PANEL_EDGES}
-    edges.update(k for k in kinks if -_HALF_WIDTH < k < _HALF_WIDTH)
-    edges = sorted(edges)
+    edge_set = {-_HALF_WIDTH, _HALF_WIDTH, *_PANEL_EDGES}
+    edge_set.update(k for k in kinks if -_HALF_WIDTH < k < _HALF_WIDTH)
+    edges = sorted(edge_set)
     t, w = _legendre()
     xs, ws = [], []
     for a, b in zip(edges[:-1], edges[1:]):

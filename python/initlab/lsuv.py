@@ -861,5 +861,5 @@ def _lsuv_nn(model: Any, x: Any, *, batchnorm: str, stop_early: bool, **opts: An
             r()
         for m, t in modes:
             m.training = t
-        for m, (rm, rv) in zip(bns, running):  # LSUV's passes leave no trace in the running estimates
-            m.running_mean, m.running_var = rm, rv
+        for bn, (rm, rv) in zip(bns, running):  # LSUV's passes leave no trace in the running estimates
+            bn.running_mean, bn.running_var = rm, rv

@@ -71,6 +71,18 @@ class Stats:
     """
 
     __slots__ = ("count", "mean", "var", "std", "min", "max", "abs_max", "rms", "zero_fraction", "nonfinite_count", "shape")
+    # Each figure is a Python scalar (no ``axis``) or an ndarray (per slice): typed Any for callers.
+    count: Any
+    mean: Any
+    var: Any
+    std: Any
+    min: Any
+    max: Any
+    abs_max: Any
+    rms: Any
+    zero_fraction: Any
+    nonfinite_count: Any
+    shape: tuple[int, ...]
 
     def __init__(self, raw: dict[str, np.ndarray], count: int, shape: tuple[int, ...]) -> None:
         finite = raw["finite"].reshape(shape)

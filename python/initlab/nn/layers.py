@@ -58,6 +58,7 @@ class Linear(Module):
             raise ValueError(f"Linear needs positive sizes, got in_features={in_features}, out_features={out_features}")
         dt = _check_dtype(dtype)
         self.in_features, self.out_features = int(in_features), int(out_features)
+        self.weight: np.ndarray
         self._add_param("weight", np.empty((self.out_features, self.in_features), dt))
         self.bias: np.ndarray | None = None
         if bias:
@@ -103,7 +104,7 @@ class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
                  groups: int = 1, bias: bool = True, *, seed: Any = None, dtype: Any = np.float64) -> None:
         super().__init__()
-        pair = lambda v: (int(v), int(v)) if np.isscalar(v) else tuple(int(u) for u in v)  # noqa: E731
+        pair = lambda v: (int(v), int(v)) if np.ndim(v) == 0 else tuple(int(u) for u in v)  # noqa: E731
         self.kernel_size, self.stride, self.padding = pair(kernel_size), pair(stride), pair(padding)
         if groups < 1 or in_channels % groups or out_channels % groups:
             raise ValueError(f"in_channels ({in_channels}) and out_channels ({out_channels}) must be divisible by groups ({groups})")
@@ -112,6 +113,7 @@ class Conv2d(Module):
         dt = _check_dtype(dtype)
         self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
         kh, kw = self.kernel_size
+        self.weight: np.ndarray
         self._add_param("weight", np.empty((out_channels, in_channels // groups, kh, kw), dt))
         self.bias: np.ndarray | None = None
         if bias:
@@ -182,7 +184,8 @@ class LayerNorm(Module):
     def __init__(self, normalized_shape: Any, eps: float = 1e-5, elementwise_affine: bool = True, *,
                  dtype: Any = np.float64) -> None:
         super().__init__()
-        self.normalized_shape = (int(normalized_shape),) if np.isscalar(normalized_shape) else tuple(int(s) for s in normalized_shape)
+        self.normalized_shape = ((int(normalized_shape),) if np.ndim(normalized_shape) == 0
+                                 else tuple(int(s) for s in normalized_shape))
         self.eps = float(eps)
         dt = _check_dtype(dtype)
         self.weight: np.ndarray | None = None
@@ -263,7 +266,7 @@ class BatchNorm(Module):
             mu, var = self.running_mean, self.running_var
         self._rstd = (1.0 / np.sqrt(var + self.eps)).reshape(shape)
         self._xhat = (x - mu.reshape(shape)) * self._rstd
-        if self.weight is None:
+        if self.weight is None or self.bias is None:  # (both or neither: elementwise_affine)
             return self._xhat
         return self._xhat * self.weight.reshape(shape) + self.bias.reshape(shape)
 
@@ -298,6 +301,7 @@ class ScalarBias(Module):
 
     def __init__(self, value: float = 0.0, *, dtype: Any = np.float64) -> None:
         super().__init__()
+        self.bias: np.ndarray
         self._add_param("bias", np.array(float(value), dtype=_check_dtype(dtype)))
 
     def _forward(self, x: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import cast
 from typing import Any
 
 import numpy as np
@@ -252,6 +253,7 @@ class Residual(Module):
         self._children["branch"] = branch
         if shortcut is not None:
             self._children["shortcut"] = shortcut
+        self.alpha: np.ndarray
         self._add_param("alpha", np.array(float(alpha)))
         self.bias: np.ndarray | None = None
         if bias is not None:
@@ -263,7 +265,7 @@ class Residual(Module):
             self._add_param("bias", np.array(float(value)))
         else:
             self.bias[...] = value
-        return self.bias
+        return cast(np.ndarray, self.bias)  # (set just above)
 
     @property
     def branch(self) -> Module:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -561,7 +561,7 @@ def _metainit_torch(model: Any, shape: tuple, steps: int, lr: float, mu: float, 
             t = torch.randint(0, k, (shape[0],), generator=gen)
             loss = torch.nn.functional.cross_entropy(out, t)
             g = torch.autograd.grad(loss, ws, create_graph=True)
-            hg = torch.autograd.grad(sum((gi * gi).sum() / 2 for gi in g), ws, create_graph=True)
+            hg = torch.autograd.grad(cast("torch.Tensor", sum((gi * gi).sum() / 2 for gi in g)), ws, create_graph=True)
             gq = sum(((gi - hi) / (gi + eps * (2 * (gi >= 0).to(gi.dtype) - 1).detach()) - 1).abs().sum()
                      for gi, hi in zip(g, hg)) / N
             grads = torch.autograd.grad(gq, ws)
@@ -681,7 +681,7 @@ def gradient_quotient(model: Any, input_shape: Any, *, n_batches: int = 8, eps: 
                 out = model(x)
                 t = torch.randint(0, n_classes or out.shape[-1], (shape[0],), generator=gen)
                 g = torch.autograd.grad(torch.nn.functional.cross_entropy(out, t), ws, create_graph=True)
-                hg = torch.autograd.grad(sum((gi * gi).sum() / 2 for gi in g), ws)
+                hg = torch.autograd.grad(cast("torch.Tensor", sum((gi * gi).sum() / 2 for gi in g)), ws)
                 num = sum(((gi.detach() - hi) / (gi.detach() + eps * torch.where(gi.detach() >= 0, 1.0, -1.0)) - 1)
                           .abs().sum() for gi, hi in zip(g, hg))
                 vals.append(float(num) / sum(w.numel() for w in ws))
@@ -696,9 +696,9 @@ def gradient_quotient(model: Any, input_shape: Any, *, n_batches: int = 8, eps: 
     theta = P.get()
     try:
         for _ in range(int(n_batches)):
-            x = rng.standard_normal(shape).astype(P.arrays[0].dtype)
-            t = rng.integers(0, n_classes or int(model.forward(x).shape[-1]), size=shape[0])
-            vals.append(_gq_nn(P, theta, x, t, eps, with_grad=False)[0])
+            xb = rng.standard_normal(shape).astype(P.arrays[0].dtype)
+            tb = rng.integers(0, n_classes or int(model.forward(xb).shape[-1]), size=shape[0])
+            vals.append(_gq_nn(P, theta, xb, tb, eps, with_grad=False)[0])
     finally:
         P.set(theta)
         for m, mode in modes.values():

@@ -78,7 +78,8 @@ def _nn_insert_biases(block: Any) -> int:
     br = block.branch
     if not isinstance(br, nn.Sequential):
         return 0
-    layers, added = [], 0
+    layers: list[Any] = []
+    added = 0
     for m in br:
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.Activation)) and not (layers and isinstance(layers[-1], ScalarBias)):
             layers.append(ScalarBias(dtype=_dtype_of(m, block)))
@@ -291,7 +292,7 @@ def _fixup_torch(model: Any, bl: list | None, seed: Any, mode: str, norm: str, a
             for k, rel in enumerate(rc):
                 bn_rel = rel.replace("conv", "bn")
                 if add_scalars:
-                    wrapped = PreShift(blk.get_submodule(rel))
+                    wrapped: Any = PreShift(blk.get_submodule(rel))
                     if k == 0:
                         shared = wrapped.bias_in
                     set_submodule(blk, rel, wrapped)
