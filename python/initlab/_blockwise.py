@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .generator import SeedLike
 from . import init as _init
 from .generator import Generator, _resolve_dtype, resolve_seed
 
@@ -77,7 +78,7 @@ def resolve_dtype(dtype: Any) -> np.dtype:
     return np.dtype(_resolve_dtype(dtype))
 
 
-def resolve_stream(seed: Any) -> tuple[int, int]:
+def resolve_stream(seed: SeedLike) -> tuple[int, int]:
     """Resolve a seed to (key, stream) once. A Generator hands out exactly one stream here, so a
     lazily evaluated graph built from it is deterministic; ``None`` takes the default generator's next."""
     return resolve_seed(seed)

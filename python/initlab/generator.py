@@ -99,7 +99,7 @@ class Generator:
     True
     """
 
-    def __init__(self, seed: int | None = None, *, stream: int = 0) -> None:
+    def __init__(self, seed: int | np.integer | None = None, *, stream: int = 0) -> None:
         if seed is None:
             seed = int.from_bytes(os.urandom(8), "little")
         self._key = _check_seed_int(seed)

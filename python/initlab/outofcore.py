@@ -26,6 +26,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .generator import SeedLike
 from . import _atomic, _blockwise
 
 __all__ = ["fill_file", "FileFill"]
@@ -96,7 +97,7 @@ def _check_chunk_bytes(chunk_bytes: Any, itemsize: int) -> int:
 
 
 def fill_file(path: str | os.PathLike, shape: Any, init: Any = "normal", *args: Any, dtype: Any = "float32",
-              seed: Any = None, chunk_bytes: int = _DEFAULT_CHUNK, progress: bool | None = None,
+              seed: SeedLike = None, chunk_bytes: int = _DEFAULT_CHUNK, progress: bool | None = None,
               file_format: str = "npy", drop_pages: bool = True, **options: Any) -> FileFill:
     """Write a tensor filled by a blockwise initializer to a file, chunk by chunk, in bounded memory.
 

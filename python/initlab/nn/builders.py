@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ..generator import SeedLike
 from .activations import get_activation
 from .layers import BatchNorm, Conv2d, LayerNorm, Linear, as_generator
 from .module import Flatten, Module, Residual, Sequential
@@ -38,7 +39,7 @@ def _norm(kind: str | None, width: int, dtype: Any) -> list[Module]:
 
 
 def mlp(in_features: int, width: int, depth: int, out_features: int | None = None, *, activation: Any = "relu",
-        bias: bool = True, norm: str | None = None, seed: Any = None, dtype: Any = np.float64) -> Sequential:
+        bias: bool = True, norm: str | None = None, seed: SeedLike = None, dtype: Any = np.float64) -> Sequential:
     """A multilayer perceptron: ``depth`` hidden layers of ``width`` units.
 
     Each hidden layer is ``Linear -> [norm] -> activation``; an output ``Linear`` follows when
@@ -77,7 +78,7 @@ def mlp(in_features: int, width: int, depth: int, out_features: int | None = Non
 
 
 def residual_mlp(in_features: int, width: int, n_blocks: int, out_features: int | None = None, *,
-                 activation: str = "relu", norm: str | None = "layer", alpha: float = 1.0, seed: Any = None,
+                 activation: str = "relu", norm: str | None = "layer", alpha: float = 1.0, seed: SeedLike = None,
                  dtype: Any = np.float64) -> Sequential:
     """A pre-norm residual MLP: ``Linear`` stem, ``n_blocks`` residual blocks, optional head.
 
@@ -98,7 +99,7 @@ def residual_mlp(in_features: int, width: int, n_blocks: int, out_features: int 
 
 
 def resnet(in_channels: int = 3, channels: int = 16, n_blocks: int = 3, n_classes: int | None = 10, *,
-           alpha: float = 1.0, norm: str | None = "batch", seed: Any = None, dtype: Any = np.float64) -> Sequential:
+           alpha: float = 1.0, norm: str | None = "batch", seed: SeedLike = None, dtype: Any = np.float64) -> Sequential:
     """A small convolutional residual network on NCHW inputs (He et al. 2016 basic blocks, stride 1).
 
     ``Conv3x3 -> [BN] -> ReLU``, then ``n_blocks`` of
@@ -125,7 +126,7 @@ def resnet(in_channels: int = 3, channels: int = 16, n_blocks: int = 3, n_classe
     return Sequential(*layers)
 
 
-def init_weights(model: Module, init: str | Callable[..., Any], *, bias: float | None = 0.0, seed: Any = None,
+def init_weights(model: Module, init: str | Callable[..., Any], *, bias: float | None = 0.0, seed: SeedLike = None,
                  **kwargs: Any) -> Module:
     """Re-initialize the weight of every Linear and Conv2d of ``model`` in place.
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..generator import SeedLike
 from .module import Module
 
 __all__ = ["Linear", "Conv2d", "LayerNorm", "BatchNorm", "ScalarBias"]
@@ -28,7 +29,7 @@ def _check_dtype(dtype: Any) -> np.dtype:
     return dt
 
 
-def _torch_default_init(weight: np.ndarray, bias: np.ndarray | None, fan_in: int, seed: Any) -> None:
+def _torch_default_init(weight: np.ndarray, bias: np.ndarray | None, fan_in: int, seed: SeedLike) -> None:
     # torch's reset_parameters: kaiming_uniform_(a=sqrt(5)) = U(+-1/sqrt(fan_in)), bias the same bound.
     from .. import init
 
@@ -51,7 +52,7 @@ class Linear(Module):
     dtype : float32 or float64, default float64
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, seed: Any = None,
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, *, seed: SeedLike = None,
                  dtype: Any = np.float64) -> None:
         super().__init__()
         if in_features < 1 or out_features < 1:
@@ -102,7 +103,7 @@ class Conv2d(Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
-                 groups: int = 1, bias: bool = True, *, seed: Any = None, dtype: Any = np.float64) -> None:
+                 groups: int = 1, bias: bool = True, *, seed: SeedLike = None, dtype: Any = np.float64) -> None:
         super().__init__()
         pair = lambda v: (int(v), int(v)) if np.ndim(v) == 0 else tuple(int(u) for u in v)  # noqa: E731
         self.kernel_size, self.stride, self.padding = pair(kernel_size), pair(stride), pair(padding)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..generator import SeedLike
 from ..manifest import Entry, LeftAlone, Manifest
 
 # Sub-module names that are the skip path of a residual block, not its branch.
@@ -115,7 +116,7 @@ class Plan:
     ``("fn", callable(tensor, seed))``.
     """
 
-    def __init__(self, model: Any, scheme: str, seed: Any) -> None:
+    def __init__(self, model: Any, scheme: str, seed: SeedLike) -> None:
         self.model, self.scheme, self.seed = model, scheme, seed
         self._items: dict[int, tuple[Any, str, str, str, str, list, dict]] = {}
         self.left: list[LeftAlone] = []

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..generator import SeedLike
 from ..manifest import Entry, LeftAlone, Manifest
 from ._common import dtype_name, framework
 
@@ -94,7 +95,7 @@ def _layers(model: Any, fw: str, what: str) -> list[tuple[str, Any]]:
     return items
 
 
-def grow(proxy: Any, target: Any, *, noise: float = 0.0, seed: Any = None) -> Manifest:
+def grow(proxy: Any, target: Any, *, noise: float = 0.0, seed: SeedLike = None) -> Manifest:
     """Initialize ``target`` from a smaller trained ``proxy`` so that it computes the same function.
 
     Net2Net (Chen, Goodfellow, Shlens 2016), for MLP and convolutional stacks (``Sequential``

@@ -30,6 +30,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from ..generator import SeedLike
 from ..manifest import Entry, Manifest
 from ._common import dtype_name, framework
 
@@ -193,7 +194,7 @@ def _clip(g: np.ndarray, c: float = 1.0) -> np.ndarray:
 
 def gradinit(model: Any, data: Any, *, optimizer: str = "sgd", steps: int = 390, lr: float = 0.01, eta: float = 0.1,
              gamma: float = 1.0, alpha_min: float = 0.01, batch_size: int = 64, loss: str | None = None,
-             normalize_grad: bool = False, seed: Any = None) -> ProxyReport:
+             normalize_grad: bool = False, seed: SeedLike = None) -> ProxyReport:
     """GradInit (Zhu, Ni, Xu, Kong, Huang, Goldstein, NeurIPS 2021): learn a scale per parameter tensor.
 
     With ``theta_alpha = {alpha_i W_i}`` each step solves (by Adam on the ``alpha``)::
@@ -470,7 +471,7 @@ def _gradinit_nn(model: Any, x: np.ndarray, y: np.ndarray, optimizer: str, steps
 
 
 def metainit(model: Any, input_shape: Any, *, steps: int = 500, lr: float = 0.1, momentum: float = 0.9,
-             eps: float = 1e-5, n_classes: int | None = None, seed: Any = None) -> ProxyReport:
+             eps: float = 1e-5, n_classes: int | None = None, seed: SeedLike = None) -> ProxyReport:
     """MetaInit (Dauphin & Schoenholz, NeurIPS 2019): tune weight norms to minimize the gradient quotient.
 
     ``GQ(L, theta) = (1/N) sum_i |(g_i - (H g)_i) / (g_i + eps s_i) - 1|`` with ``g = grad L``,

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..generator import SeedLike
 from ..manifest import Manifest
 from ._common import (Plan, check_blocks_arg, framework, he_std, in_shortcut, select_blocks, set_submodule, under)
 
@@ -108,7 +109,7 @@ def _he_steps(shape: tuple[int, ...], mode: str, factor: float = 1.0) -> tuple[l
 # Fixup
 
 
-def fixup(model: Any, *, blocks: Any = None, seed: Any = None, mode: str = "fan_out", norm: str = "remove",
+def fixup(model: Any, *, blocks: Any = None, seed: SeedLike = None, mode: str = "fan_out", norm: str = "remove",
           add_scalars: bool = True) -> Manifest:
     """Fixup initialization (Zhang, Dauphin, Ma, ICLR 2019) of a residual network, in place.
 
@@ -164,7 +165,7 @@ def fixup(model: Any, *, blocks: Any = None, seed: Any = None, mode: str = "fan_
     return _fixup_torch(model, bl, seed, mode, norm, add_scalars)
 
 
-def _fixup_nn(model: Any, bl: list | None, seed: Any, mode: str, norm: str, add_scalars: bool) -> Manifest:
+def _fixup_nn(model: Any, bl: list | None, seed: SeedLike, mode: str, norm: str, add_scalars: bool) -> Manifest:
     nn = _nn_types()
     from ..nn.layers import ScalarBias
 
@@ -245,7 +246,7 @@ def _torch_blocks(model: Any, bl: list | None, *, transformer: bool = False) -> 
     return select_blocks(model, bl, rec)
 
 
-def _fixup_torch(model: Any, bl: list | None, seed: Any, mode: str, norm: str, add_scalars: bool) -> Manifest:
+def _fixup_torch(model: Any, bl: list | None, seed: SeedLike, mode: str, norm: str, add_scalars: bool) -> Manifest:
     from torch import nn as tnn
 
     from ._torch_struct import is_norm, is_weight_layer, remove_norm, resnet_convs
@@ -538,7 +539,7 @@ def _deepnet_constants(n_enc: int, n_dec: int) -> dict[str, tuple[float, float]]
 
 
 def scaled_residual(model: Any, *, rule: str = "gpt2", std: float = 0.02, n_layers: int | None = None,
-                    seed: Any = None) -> Manifest:
+                    seed: SeedLike = None) -> Manifest:
     """Depth-scaled initialization of residual output projections: GPT-2 or DeepNet.
 
     ``rule="gpt2"`` (Radford et al. 2019; nanoGPT/Megatron ``0.02/sqrt(2N)``): every residual

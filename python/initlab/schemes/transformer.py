@@ -6,13 +6,14 @@ import fnmatch
 import math
 from typing import Any
 
+from ..generator import SeedLike
 from ..manifest import Manifest
 from ._common import Plan, check_blocks_arg, framework, under
 
 __all__ = ["t_fixup"]
 
 
-def t_fixup(model: Any, *, seed: Any = None, blocks: Any = None, decoder_blocks: Any = None,
+def t_fixup(model: Any, *, seed: SeedLike = None, blocks: Any = None, decoder_blocks: Any = None,
             projections: dict[str, Any] | None = None, norm: str = "remove") -> Manifest:
     """T-Fixup initialization of an encoder/decoder Transformer, in place (torch models).
 

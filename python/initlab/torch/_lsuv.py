@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
+from ..generator import SeedLike
 from ..lsuv import LSUVReport, _Batches, _check_options, _HookProbe, _Moments, _moments, _run_lsuv
 from . import probes
 
@@ -146,7 +147,7 @@ def _unrecognized(m: nn.Module) -> bool:
 
 
 def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var: float = 1.0,
-         center: bool = False, orthogonal: bool = True, seed: Any = None, batchnorm: str = "train",
+         center: bool = False, orthogonal: bool = True, seed: SeedLike = None, batchnorm: str = "train",
          modules: Iterable[Any] | None = None, prepare: Callable[[Any], Any] | None = None,
          stop_early: bool = True, pool_batches: int | None = None) -> LSUVReport:
     """LSUV (Mishkin & Matas 2016, Algorithm 1) on a ``torch.nn.Module``, in place.

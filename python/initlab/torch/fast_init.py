@@ -24,6 +24,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from ..generator import SeedLike
 from ..generator import Generator, resolve_seed
 
 __all__ = ["fast_init"]
@@ -50,7 +51,7 @@ class _Frame:
 
     __slots__ = ("seed", "counts", "defer", "mode", "depth")
 
-    def __init__(self, seed: Any, counts: Counter, defer: bool) -> None:
+    def __init__(self, seed: SeedLike, counts: Counter, defer: bool) -> None:
         self.seed = seed  # an initlab.Generator, or None for the module-wide default generator
         self.counts = counts
         self.defer = defer
@@ -166,7 +167,7 @@ def _resolve(name: str, t: torch.Tensor, a: dict) -> tuple | None:
     return None
 
 
-def _run(op: tuple, t: torch.Tensor, seed: Any) -> None:
+def _run(op: tuple, t: torch.Tensor, seed: SeedLike) -> None:
     """Write base operation ``op`` into ``t`` with initlab (validates before writing)."""
     from .rules import host_default
 
@@ -174,7 +175,7 @@ def _run(op: tuple, t: torch.Tensor, seed: Any) -> None:
         _run_op(op, t, seed)
 
 
-def _run_op(op: tuple, t: torch.Tensor, seed: Any) -> None:
+def _run_op(op: tuple, t: torch.Tensor, seed: SeedLike) -> None:
     from .. import init as il
     from ..orthogonal import orthogonal_
 
@@ -211,7 +212,7 @@ def _run_op(op: tuple, t: torch.Tensor, seed: Any) -> None:
 class _Pending:
     __slots__ = ("alias", "op", "seed")
 
-    def __init__(self, alias: torch.Tensor, op: tuple, seed: Any) -> None:
+    def __init__(self, alias: torch.Tensor, op: tuple, seed: SeedLike) -> None:
         self.alias, self.op, self.seed = alias, op, seed
 
 
@@ -562,7 +563,7 @@ class fast_init(contextlib.ContextDecorator):
     ...     model = torch.nn.Sequential(torch.nn.Linear(512, 512), torch.nn.LayerNorm(512))
     """
 
-    def __init__(self, seed: Any = None, *, defer: bool = True) -> None:
+    def __init__(self, seed: SeedLike = None, *, defer: bool = True) -> None:
         if seed is not None and not isinstance(seed, Generator):
             Generator(seed)  # validate now (TypeError/ValueError naming the bad seed)
         if not isinstance(defer, bool):

@@ -7,6 +7,7 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
+from ..generator import SeedLike
 from ..manifest import LeftAlone, Manifest
 from .initialize import _make_plan, _manifest, _run
 from .rules import Rule
@@ -25,7 +26,7 @@ def _tie_groups(model: nn.Module) -> list[list[tuple[nn.Module, str]]]:
     return [g for g in groups.values() if len(g) > 1]
 
 
-def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = None, device: Any = "cpu",
+def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: SeedLike = None, device: Any = "cpu",
                 rules: Iterable[Rule] = (), unknown: str = "error", factory: Callable[[], nn.Module] | None = None,
                 return_manifest: bool = False, **options: Any) -> Any:
     """Allocate a meta-device model on ``device`` and initialize everything in it; return it.
