@@ -197,3 +197,69 @@ def test_lazy_attribute_and_progress_bar(capsys):
         out = idk.normal((20, 20), chunks=5, seed=0).compute(scheduler="sync")
     assert out.tobytes() == _reference("normal", (20, 20), (), {}, seed=0).tobytes()
     assert "100%" in capsys.readouterr().out
+
+
+# --- issue 19, items 2-5: to_npy writes beside the target and renames; the old file or the complete new one ---
+
+def _old_npy(path):
+    np.save(path, np.arange(6, dtype=np.float64))
+    return path.read_bytes()
+
+
+def _temporaries(directory):
+    return [p.name for p in directory.iterdir() if "initlab-tmp" in p.name]
+
+
+def test_to_npy_compute_false_leaves_the_file_until_computed(tmp_path):
+    """Item 3: to_npy(compute=False) only builds the graph; the old file is untouched until it is computed."""
+    p = tmp_path / "w.npy"
+    old = _old_npy(p)
+    x = idk.normal((30, 20), chunks=(7, 6), seed=5)
+    delayed = idk.to_npy(x, p, compute=False)
+    assert p.read_bytes() == old and _temporaries(tmp_path) == []
+    delayed.compute(scheduler="threads")
+    assert np.load(p).tobytes() == _reference("normal", (30, 20), (), {}, seed=5).tobytes()
+    assert _temporaries(tmp_path) == []
+
+
+@pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
+def test_to_npy_failing_block_keeps_the_old_file(tmp_path, exc):
+    """Item 2: a block that raises (or Ctrl-C) leaves the old file, not a loadable file with zero
+    rows, and removes the temporary."""
+    p = tmp_path / "w.npy"
+    old = _old_npy(p)
+    x = idk.uniform((40, 10), chunks=(5, 10), seed=1)
+
+    def boom(b, block_info=None):
+        if block_info[0]["chunk-location"][0] == 5:
+            raise exc("block failed")
+        return b
+
+    with pytest.raises(exc):
+        idk.to_npy(x.map_blocks(boom, dtype=x.dtype), p, scheduler="sync")
+    assert p.read_bytes() == old and _temporaries(tmp_path) == []
+
+
+def test_to_npy_refuses_non_regular_targets_and_huge_files(tmp_path):
+    """Items 3 and 5: a directory or FIFO is refused with ValueError (never opened, so no block);
+    a file that cannot fit is refused before the old file is touched."""
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    code = ("import sys, initlab.dask as idk\ntry:\n    idk.to_npy(idk.normal((4, 4), seed=0), sys.argv[1])\n"
+            "except ValueError as e:\n    print('ValueError:', e)\n")
+    try:
+        out = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("to_npy blocked on a FIFO with no reader")
+    assert "ValueError:" in out.stdout and "FIFO" in out.stdout, (out.stdout, out.stderr[-1000:])
+    x = idk.normal((4, 4), seed=0)
+    with pytest.raises(ValueError, match="directory"):
+        idk.to_npy(x, tmp_path)
+    p = tmp_path / "w.npy"
+    old = _old_npy(p)
+    with pytest.raises((ValueError, OSError)):
+        idk.to_npy(da.zeros((2**61,), chunks=2**40, dtype=np.float32), p)
+    assert p.read_bytes() == old and _temporaries(tmp_path) == []

@@ -19,7 +19,9 @@ and the other keyword options pass through): :func:`uniform`, :func:`normal`,
 :func:`kaiming_normal`, :func:`lecun_uniform`, :func:`lecun_normal`, :func:`variance_scaling`,
 :func:`sparse` (its seeded zero mask ranks whole columns, so ``"auto"`` keeps columns whole),
 :func:`orthogonal` (one block only: a QR couples every element) and :func:`to_npy` (store any
-Dask array into one ``.npy`` file, block by block, from any scheduler).
+Dask array into one ``.npy`` file, block by block, from any scheduler; the file appears under its
+name only when complete). Zarr stores written with Dask's ``to_zarr`` are directories written in
+place: a failed store leaves a partial one (see :func:`to_npy`).
 
 Requires Dask (``pip install initlab[dask]``).
 """
@@ -27,18 +29,21 @@ Requires Dask (``pip install initlab[dask]``).
 from __future__ import annotations
 
 import functools
+import io
+import math
 import os
 from typing import Any
 
 import numpy as np
 
 try:
+    import dask
     import dask.array as da
     from dask.base import tokenize
 except ImportError as e:  # pragma: no cover - exercised only without dask
     raise ImportError("initlab.dask needs Dask; install it with `pip install initlab[dask]`") from e
 
-from . import _blockwise
+from . import _atomic, _blockwise
 
 __all__ = [
     "uniform", "normal", "trunc_normal", "xavier_uniform", "xavier_normal", "kaiming_uniform",
@@ -190,11 +195,14 @@ def orthogonal(shape: Any, gain: float = 1.0, *, chunks: Any = "auto", dtype: An
 
 
 class _NpyRegion:
-    """A picklable ``da.store`` target: writes a region into an existing ``.npy`` file with
-    ``pwrite`` from whichever process computed it (nothing is shipped but the path)."""
+    """A picklable ``da.store`` target: writes a region into a ``.npy`` file (a temporary file
+    beside the target, see :func:`to_npy`) with ``pwrite`` from whichever process computed it
+    (nothing is shipped but the path)."""
 
-    def __init__(self, path: str, shape: tuple[int, ...], dtype: np.dtype, data_offset: int) -> None:
+    def __init__(self, path: str, shape: tuple[int, ...], dtype: np.dtype, data_offset: int,
+                 create: bool = False) -> None:
         self.path, self.shape, self.dtype, self.data_offset = path, shape, dtype, data_offset
+        self.create = create
 
     def __setitem__(self, key: Any, value: np.ndarray) -> None:
         key = key if isinstance(key, tuple) else (key,)
@@ -208,7 +216,9 @@ class _NpyRegion:
         k = max([i for i in range(nd) if value.shape[i] != self.shape[i]], default=0)
         strides = [int(np.prod(self.shape[i + 1:])) for i in range(nd)]
         run = value.reshape(int(np.prod(value.shape[:k])), -1) if k else value.reshape(1, -1)
-        fd = os.open(self.path, os.O_WRONLY)
+        # Without ``create`` the temporary file exists already: a block still running after the
+        # store failed (and the temporary was removed) cannot bring it back.
+        fd = os.open(self.path, os.O_WRONLY | (os.O_CREAT if self.create else 0), 0o666)
         try:
             for r, outer in enumerate(np.ndindex(*value.shape[:k])):
                 flat = sum((starts[i] + (outer[i] if i < k else 0)) * strides[i] for i in range(nd))
@@ -221,37 +231,89 @@ class _NpyRegion:
             os.close(fd)
 
 
+def _finish_npy(stored: Any, tmp: str, path: str, header: bytes, nbytes: int) -> None:
+    # Runs once every block is in the temporary file: header, full size, sync, rename into place.
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        os.pwrite(fd, header, 0)
+        os.ftruncate(fd, nbytes)
+    finally:
+        os.close(fd)
+    _atomic.replace_into(tmp, path)
+
+
 def to_npy(x: da.Array, path: str | os.PathLike, *, compute: bool = True, **store_kwargs: Any) -> Any:
     """Store a Dask array into one ``.npy`` file without ever holding the whole array.
 
-    The file (header and full size) is created first; then every block is written into its
-    region (``pwrite``) by the process that computed it, so the threaded,
-    process and ``dask.distributed`` schedulers all work (the workers must see ``path``). Blocks
-    are disjoint, so no lock is needed. Progress: wrap the call in
+    Every block is written into its region (``pwrite``) of a temporary file beside ``path``
+    (``.<name>.initlab-tmp-*``, same directory) by the process that computed it, so the
+    threaded, process and ``dask.distributed`` schedulers all work (the workers must see the
+    directory). Blocks are disjoint, so no lock is needed. When every block is written, the
+    header goes in, the file is synced and renamed over ``path``: ``path`` holds either the old
+    file untouched or the complete new one. With ``compute=True`` a block that raises, Ctrl-C or
+    a full disk removes the temporary file; with ``compute=False`` nothing is created until the
+    returned delayed object is computed, and a failed compute can leave the hidden temporary
+    file (never a partial file under ``path``). Progress: wrap the call in
     ``dask.diagnostics.ProgressBar()`` or use ``distributed.progress`` on the returned future.
+
+    Zarr: ``x.to_zarr(store)`` (Dask's own) writes a directory store chunk file by chunk file
+    in place, so a failed or interrupted store leaves a partial store there; no format-level
+    rename makes a directory replace atomic. Write to a new path and rename the directory
+    when the compute has returned, or keep the ``.npy`` route for an all-or-nothing file.
 
     Parameters
     ----------
     x : dask.array.Array
     path : str or PathLike
-        The ``.npy`` file to create (overwritten if it exists).
+        The ``.npy`` file to create or replace (a symbolic link is followed).
     compute : bool, default True
-        ``False`` returns the delayed store (``dask.array.store(..., compute=False)``).
+        ``False`` returns a delayed object; the file is written (and ``path`` replaced) only
+        when it is computed.
     **store_kwargs
-        Passed to :func:`dask.array.store` (e.g. ``scheduler=``).
+        Passed to ``compute`` (e.g. ``scheduler=``); ``regions=`` goes to :func:`dask.array.store`.
 
     Returns
     -------
-    The result of :func:`dask.array.store`; read the file back with ``np.load(path, mmap_mode="r")``.
+    None, or the delayed object with ``compute=False``; read the file back with
+    ``np.load(path, mmap_mode="r")``.
+
+    Raises
+    ------
+    TypeError
+        bfloat16 or object data (the format cannot hold them).
+    ValueError
+        ``path`` exists and is not a regular file (a directory, a FIFO, a device: refused without
+        being opened); a file larger than the platform can address.
+    OSError
+        Not enough free space or above the file-size limit (checked first), any write error.
     """
-    path = os.fspath(path)
     dt = np.dtype(x.dtype)
     if dt.hasobject or dt.name == "bfloat16":
         raise TypeError(f"the .npy format cannot hold {dt} data (no bfloat16, no objects); cast first")
     shape = tuple(int(s) for s in x.shape)
-    with open(path, "wb") as fp:
-        np.lib.format.write_array_header_2_0(
-            fp, {"descr": np.lib.format.dtype_to_descr(dt), "fortran_order": False, "shape": shape})
-        data_offset = fp.tell()
-        fp.truncate(data_offset + int(np.prod(shape)) * dt.itemsize)
-    return da.store(x, _NpyRegion(path, shape, dt, data_offset), lock=False, compute=compute, **store_kwargs)
+    target = _atomic.check_target(path)
+    out = io.BytesIO()
+    np.lib.format.write_array_header_2_0(
+        out, {"descr": np.lib.format.dtype_to_descr(dt), "fortran_order": False, "shape": shape})
+    header = out.getvalue()
+    nbytes = len(header) + math.prod(shape) * dt.itemsize
+    _atomic.check_space(target, nbytes)
+    tmp = _atomic.temp_name(target)
+    regions = store_kwargs.pop("regions", None)
+    stored = da.store(x, _NpyRegion(tmp, shape, dt, len(header), create=not compute), lock=False,
+                      regions=regions, compute=False)
+    final = dask.delayed(_finish_npy, pure=False)(stored, tmp, target, header, nbytes)
+    if not compute:
+        return final
+    # Created (its blocks reserved, so a full disk fails here) only now, when the store runs.
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        try:
+            _atomic.preallocate(fd, nbytes)
+        finally:
+            os.close(fd)
+        final.compute(**store_kwargs)
+    except BaseException:
+        _atomic.remove_quietly(tmp)
+        raise
+    return None
