@@ -152,6 +152,7 @@ def analyze(module: nn.Module, x: Any, *, loss: str | Callable[[np.ndarray], tup
                 y.backward(torch.from_numpy(np.ascontiguousarray(dy)).to(dtype=y.dtype, device=y.device))
         weight_grads = {id(p): (None if p.grad is None else p.grad.detach().clone()) for p in params}
     finally:
+        g: Any  # (a saved gradient here, a layer group's dict below)
         for p, g in zip(params, saved_grads):
             p.grad = g
     fwd, grads, grads_in = rec.events, rec.grads, rec.grads_in
