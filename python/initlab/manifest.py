@@ -156,7 +156,7 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable dict: ``recipe``, ``seed``, ``entries``, ``left_alone``."""
         seed = self.seed if isinstance(self.seed, (int, type(None))) else repr(self.seed)
-        out = {
+        out: dict[str, Any] = {
             "recipe": self.recipe,
             "seed": seed,
             "entries": [dict(asdict(e), shape=list(e.shape), tied=list(e.tied)) for e in self.entries],
