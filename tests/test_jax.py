@@ -157,3 +157,29 @@ def test_flax_nnx_linear():
     assert abstract.kernel.shape == (6, 4)
     y = nnx.jit(lambda m, x: m(x))(lin, jnp.ones((3, 6)))
     assert y.shape == (3, 4)
+
+
+def test_zero_d_array_parameters_are_accepted_as_jax_does():
+    """Issue 19 item 13: a 0-d array parameter (``jnp.array(1.0)``, what JAX's own tests pass) is
+    accepted and gives the numbers of the plain float."""
+    key = jax.random.key(3)
+    for make in (lambda v: ij.normal(v), lambda v: ij.uniform(v), lambda v: ij.truncated_normal(v),
+                 lambda v: ij.variance_scaling(v, "fan_in", "truncated_normal"), lambda v: ij.orthogonal(v)):
+        want = np.asarray(make(0.5)(key, (4, 3), jnp.float32))
+        for v in (jnp.array(0.5), np.array(0.5), np.float32(0.5)):
+            assert np.array_equal(np.asarray(make(v)(key, (4, 3), jnp.float32)), want)
+    assert jax.nn.initializers.normal(jnp.array(1.0))(key, (2,)).shape == (2,)  # JAX accepts it too
+
+
+def test_bad_key_and_infinite_orthogonal_scale_are_value_errors():
+    """Issue 19 item 19: a key with the wrong number of words and orthogonal(scale=inf) raise
+    ValueError at call/construction time, not an error from inside the host callback."""
+    init = ij.normal(1.0)
+    with pytest.raises(ValueError, match="words"):
+        init(jnp.zeros(3, jnp.uint32), (2, 2))
+    with pytest.raises(ValueError, match="words"):
+        init(jnp.zeros((2, 2), jnp.uint32), (2, 2))  # a batch of keys: vmap instead
+    with pytest.raises(ValueError, match="finite"):
+        ij.orthogonal(float("inf"))
+    with pytest.raises(ValueError, match="finite"):
+        ij.orthogonal(float("nan"))

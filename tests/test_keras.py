@@ -89,7 +89,7 @@ def test_config_round_trip_and_seed_semantics():
         back = keras.saving.deserialize_keras_object(ser)
         assert type(back) is type(init) and back.get_config() == cfg
     assert ik.VarianceScaling(2.0, "fan_avg", "uniform", seed=4).get_config() == {
-        "scale": 2.0, "mode": "fan_avg", "distribution": "uniform", "seed": 4}
+        "scale": 2.0, "mode": "fan_avg", "distribution": "uniform", "seed": 4, "input_axes": None, "output_axes": None}
     # seed=None: fixed at construction (same values each call), a fresh seed after from_config.
     u = ik.RandomNormal()
     assert u.get_config()["seed"] is None
@@ -152,3 +152,50 @@ def test_numpy_backend_gives_the_same_numbers():
     out = subprocess.run([sys.executable, "-c", _NUMPY_BACKEND], capture_output=True, text=True, env=env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["ndarray", "True", "True", "True"]
+
+
+def test_input_output_axes_give_keras_fans_and_round_trip():
+    """Issue 19 item 12: VarianceScaling and the named classes take Keras's input_axes/output_axes
+    (fans = product of those axes' sizes, only when both are given) and get_config keeps them."""
+    shape = (32, 8, 16)  # a MultiHeadAttention query kernel: (model dim, heads, head dim)
+    init = ik.LecunNormal(seed=3, input_axes=[0], output_axes=[1, 2])
+    got = init.numpy(shape)
+    s = math.sqrt(1.0 / 32) / initlab.init.TRUNC_STD_2SIGMA
+    ref = initlab.trunc_normal_(np.empty(shape, np.float32), 0.0, s, -2 * s, 2 * s, seed=3)
+    assert got.tobytes() == ref.tobytes()
+    assert abs(float(got.std()) - 1 / math.sqrt(32)) < 0.02  # Keras: 0.177, not 0.063
+    theirs = np.asarray(keras.initializers.LecunNormal(seed=3, input_axes=[0], output_axes=[1, 2])(shape))
+    assert abs(float(theirs.std()) - float(got.std())) < 0.02
+    # Only one list given: ignored, as Keras.
+    one = ik.HeUniform(seed=1, input_axes=[0])
+    assert one.numpy(shape).tobytes() == ik.HeUniform(seed=1).numpy(shape).tobytes()
+    for cls in (ik.GlorotUniform, ik.GlorotNormal, ik.HeUniform, ik.HeNormal, ik.LecunUniform, ik.LecunNormal):
+        a = cls(seed=5, input_axes=[0, 1], output_axes=[2])
+        cfg = a.get_config()
+        assert cfg["input_axes"] == [0, 1] and cfg["output_axes"] == [2]
+        b = cls.from_config(cfg)
+        assert b.numpy(shape).tobytes() == a.numpy(shape).tobytes()
+        assert set(cfg) == set(getattr(keras.initializers, cls.__name__)().get_config())
+    vs = ik.VarianceScaling(2.0, "fan_out", "uniform", seed=2, input_axes=[-1], output_axes=[0])
+    back = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(vs))
+    assert back.get_config() == vs.get_config() and back.numpy(shape).tobytes() == vs.numpy(shape).tobytes()
+    bound = math.sqrt(3 * 2.0 / 32)
+    assert vs.numpy(shape).tobytes() == initlab.uniform_(np.empty(shape, np.float32), -bound, bound, seed=2).tobytes()
+    with pytest.raises(ValueError, match="not axes"):
+        ik.LecunNormal(seed=0, input_axes=[3], output_axes=[0]).numpy(shape)
+    with pytest.raises(ValueError, match="input_axes"):
+        ik.LecunNormal(input_axes=["a"])
+
+
+def test_zero_d_array_parameters_are_accepted_as_keras_does():
+    """Issue 19 item 13: 0-d array parameters (np.array(0.5), a 0-d backend tensor) work, as in Keras."""
+    for v in (np.array(0.5), keras.ops.convert_to_tensor(0.5)):
+        assert ik.RandomNormal(0.0, v, seed=1).numpy((3, 3)).tobytes() == ik.RandomNormal(0.0, 0.5, seed=1).numpy(
+            (3, 3)).tobytes()
+        assert ik.RandomUniform(-v, v, seed=1).numpy((3, 3)).tobytes() == ik.RandomUniform(-0.5, 0.5, seed=1).numpy(
+            (3, 3)).tobytes()
+        assert ik.TruncatedNormal(v, v, seed=1).numpy((3,)).shape == (3,)
+        assert ik.VarianceScaling(v, seed=1).numpy((4, 4)).tobytes() == ik.VarianceScaling(0.5, seed=1).numpy(
+            (4, 4)).tobytes()
+        assert ik.Orthogonal(v, seed=1).numpy((4, 4)).tobytes() == ik.Orthogonal(0.5, seed=1).numpy((4, 4)).tobytes()
+    keras.initializers.RandomNormal(0.0, np.array(0.5))((2,))  # Keras accepts it too

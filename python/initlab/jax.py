@@ -66,10 +66,27 @@ def key_to_seed(key_data: Any) -> tuple[int, int]:
 def _key_data(key: Any) -> jax.Array:
     key = jnp.asarray(key) if not isinstance(key, jax.Array) else key
     if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return jax.random.key_data(key)
-    if key.dtype != jnp.uint32:
+        data = jax.random.key_data(key)
+    elif key.dtype != jnp.uint32:
         raise TypeError(f"expected a JAX PRNG key (jax.random.key or PRNGKey), got an array of dtype {key.dtype}")
-    return key
+    else:
+        data = key
+    # Checked here, at trace time: inside the host callback it would surface as an internal error.
+    if data.ndim != 1 or data.shape[0] not in (2, 4):
+        raise ValueError(f"expected one JAX PRNG key: 2 (threefry2x32) or 4 (rbg) 32-bit words of data, got key "
+                         f"data of shape {tuple(data.shape)} (vmap over a batch of keys instead of passing them at once)")
+    return data
+
+
+def _scalar(value: Any) -> Any:
+    """A 0-d array parameter (``jnp.array(1.0)``, a NumPy 0-d array) as the number it holds, as JAX
+    accepts it; anything else unchanged (and checked by the caller)."""
+    if isinstance(value, numbers.Number) or getattr(value, "shape", None) != ():
+        return value
+    try:
+        return value.item()
+    except Exception as e:  # a tracer under jit: the parameter must be concrete (it is used on the host)
+        raise TypeError(f"an initlab.jax parameter must be a concrete number, got {type(value).__name__}") from e
 
 
 def _np_dtype(dtype: Any) -> np.dtype:
@@ -119,12 +136,14 @@ def _make(fill: Callable[[np.ndarray, Any], np.ndarray], seed: Any, default_dtyp
 
 def uniform(scale: float = 1e-2, dtype: Any = jnp.float_, *, seed: int | None = None) -> Initializer:
     """U[0, scale), as ``jax.nn.initializers.uniform``; initlab's ``uniform_(t, 0, scale)``."""
+    scale = _scalar(scale)
     _init._check_params(_init._UNIFORM, 0.0, _init._real("scale", scale))
     return _make(lambda a, s: _init.uniform_(a, 0.0, scale, seed=s), seed, dtype, "uniform")
 
 
 def normal(stddev: float = 1e-2, dtype: Any = jnp.float_, *, seed: int | None = None) -> Initializer:
     """N(0, stddev**2), as ``jax.nn.initializers.normal``; initlab's ``normal_(t, 0, stddev)``."""
+    stddev = _scalar(stddev)
     _init._check_params(_init._NORMAL, 0.0, _init._real("stddev", stddev))
     return _make(lambda a, s: _init.normal_(a, 0.0, stddev, seed=s), seed, dtype, "normal")
 
@@ -134,7 +153,8 @@ def truncated_normal(stddev: float = 1e-2, dtype: Any = jnp.float_, lower: float
     """``stddev`` times a standard normal truncated to [lower, upper] (no variance correction),
     as ``jax.nn.initializers.truncated_normal``; initlab's exact inverse-CDF
     ``trunc_normal_(t, 0, stddev, lower * stddev, upper * stddev)``."""
-    sd, lo, hi = _init._real("stddev", stddev), _init._real("lower", lower), _init._real("upper", upper)
+    sd, lo, hi = (_init._real("stddev", _scalar(stddev)), _init._real("lower", _scalar(lower)),
+                  _init._real("upper", _scalar(upper)))
     _init._check_params(_init._TRUNC, 0.0, sd, lo * sd, hi * sd)
     return _make(lambda a, s: _init.trunc_normal_(a, 0.0, sd, lo * sd, hi * sd, seed=s), seed, dtype,
                  "truncated_normal")
@@ -181,7 +201,7 @@ def variance_scaling(scale: float, mode: str, distribution: str, in_axis: Any = 
         Non-positive scale, unknown mode or distribution (now); fans of a shape with too few
         axes (at call time, as JAX).
     """
-    sc = _init._real("scale", scale)
+    sc = _init._real("scale", _scalar(scale))
     if not (sc > 0 and math.isfinite(sc)):
         raise ValueError(f"scale must be a positive float, got {scale!r}")
     if mode not in _MODES:
@@ -233,9 +253,12 @@ def orthogonal(scale: float = 1.0, column_axis: int = -1, dtype: Any = jnp.float
     matrix times ``scale``. initlab's Householder ``orthogonal_(t, scale, layout="jax")`` on the
     array with ``column_axis`` moved last, then moved back.
 
-    Raises ``ValueError`` for a shape of rank < 2 (at call time, as JAX).
+    Raises ``ValueError`` for a non-finite ``scale`` (now) and a shape of rank < 2 (at call
+    time, as JAX).
     """
-    sc = _init._real("scale", scale)
+    sc = _init._real("scale", _scalar(scale))
+    if not math.isfinite(sc):  # now: inside the host callback it would surface as an internal error
+        raise ValueError(f"scale must be finite, got {sc}")
 
     def fill(a: np.ndarray, s: Any) -> np.ndarray:
         if a.ndim < 2:

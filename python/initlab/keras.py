@@ -77,6 +77,40 @@ def _shape(shape: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in out)
 
 
+def _scalar(value: Any) -> Any:
+    """A 0-d array parameter (``np.array(0.1)``, a 0-d backend tensor) as the Python number it
+    holds, as Keras accepts it; anything else unchanged (and checked by the caller)."""
+    if isinstance(value, numbers.Number) or getattr(value, "shape", None) is None or tuple(value.shape) != ():
+        return value
+    try:
+        return value.item()
+    except Exception as e:  # a symbolic tensor: the parameter must be concrete
+        raise TypeError(f"an initlab.keras parameter must be a concrete number, got {type(value).__name__}") from e
+
+
+def _check_axes(name: str, axes: Any) -> list[int] | None:
+    if axes is None:
+        return None
+    items = [axes] if isinstance(axes, numbers.Integral) else axes
+    try:
+        out = list(items)
+    except TypeError:
+        raise ValueError(f"`{name}` must be None or a list of ints, got {axes!r}") from None
+    if any(isinstance(a, bool) or not isinstance(a, numbers.Integral) for a in out):
+        raise ValueError(f"`{name}` must be None or a list of ints, got {axes!r}")
+    return [int(a) for a in out]
+
+
+def _axes_fans(shape: tuple[int, ...], input_axes: list[int], output_axes: list[int]) -> tuple[int, int]:
+    # Keras's compute_fans when both axis lists are given: the product of those axes' sizes.
+    nd = len(shape)
+    bad = [a for a in input_axes + output_axes if not -nd <= a < nd]
+    if bad:
+        raise ValueError(f"input_axes={input_axes} / output_axes={output_axes}: axes {bad} are not axes of a tensor "
+                         f"of shape {shape}")
+    return math.prod(shape[a] for a in input_axes), math.prod(shape[a] for a in output_axes)
+
+
 class _InitlabInitializer(keras.initializers.Initializer):
     """Shared seed handling and the NumPy-to-backend hand-off."""
 
@@ -109,7 +143,8 @@ class _InitlabInitializer(keras.initializers.Initializer):
         return {"seed": self._init_seed}
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items()
+                         if not (k in ("input_axes", "output_axes") and v is None))
         return f"initlab.keras.{type(self).__name__}({args})"
 
 
@@ -118,6 +153,7 @@ class RandomUniform(_InitlabInitializer):
     """U[minval, maxval) as Keras's ``RandomUniform`` (defaults ±0.05); initlab's ``uniform_``."""
 
     def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None) -> None:
+        minval, maxval = _scalar(minval), _scalar(maxval)
         _init._check_params(_init._UNIFORM, _init._real("minval", minval), _init._real("maxval", maxval))
         self.minval, self.maxval = minval, maxval
         super().__init__(seed)
@@ -134,6 +170,7 @@ class RandomNormal(_InitlabInitializer):
     """N(mean, stddev**2) as Keras's ``RandomNormal`` (defaults 0, 0.05); initlab's ``normal_``."""
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None) -> None:
+        mean, stddev = _scalar(mean), _scalar(stddev)
         _init._check_params(_init._NORMAL, _init._real("mean", mean), _init._real("stddev", stddev))
         self.mean, self.stddev = mean, stddev
         super().__init__(seed)
@@ -151,6 +188,7 @@ class TruncatedNormal(_InitlabInitializer):
     ``TruncatedNormal``, defaults 0, 0.05); initlab's exact inverse-CDF ``trunc_normal_``."""
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None) -> None:
+        mean, stddev = _scalar(mean), _scalar(stddev)
         m, s = _init._real("mean", mean), _init._real("stddev", stddev)
         _init._check_params(_init._TRUNC, m, s, m - 2 * s, m + 2 * s)
         self.mean, self.stddev = mean, stddev
@@ -178,20 +216,29 @@ class VarianceScaling(_InitlabInitializer):
     ``distribution`` ``truncated_normal`` (±2σ with the 0.8796 correction so the std is exact;
     ``normal`` is an alias), ``untruncated_normal`` or ``uniform``. initlab's ``variance_scaling_``
     with ``layout="keras"``.
+
+    ``input_axes`` and ``output_axes`` (lists of axes, as Keras 3, e.g. for ``EinsumDense`` and
+    ``MultiHeadAttention`` kernels): when **both** are given, fan_in is the product of the sizes
+    of ``input_axes`` and fan_out that of ``output_axes``; otherwise they are ignored and the
+    fans are Keras's defaults (as Keras). ``get_config`` keeps them.
     """
 
     def __init__(self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal",
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, input_axes: Any = None, output_axes: Any = None) -> None:
+        scale = _scalar(scale)
         # Validate now (as Keras), on an empty 2-D probe.
         _init.variance_scaling_(np.empty((0, 0), np.float32), scale, mode, distribution, seed=0, layout="keras")
         self.scale, self.mode, self.distribution = scale, mode, distribution.lower()
+        self.input_axes = _check_axes("input_axes", input_axes)
+        self.output_axes = _check_axes("output_axes", output_axes)
         super().__init__(seed)
 
     def fill(self, out: np.ndarray) -> np.ndarray:
-        if out.ndim >= 2:
+        axes = self.input_axes is not None and self.output_axes is not None
+        if out.ndim >= 2 and not axes:
             return _init.variance_scaling_(out, self.scale, self.mode, self.distribution, seed=self.seed,
                                            layout="keras")
-        fi, fo = _keras_fans(out.shape)
+        fi, fo = _axes_fans(out.shape, self.input_axes, self.output_axes) if axes else _keras_fans(out.shape)
         fan = {"fan_in": fi, "fan_out": fo, "fan_avg": (fi + fo) / 2.0, "fan_geo_avg": math.sqrt(fi * fo)}[self.mode]
         var = float(self.scale) / max(1.0, float(fan))
         # The same samplers and parameters variance_scaling_ uses, so the same bits.
@@ -204,15 +251,20 @@ class VarianceScaling(_InitlabInitializer):
         return _init.uniform_(out, -bound, bound, seed=self.seed)
 
     def get_config(self) -> dict:
-        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, **super().get_config()}
+        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, **super().get_config(),
+                "input_axes": self.input_axes, "output_axes": self.output_axes}
 
 
 def _named(name: str, scale: float, mode: str, distribution: str, doc: str) -> type:
-    def __init__(self: Any, seed: int | None = None) -> None:
-        VarianceScaling.__init__(self, scale, mode, distribution, seed=seed)
+    def __init__(self: Any, seed: int | None = None, input_axes: Any = None, output_axes: Any = None) -> None:
+        VarianceScaling.__init__(self, scale, mode, distribution, seed=seed, input_axes=input_axes,
+                                 output_axes=output_axes)
 
     def get_config(self: Any) -> dict:
-        return _InitlabInitializer.get_config(self)
+        return {**_InitlabInitializer.get_config(self), "input_axes": self.input_axes,
+                "output_axes": self.output_axes}
+
+    doc += " ``input_axes``/``output_axes`` as :class:`VarianceScaling`."
 
     cls = type(name, (VarianceScaling,), {"__init__": __init__, "get_config": get_config, "__doc__": doc,
                                           "__module__": __name__})
@@ -241,6 +293,7 @@ class Orthogonal(_InitlabInitializer):
     """
 
     def __init__(self, gain: float = 1.0, seed: int | None = None) -> None:
+        gain = _scalar(gain)
         _init._real("gain", gain)
         self.gain = gain
         super().__init__(seed)
