@@ -130,6 +130,18 @@ def test_hf_gpt2_conventions(hf_models):
     assert m.lm_head.weight is m.transformer.wte.weight
 
 
+def test_hf_recording_leaves_torch_tensor_as_it_was(hf_models):
+    # Recording HF's _init_weights patches torch.Tensor's samplers; restoring them must not copy
+    # the base class's methods into torch.Tensor (it left Tensor.__dict__["normal_"] behind, and a
+    # later fast_init in the same process then diverged from torch's own construction).
+    before = dict(torch.Tensor.__dict__)
+    cls, cfg, _ = hf_models["gpt2"]
+    init_module(cls(cfg), "hf", seed=0)
+    after = dict(torch.Tensor.__dict__)
+    assert after.keys() == before.keys()
+    assert all(after[k] is before[k] for k in before)
+
+
 def test_hf_conv1d_fans_read_transposed(hf_models):
     cls, cfg, _ = hf_models["gpt2"]
     m = cls(cfg)

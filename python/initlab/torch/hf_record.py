@@ -77,11 +77,14 @@ def _torch_fans(shape: tuple[int, ...]) -> tuple[int, int]:
 @contextlib.contextmanager
 def _recording(calls: list[tuple[str, torch.Tensor, tuple, dict]]) -> Iterator[None]:
     """Replace the init functions and Tensor samplers by recorders (restored on exit)."""
-    patched: list[tuple[Any, str, Any]] = []
+    patched: list[tuple[Any, str, Any, bool]] = []
 
     def patch(owner: Any, name: str, fn: Any) -> None:
         if hasattr(owner, name):
-            patched.append((owner, name, getattr(owner, name)))
+            # A class attribute inherited from a base (Tensor.normal_ lives on TensorBase) is
+            # restored by deleting the override, not by copying the base's into the class.
+            own = not isinstance(owner, type) or name in owner.__dict__
+            patched.append((owner, name, getattr(owner, name), own))
             setattr(owner, name, fn)
 
     def recorder(fname: str) -> Any:
@@ -110,8 +113,11 @@ def _recording(calls: list[tuple[str, torch.Tensor, tuple, dict]]) -> Iterator[N
             patch(torch.Tensor, n, recorder(n))
         yield
     finally:
-        for owner, name, fn in reversed(patched):
-            setattr(owner, name, fn)
+        for owner, name, fn, own in reversed(patched):
+            if own:
+                setattr(owner, name, fn)
+            else:
+                delattr(owner, name)
         if hf_init is not None and saved is not None:
             hf_init.TORCH_INIT_FUNCTIONS.update(saved)
 

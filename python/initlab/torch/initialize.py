@@ -80,7 +80,7 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
         if pred is not None and not any(pred(n) for n in names):
             out.left.append(LeftAlone(info.name, "parameter", "not selected by only="))
             continue
-        if isinstance(p, nn.parameter.UninitializedParameter):
+        if isinstance(p, nn.parameter.UninitializedTensorMixin):
             problems.append(f"{info.name} is not materialized yet (lazy module): run one forward pass first")
             continue
         if p.device.type == "meta" and not allow_meta:

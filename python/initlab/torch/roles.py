@@ -90,10 +90,11 @@ def is_linear_like(mod: nn.Module) -> bool:
 def is_hf_conv1d(mod: nn.Module) -> bool:
     """Hugging Face ``transformers.pytorch_utils.Conv1D`` (GPT-2, GPT, ...): a linear layer whose
     2-D weight is stored ``(in, out)`` (``y = x @ W + b``), recognized without importing transformers."""
+    if type(mod).__name__ != "Conv1D":  # first: a missing attribute costs torch an exception
+        return False
     w = getattr(mod, "weight", None)
     nf = getattr(mod, "nf", None)
-    return (type(mod).__name__ == "Conv1D" and isinstance(w, torch.Tensor) and w.dim() == 2
-            and isinstance(nf, int) and w.shape[1] == nf)
+    return isinstance(w, torch.Tensor) and w.dim() == 2 and isinstance(nf, int) and w.shape[1] == nf
 
 
 def weight_fans(mod: nn.Module | None, shape: tuple[int, ...]) -> tuple[int, int]:
@@ -130,7 +131,7 @@ class ParamInfo:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        if isinstance(self.param, nn.parameter.UninitializedParameter):
+        if isinstance(self.param, nn.parameter.UninitializedTensorMixin):
             return ()
         return tuple(self.param.shape)  # a DTensor's shape is its global shape
 
@@ -226,7 +227,7 @@ def param_infos(model: nn.Module) -> Iterator[ParamInfo]:
                 if qname != info.name and qname not in info.aliases:
                     info.aliases = info.aliases + (qname,)
                 continue
-            if isinstance(p, nn.parameter.UninitializedParameter):  # lazy: the engine reports it
+            if isinstance(p, nn.parameter.UninitializedTensorMixin):  # lazy: the engine reports it
                 first[key] = info = ParamInfo(qname, mname, pname, mod, p, None, 0, 0)
                 yield info
                 continue

@@ -283,6 +283,9 @@ def host_default() -> Any:
     user's default device never changes where initlab's scratch memory lives."""
     import contextlib
 
+    stack_len = getattr(torch._C, "_len_torch_function_stack", None)
+    if stack_len is not None and stack_len() == 0:  # no mode active, so no default-device context: fast path
+        return contextlib.nullcontext()
     get = getattr(torch, "get_default_device", None)
     if get is None or get().type == "cpu":
         return contextlib.nullcontext()
