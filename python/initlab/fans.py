@@ -130,9 +130,12 @@ def calculate_gain(nonlinearity: str, param: Any = None) -> float:
             slope = param
         else:
             raise ValueError(f"negative_slope {param} not a valid number")
+        try:
+            slope = float(slope)
+        except OverflowError:  # an int beyond the float64 range (10**400): a value error, not a crash
+            raise ValueError(f"negative_slope {param} not a valid number (beyond the float64 range)") from None
         if math.isnan(slope):
             raise ValueError(f"negative_slope {param} not a valid number")
-        slope = float(slope)
         return math.sqrt(2.0 / (1 + slope * slope))  # a product, not **: huge slopes give 0, not OverflowError
     if nonlinearity == "selu":
         return 3.0 / 4

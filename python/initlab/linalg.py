@@ -7,7 +7,6 @@ initlab's deterministic GEMM), exposed so that the QR itself can be checked agai
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -26,7 +25,8 @@ def householder_qr(a: Any) -> tuple[np.ndarray, np.ndarray]:
     ----------
     a : array_like of shape (m, n)
         float32 or float64 matrix (a NumPy array, or anything ``numpy.asarray`` accepts, such
-        as a torch CPU tensor). It is not modified.
+        as a torch tensor: one that requires grad or lives on a device is read through
+        ``.detach()``/``.cpu()``). It is not modified.
 
     Returns
     -------
@@ -50,6 +50,10 @@ def householder_qr(a: Any) -> tuple[np.ndarray, np.ndarray]:
     bit-identical for any thread count (fixed block size, fixed summation order); across SIMD
     paths it agrees to a few ulps (the AVX2/AVX-512 matrix multiply uses FMA).
     """
+    if getattr(a, "requires_grad", False) and hasattr(a, "detach"):
+        a = a.detach()  # a torch tensor in an autograd graph: read its values (the input is never modified)
+    if hasattr(a, "detach") and getattr(getattr(a, "device", None), "type", "cpu") != "cpu":
+        a = a.detach().cpu()
     arr = np.asarray(a)
     if arr.dtype not in (np.float32, np.float64):
         raise TypeError(f"householder_qr supports float32 and float64 matrices, got dtype {arr.dtype}")
@@ -60,20 +64,25 @@ def householder_qr(a: Any) -> tuple[np.ndarray, np.ndarray]:
     m, n = arr.shape
     k = min(m, n)
     work = np.array(arr, dtype=arr.dtype, order="F", copy=True)  # the input stays unchanged
-    # Tiny (subnormal) or huge entries: squared norms would underflow or overflow. Scaling by a
-    # power of two is exact and QR is scale-equivariant (Q unchanged, R scaled), so the matrix is
-    # brought near 1 and R scaled back.
-    exp = 0
+    # Tiny (subnormal) or huge entries: squared norms would underflow or overflow. QR is
+    # equivariant under column scaling (A D = Q (R D) for a positive diagonal D), and scaling by
+    # powers of two is exact, so a column whose largest entry is outside [lo, hi] is brought near 1
+    # by its own power of two (every column, so mixed ordinary and subnormal columns work) and the
+    # columns of R scaled back.
+    exps = None
     if work.size:
-        amax = float(np.max(np.abs(work)))
+        colmax = np.max(np.abs(work), axis=0).astype(np.float64)
         lo, hi = (2.0**-400, 2.0**400) if arr.dtype == np.float64 else (2.0**-40, 2.0**40)
-        if amax and not lo <= amax <= hi:
-            exp = math.frexp(amax)[1]
-            work = np.asfortranarray(np.ldexp(work.astype(np.float64), -exp).astype(arr.dtype))
+        nz = colmax > 0
+        if np.any(nz & ((colmax < lo) | (colmax > hi))):
+            exps = np.zeros(n, dtype=np.int64)
+            exps[nz] = np.frexp(colmax[nz])[1]
+            work = np.asfortranarray(np.ldexp(work.astype(np.float64), -exps[None, :]).astype(arr.dtype))
     q = np.zeros((m, k), dtype=arr.dtype, order="F")
     if k:
         _core.householder_qr(work, q, get_num_threads(), _isa_code())
     r = np.triu(work[:k, :])
-    if exp:
-        r = np.ldexp(r, exp).astype(arr.dtype)  # exact: a power-of-two rescale
+    if exps is not None:
+        with np.errstate(over="ignore", under="ignore"):
+            r = np.ldexp(r.astype(np.float64), exps[None, :]).astype(arr.dtype)  # a power-of-two rescale per column
     return np.ascontiguousarray(q), np.ascontiguousarray(r)

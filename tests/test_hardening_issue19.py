@@ -1,0 +1,92 @@
+"""Issue 19 (outside trial), items 15, 18, 19 and 20: numeric edge cases, threads, pickling,
+environment variables and the suite without optional packages. Each test names its item."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import initlab
+
+
+# --- item 15 -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "bfloat16"])
+def test_constant_refuses_a_value_that_overflows_the_dtype(dtype):
+    """Item 15: constant_(float16/float32/bfloat16, 1e300) raised nothing and wrote inf; now a
+    ValueError with the tensor unchanged, as every other fill. inf/NaN passed as such stay allowed."""
+    if dtype == "bfloat16":
+        dt = pytest.importorskip("ml_dtypes").bfloat16
+    else:
+        dt = np.dtype(dtype)
+    a = np.full(4, 7, dt)
+    for v in (1e300, -1e300, 1e39 if dtype != "float16" else 70000.0):
+        with pytest.raises(ValueError, match="overflows"):
+            initlab.constant_(a, v)
+        assert (a.astype(np.float32) == 7).all()
+    assert np.isinf(initlab.constant_(a, math.inf).astype(np.float32)).all()
+    assert np.isnan(initlab.constant_(a, math.nan).astype(np.float32)).all()
+    big = {"float16": 65504.0, "float32": float(np.finfo(np.float32).max), "bfloat16": 3.3895313892515355e38}[dtype]
+    assert float(initlab.constant_(a, big).astype(np.float64)[0]) == big  # the largest finite value is fine
+    assert np.isfinite(initlab.constant_(np.empty(2), 1e300)).all()  # float64 holds it
+
+
+def test_constant_overflow_on_torch_tensors():
+    """Item 15: the same refusal for torch float16/float32 tensors."""
+    torch = pytest.importorskip("torch")
+    for dt in (torch.float16, torch.float32, torch.bfloat16):
+        t = torch.zeros(3, dtype=dt)
+        with pytest.raises(ValueError, match="overflows"):
+            initlab.constant_(t, 1e300)
+        assert (t == 0).all()
+
+
+@pytest.mark.parametrize("dtype, tiny", [(np.float64, 1e-310), (np.float64, 1e-300), (np.float32, 1e-40),
+                                         (np.float32, 1e-30)])
+def test_householder_qr_mixed_ordinary_and_subnormal_columns(dtype, tiny):
+    """Item 15: columns of ordinary and subnormal (or tiny) magnitude together gave NaN Q and R;
+    each column is now scaled by its own power of two."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((6, 4)).astype(dtype)
+    a[:, 1] *= dtype(tiny)
+    a[:, 3] *= dtype(tiny)
+    q, r = initlab.linalg.householder_qr(a)
+    assert np.isfinite(q).all() and np.isfinite(r).all()
+    eps = 1e-12 if dtype == np.float64 else 1e-5
+    assert np.abs(q.T.astype(np.float64) @ q - np.eye(4)).max() < 100 * eps
+    assert (np.tril(r, -1) == 0).all()
+    # Column by column: A[:, j] = Q R[:, j], relative to the column's own size.
+    for j in range(4):
+        rel = np.abs(q.astype(np.float64) @ r[:, j].astype(np.float64) - a[:, j]).max() / np.abs(a[:, j]).max()
+        assert rel < 100 * eps, (j, rel)
+    qn, _ = np.linalg.qr(np.ldexp(a.astype(np.float64), -np.frexp(np.abs(a).max(0))[1]))
+    assert np.abs(np.abs(q) - np.abs(qn)).max() < 100 * eps  # the same Q as NumPy's up to column signs
+
+
+def test_householder_qr_of_a_tensor_that_requires_grad():
+    """Item 15: a torch tensor that requires grad raised torch's RuntimeError; its values are read
+    (detached), the tensor and its graph untouched."""
+    torch = pytest.importorskip("torch")
+    t = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    q, r = initlab.linalg.householder_qr(t)
+    ref_q, ref_r = initlab.linalg.householder_qr(t.detach().numpy())
+    assert np.array_equal(q, ref_q) and np.array_equal(r, ref_r) and t.requires_grad
+
+
+def test_leaky_relu_slope_beyond_float64_is_a_value_error():
+    """Item 15: calculate_gain("leaky_relu", 10**400) and kaiming_*_(a=10**400) raised OverflowError."""
+    with pytest.raises(ValueError, match="negative_slope"):
+        initlab.calculate_gain("leaky_relu", 10**400)
+    with pytest.raises(ValueError, match="negative_slope"):
+        initlab.calculate_gain("leaky_relu", -(10**400))
+    for f in (initlab.kaiming_uniform_, initlab.kaiming_normal_):
+        a = np.zeros((3, 3), np.float32)
+        with pytest.raises(ValueError):
+            f(a, a=10**400)
+        assert (a == 0).all()
+    assert initlab.calculate_gain("leaky_relu", 10**200) == 0.0  # huge but representable: gain 0, as before
