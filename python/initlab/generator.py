@@ -179,6 +179,16 @@ class Generator:
     def __repr__(self) -> str:
         return f"initlab.Generator(key={self._key:#018x}, streams_used={self.streams_used})"
 
+    def __getstate__(self) -> dict:
+        # pickle, copy and deepcopy: the key, the next stream and the spawn count (not the lock),
+        # so a copy continues exactly where the original stood.
+        with self._lock:
+            return {"key": self._key, "next": self._next, "spawned": self._spawned}
+
+    def __setstate__(self, state: dict) -> None:
+        self._key, self._next, self._spawned = int(state["key"]), int(state["next"]), int(state["spawned"])
+        self._lock = threading.Lock()
+
     # -- array-producing sampling (NumPy Generator shape) -------------------------------------
 
     def _out(self, size: int | Sequence[int] | None, dtype: DTypeLike, out: TensorLike | None) -> Any:
