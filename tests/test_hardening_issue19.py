@@ -90,3 +90,35 @@ def test_leaky_relu_slope_beyond_float64_is_a_value_error():
             f(a, a=10**400)
         assert (a == 0).all()
     assert initlab.calculate_gain("leaky_relu", 10**200) == 0.0  # huge but representable: gain 0, as before
+
+
+# --- item 19 -----------------------------------------------------------------------------------
+
+def test_generator_pickles_and_copies_with_its_state():
+    """Item 19: initlab.Generator could not be pickled or deep-copied (a lock in its state); a copy
+    now continues exactly where the original stood (key, streams used, spawn count)."""
+    import copy
+    import pickle
+
+    g = initlab.Generator(1234, stream=5)
+    initlab.normal_(np.empty(3), seed=g)
+    g.spawn(2)
+    for c in (pickle.loads(pickle.dumps(g)), copy.deepcopy(g), copy.copy(g), copy.deepcopy([g])[0]):
+        assert c is not g and c.key == g.key and c.streams_used == g.streams_used == 6
+        assert [k.key for k in c.spawn(2)] == [k.key for k in copy.deepcopy(g).spawn(2)]
+        a = initlab.normal_(np.empty(8), seed=c)
+        b = initlab.normal_(np.empty(8), seed=copy.deepcopy(g))
+        assert a.tobytes() == b.tobytes()
+    assert g.streams_used == 6  # the original is not advanced by its copies
+
+
+@pytest.mark.parametrize("value", ["avx9000", "neon"])
+def test_bad_initlab_simd_warns_and_keeps_the_default(value):
+    """Item 19: a bad INITLAB_SIMD value made `import initlab` fail; now a warning, the default path."""
+    code = "import initlab; print(initlab.simd_path() == initlab.available_simd_paths()[-1])"
+    env = dict(os.environ, INITLAB_SIMD=value)
+    out = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "True"
+    assert "INITLAB_SIMD" in out.stderr and "RuntimeWarning" in out.stderr

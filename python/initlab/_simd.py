@@ -2,7 +2,8 @@
 
 Every path writes the same bits (the kernels use only correctly rounded IEEE operations, no
 FMA contraction); forcing one is for testing and benchmarking. The environment variable
-``INITLAB_SIMD`` (``scalar``, ``sse2``, ``avx2``, ``avx512``) sets the path at import.
+``INITLAB_SIMD`` (``scalar``, ``sse2``, ``avx2``, ``avx512``, ``auto``) sets the path at import; an
+unknown name or a path this CPU cannot run is ignored with a ``RuntimeWarning`` (the default stays).
 """
 
 from __future__ import annotations
@@ -95,5 +96,11 @@ def _isa_code() -> int:
 
 
 _env = os.environ.get("INITLAB_SIMD")
-if _env:
-    set_simd_path(_env.strip().lower())
+if _env and _env.strip():
+    try:
+        set_simd_path(_env.strip().lower())
+    except ValueError as _e:  # a bad setting must not make `import initlab` fail: warn, keep the default
+        import warnings
+
+        warnings.warn(f"initlab: ignoring INITLAB_SIMD={_env!r}: {_e}; using {simd_path()!r}", RuntimeWarning,
+                      stacklevel=2)
