@@ -1,13 +1,16 @@
 """initlab.stats vs the NumPy expressions computing the same figures, and vs the read bandwidth.
 
-Same prefaulted float32 n x n buffer (standard normal data) for every case; thread count
+Same prefaulted n x n buffer (standard normal data) for every case of a (dtype, n); thread count
 stated. The NumPy peer computes mean, var, min, max, abs max, zero count and non-finite count
-(what initlab.stats gives in one pass); the read bandwidth is measured in the same run by
-reading the same buffer on the same number of threads (``_core.read_probe``).
+(what initlab.stats gives in one pass; float32, C layout); the read bandwidth is measured in the
+same run by reading the same buffer on the same number of threads (``_core.read_probe``).
+Layouts: ``C`` (the array), ``F`` (its transpose: the same memory, a Fortran-ordered view, whose
+logical order strides through memory), and ``axis0`` (per-column statistics of the C array).
 
 Run: ``pytest benchmarks/bench_stats.py -s`` (sizes via INITLAB_BENCH_STATS_SIZES, default
-"4096,16384"; threads via INITLAB_BENCH_STATS_THREADS, default "2"). A table of ratios is
-printed at the end.
+"4096,16384"; threads via INITLAB_BENCH_STATS_THREADS, default "1,2"; dtypes via
+INITLAB_BENCH_STATS_DTYPES, default "float32,bfloat16,float64"). A table of ratios is printed at
+the end.
 """
 
 from __future__ import annotations
@@ -21,18 +24,26 @@ import initlab
 from initlab import _core
 
 SIZES = [int(s) for s in os.environ.get("INITLAB_BENCH_STATS_SIZES", "4096,16384").split(",")]
-THREADS = [int(s) for s in os.environ.get("INITLAB_BENCH_STATS_THREADS", "2").split(",")]
-RESULTS: dict[tuple[int, int], dict[str, float]] = {}
-_buf: dict[int, np.ndarray] = {}
+THREADS = [int(s) for s in os.environ.get("INITLAB_BENCH_STATS_THREADS", "1,2").split(",")]
+DTYPES = os.environ.get("INITLAB_BENCH_STATS_DTYPES", "float32,bfloat16,float64").split(",")
+RESULTS: dict[tuple[str, int, int], dict[str, float]] = {}
+_buf: dict[tuple[str, int], np.ndarray] = {}
 
 
-def data(n: int) -> np.ndarray:
-    if n not in _buf:
+def _dtype(name: str):
+    if name == "bfloat16":
+        ml_dtypes = pytest.importorskip("ml_dtypes")
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+def data(dt: str, n: int) -> np.ndarray:
+    if (dt, n) not in _buf:
         _buf.clear()  # one big buffer at a time
-        a = np.empty((n, n), np.float32)
+        a = np.empty((n, n), _dtype(dt))
         initlab.normal_(a, seed=0)  # writes every page: prefaulted
-        _buf[n] = a
-    return _buf[n]
+        _buf[(dt, n)] = a
+    return _buf[(dt, n)]
 
 
 def numpy_same_set(a: np.ndarray) -> tuple:
@@ -45,36 +56,40 @@ def _report():
     yield
     if not RESULTS:
         return
-    print("\ninitlab.stats vs NumPy (same set of figures) and vs the read bandwidth of the same buffer")
-    for (n, t), r in sorted(RESULTS.items()):
-        nbytes = n * n * 4
-        mine = r.get("initlab.stats")
-        if mine is None:
-            continue
-        line = f"  float32 {n}x{n}, {t} threads: initlab.stats {nbytes / mine / 1e9:.2f} GB/s"
-        if "numpy" in r:
-            line += f"; {r['numpy'] / mine:.1f}x faster than NumPy ({nbytes / r['numpy'] / 1e9:.2f} GB/s)"
-        if "read bandwidth" in r:
-            line += f"; {r['read bandwidth'] / mine:.0%} of the read bandwidth ({nbytes / r['read bandwidth'] / 1e9:.2f} GB/s)"
-        print(line)
+    print("\ninitlab.stats vs the read bandwidth of the same buffer (and NumPy's same figures)")
+    for (dt, n, t), r in sorted(RESULTS.items()):
+        read = r.get("read bandwidth")
+        nbytes = n * n * _dtype(dt).itemsize
+        parts = [f"{dt} {n}x{n}, {t} thread(s): read {nbytes / read / 1e9:.1f} GB/s" if read else f"{dt} {n}x{n}"]
+        for lay in ("C", "F", "axis0"):
+            mine = r.get(lay)
+            if mine is not None:
+                parts.append(f"{lay} {nbytes / mine / 1e9:.1f} GB/s" + (f" ({read / mine:.0%})" if read else ""))
+        if "numpy" in r and "C" in r:
+            parts.append(f"{r['numpy'] / r['C']:.1f}x NumPy")
+        print("  " + "; ".join(parts))
 
 
 @pytest.mark.parametrize("threads", THREADS)
 @pytest.mark.parametrize("n", SIZES)
-@pytest.mark.parametrize("case", ["initlab.stats", "numpy", "read bandwidth"])
-def test_stats(benchmark, case, n, threads):
-    a = data(n)
-    benchmark.group = f"stats f32 {n}^2 t={threads}"
+@pytest.mark.parametrize("dt", DTYPES)
+@pytest.mark.parametrize("case", ["C", "F", "axis0", "numpy", "read bandwidth"])
+def test_stats(benchmark, case, dt, n, threads):
+    if case == "numpy" and (dt != "float32" or threads != THREADS[0]):
+        pytest.skip("NumPy peer: float32, once per size (its reductions are single-threaded)")
+    a = data(dt, n)
+    benchmark.group = f"stats {dt} {n}^2 t={threads}"
     benchmark.extra_info["threads"] = threads
-    if case == "initlab.stats":
+
+    def ours(x, axis=None):
         def fn():
             with initlab.num_threads(threads):
-                return initlab.stats(a)
-    elif case == "numpy":
-        fn = lambda: numpy_same_set(a)  # noqa: E731  (NumPy's reductions are single-threaded)
-    else:
-        fn = lambda: _core.read_probe(a, threads)  # noqa: E731
+                return initlab.stats(x, axis=axis)
+        return fn
+
+    fn = {"C": ours(a), "F": ours(a.T), "axis0": ours(a, 0),
+          "numpy": lambda: numpy_same_set(a), "read bandwidth": lambda: _core.read_probe(a, threads)}[case]
     fn()  # warm-up
     benchmark.pedantic(fn, rounds=1 if (case == "numpy" and n > 8192) else 5, iterations=1)
     if benchmark.stats is not None and getattr(benchmark.stats, "stats", None) is not None:
-        RESULTS.setdefault((n, threads), {})[case] = benchmark.stats.stats.min
+        RESULTS.setdefault((dt, n, threads), {})[case] = benchmark.stats.stats.min

@@ -457,7 +457,25 @@ Moments block_fast(const Plan& P, std::int64_t base, std::int64_t l0, std::int64
         const double* src = static_cast<const double*>(P.data) + off + i * st;
         for (std::int64_t t = 0; t < take; ++t) dbuf[fill + t] = src[t * st];
       } else {
-        for (std::int64_t t = 0; t < take; ++t) fbuf[fill + t] = read_as_float(P.data, off + (i + t) * st, P.dtype);
+        const std::int64_t o0 = off + i * st;
+        float* dst = fbuf + fill;
+        switch (P.dtype) {  // the dtype switch outside the element loop (the 16-bit ones vectorize)
+          case DType::f32: {
+            const float* src = static_cast<const float*>(P.data) + o0;
+            for (std::int64_t t = 0; t < take; ++t) dst[t] = src[t * st];
+            break;
+          }
+          case DType::bf16: {
+            const std::uint16_t* src = static_cast<const std::uint16_t*>(P.data) + o0;
+            for (std::int64_t t = 0; t < take; ++t) dst[t] = lowp::bf16_to_f32(src[t * st]);
+            break;
+          }
+          default: {
+            const std::uint16_t* src = static_cast<const std::uint16_t*>(P.data) + o0;
+            for (std::int64_t t = 0; t < take; ++t) dst[t] = lowp::f16_to_f32(src[t * st]);
+            break;
+          }
+        }
       }
       fill += take;
       i += take;
@@ -522,14 +540,29 @@ inline void with_reader(const Plan& P, F&& f) {
 // slice's m elements land in v[u * m, (u + 1) * m) in logical order.
 template <class T>
 void stage_slices(const Plan& P, const std::int64_t* bases, std::int64_t units, T* v) {
+  // Through a tile of kTileE elements x all units with a row pitch that is not a power of two,
+  // so neither the reads (one contiguous run across the units per element) nor the writes (one
+  // run of kTileE per unit) make every access of a tile hit the same cache set.
+  constexpr std::int64_t kTileE = std::is_same<T, double>::value ? 16 : 32, kPitch = kTileE + 1;
+  thread_local std::vector<T> tile_buf;
+  tile_buf.resize(static_cast<std::size_t>(units * kPitch));
+  T* tile = tile_buf.data();
   with_reader<T>(P, [&](auto rd) {
-    std::int64_t e = 0;
+    std::int64_t e = 0, e0 = 0;  // e: next element; e0: the first element in the tile
+    auto flush = [&]() {
+      for (std::int64_t u = 0; u < units; ++u)
+        std::memcpy(v + u * P.m + e0, tile + u * kPitch, sizeof(T) * static_cast<std::size_t>(e - e0));
+      e0 = e;
+    };
     for_each_segment(P, 0, 0, P.m, [&](std::int64_t off, std::int64_t st, std::int64_t len) {
       for (std::int64_t i = 0; i < len; ++i, ++e) {
+        if (e - e0 == kTileE) flush();
         const std::int64_t o = off + i * st;
-        for (std::int64_t u = 0; u < units; ++u) v[u * P.m + e] = rd(bases[u] + o);
+        T* col = tile + (e - e0);
+        for (std::int64_t u = 0; u < units; ++u) col[u * kPitch] = rd(bases[u] + o);
       }
     });
+    flush();
   });
 }
 
