@@ -176,6 +176,22 @@ class LSUVReport:
         layers never called or not selected. Empty for NumPy and :mod:`initlab.nn` models.
     pool_batches : int
         Batches whose statistics are pooled in each measurement.
+
+    See Also
+    --------
+    lsuv
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import initlab
+    >>> w = np.zeros((16, 8))
+    >>> x = np.random.default_rng(0).standard_normal((128, 8))
+    >>> report = initlab.lsuv([w], x, forward=lambda b: [b @ w.T], seed=0)
+    >>> report.converged, report[0].iterations >= 1, report.to_dict()["layers"][0]["weight_shape"]
+    (True, True, [16, 8])
+    >>> print(report.table().splitlines()[0])  # doctest: +ELLIPSIS
+    LSUV: target variance 1 ± 0.1, max_iter 10, converged (... forward passes)
     """
 
     layers: list[LSUVLayer] = field(default_factory=list)
