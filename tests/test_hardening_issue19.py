@@ -122,3 +122,40 @@ def test_bad_initlab_simd_warns_and_keeps_the_default(value):
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip() == "True"
     assert "INITLAB_SIMD" in out.stderr and "RuntimeWarning" in out.stderr
+
+
+# --- item 20 -----------------------------------------------------------------------------------
+
+def test_plan_says_would_be_written_and_init_module_says_written():
+    """Item 20: plan() is a dry run; its table said "N parameters written"."""
+    torch = pytest.importorskip("torch")
+    import initlab.torch as it
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    head = it.plan(model, seed=0).table().splitlines()[0]
+    assert "4 parameters would be written" in head and "parameters written" not in head, head
+    done = it.init_module(model, seed=0, return_manifest=True) if "return_manifest" in \
+        it.init_module.__code__.co_varnames else None
+    if done is not None and hasattr(done, "table"):
+        assert "4 parameters written" in done.table().splitlines()[0]
+    assert it.plan(model, seed=0) == it.plan(model, seed=0)
+
+
+def test_two_dimensional_alpha_is_not_a_scalar():
+    """Item 20: a 2-D parameter named ``alpha`` was given the "scalar" role by its name; only 0-d
+    or 1-D parameters are scalars by name (a 0-d ``alpha`` still is)."""
+    torch = pytest.importorskip("torch")
+    import initlab.torch as it
+
+    class Mixer(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.alpha = torch.nn.Parameter(torch.zeros(8, 8))
+            self.gate = torch.nn.Module()
+            self.gate.alpha = torch.nn.Parameter(torch.zeros(()))
+
+    m = Mixer()
+    man = it.plan(m, seed=0, rules=[it.Rule("zeros", role="scalar")], unknown="keep")
+    assert man["gate.alpha"].role == "scalar"
+    assert "alpha" not in [e.name for e in man]  # not caught by the scalar rule: no rule, kept
+    assert any("alpha" in str(x) and "gate" not in str(x) for x in man.left_alone)

@@ -121,6 +121,8 @@ class Manifest:
         #: what a data-driven correction did after the fills (``recipe="auto"`` with an example
         #: input: the method, its target and each corrected layer's scale), or None
         self.correction: dict[str, Any] | None = None
+        #: True for a dry run (``initlab.torch.plan``): the table says "would be written"
+        self.dry_run = False
         self._index: dict[str, Entry] = {}
         for e in self.entries:
             self._index[e.name] = e
@@ -180,7 +182,8 @@ class Manifest:
         """A fixed-width text table: one line per written parameter, then what was left alone."""
         rows = [self._HEAD] + self._rows()
         widths = [max(len(r[i]) for r in rows) for i in range(len(self._HEAD))]
-        lines = [f"Manifest: recipe {self.recipe!r}, seed {self.seed!r}, {len(self.entries)} parameters written, "
+        verb = "would be written (dry run)" if self.dry_run else "written"
+        lines = [f"Manifest: recipe {self.recipe!r}, seed {self.seed!r}, {len(self.entries)} parameters {verb}, "
                  f"{len(self.left_alone)} left alone"]
         for k, r in enumerate(rows):
             lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())

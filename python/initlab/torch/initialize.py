@@ -232,7 +232,9 @@ def plan(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = None, r
     :class:`~initlab.manifest.Manifest` that call would return; works on meta-device models
     and on models on any device (nothing is read or moved).
     """
-    return _manifest(_make_plan(model, recipe, rules, only, unknown, options, allow_meta=True), seed)
+    m = _manifest(_make_plan(model, recipe, rules, only, unknown, options, allow_meta=True), seed)
+    m.dry_run = True  # its table says "would be written"
+    return m
 
 
 def _run(pl: _Plan, seeds: Any) -> None:

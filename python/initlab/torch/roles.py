@@ -170,7 +170,9 @@ def _role(mname: str, mod: nn.Module, pname: str, p: torch.Tensor, head_name: st
         return "token"
     if pname == "bias" or pname.endswith("_bias"):
         return "bias"
-    if _SCALAR.search(qname) or p.numel() == 1:
+    # A scalar by name only when it is shaped like one (0-d or 1-D: a ReZero alpha, a layer-scale
+    # gamma); a 2-D parameter that happens to be called "alpha" is a matrix, not a scalar.
+    if p.numel() == 1 or (_SCALAR.search(qname) and p.dim() <= 1):
         return "scalar"
     return None
 
