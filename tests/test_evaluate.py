@@ -239,3 +239,32 @@ def test_schemes_on_a_user_factory_are_reproducible():
     b = initlab.evaluate(make, ["rezero", "default"], **kw)
     assert _numbers(a) == _numbers(b)
     assert a["rezero"].final_accuracy[0] > 0.2
+
+
+def test_json_carries_the_table_summary():
+    """Issue 19 item 16: to_dict/JSON lacked what the table prints (mean ± sd test accuracy, final
+    test loss, steps to threshold per init); each result now has a "summary" with those numbers."""
+    from initlab.evaluation import InitResult
+
+    r = InitResult(init="xavier_normal", seeds=[0, 1, 2], steps=[0, 10, 20], train_loss=[[2.0, 0.5, 0.05]] * 3,
+                   test_loss=[[2.0, 0.6, 0.2], [2.0, 0.7, 0.4], [2.0, 0.6, float("nan")]],
+                   test_accuracy=[[0.1, 0.8, 0.9], [0.1, 0.7, 0.8], [0.1, 0.5, 0.7]],
+                   steps_to_threshold=[20, None, 10], roughness=[0.1, 0.2, 0.3],
+                   grad_norms=[[[1.0, 2.0], [3.0, 4.0]]] * 3, layers=["0", "1"], wall_time=[1.0, 2.0, 3.0],
+                   diverged_at=[None, None, 20])
+    ev = Evaluation([r], {"threshold": 0.1, "seeds": [0, 1, 2]})
+    d = json.loads(json.dumps(ev.to_dict(), allow_nan=False))
+    s = d["results"][0]["summary"]
+    assert s["test_accuracy_mean"] == pytest.approx(0.8) and s["test_accuracy_sd"] == pytest.approx(0.1)
+    assert s["final_test_loss_mean"] == pytest.approx(0.3)  # the finite ones, as the table
+    assert s["steps_to_threshold_mean"] == 15 and s["threshold_reached"] == 2 and s["seeds"] == 3
+    assert s["grad_norm_first_layer"] == 2.0 and s["grad_norm_last_layer"] == 3.0
+    assert s["roughness_mean"] == pytest.approx(0.2) and s["wall_time_mean"] == 2.0 and s["diverged"] == 1
+    row = ev.table().splitlines()[2]
+    assert "80.0 ± 10.0" in row and "0.300" in row and "15 (2/3 seeds)" in row
+    back = Evaluation.from_dict(d)
+    assert back.to_dict() == ev.to_dict()
+    one = InitResult(**{**r.__dict__, "seeds": [0], "test_accuracy": [[0.5]], "test_loss": [[1.0]],
+                        "steps_to_threshold": [None], "wall_time": [1.0], "diverged_at": [None]})
+    s1 = json.loads(json.dumps(Evaluation([one], {"threshold": 0.1}).to_dict(), allow_nan=False))["results"][0]["summary"]
+    assert s1["test_accuracy_sd"] is None and s1["steps_to_threshold_mean"] is None  # NaN -> null, strict JSON

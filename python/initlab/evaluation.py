@@ -292,14 +292,46 @@ class InitResult:
                 f"in {len(reached)}/{len(self.seeds)} runs" + (f" (mean step {np.mean(reached):.0f})" if reached else "")
                 + f", {np.mean(self.wall_time):.2f} s per run")
 
+    def summary(self) -> dict[str, Any]:
+        """The figures :meth:`Evaluation.table` prints for this init, as numbers (NaN for none):
+        ``test_accuracy_mean``/``test_accuracy_sd`` (fractions; sd with ddof 1, NaN for one seed),
+        ``final_test_loss_mean`` (over seeds with a finite loss), ``steps_to_threshold_mean`` (over
+        the seeds that reached it), ``threshold_reached``/``seeds``, ``roughness_mean``,
+        ``grad_norm_first_layer``/``grad_norm_last_layer`` (mean over seeds and early steps),
+        ``wall_time_mean`` (s) and ``diverged`` (runs with a non-finite loss)."""
+        def nanmean(x: Any) -> float:
+            a = np.asarray(x, dtype=float)
+            return float(np.nanmean(a)) if np.isfinite(a).any() else math.nan
+
+        reached = [s for s in self.steps_to_threshold if s is not None]
+        g = np.asarray(self.grad_norms, dtype=float)
+        per_layer = np.nanmean(g, axis=(0, 1)) if g.size and np.isfinite(g).any() else None
+        return {
+            "test_accuracy_mean": self.accuracy_mean,
+            "test_accuracy_sd": self.accuracy_std,
+            "final_test_loss_mean": nanmean(self.final_test_loss),
+            "steps_to_threshold_mean": float(np.mean(reached)) if reached else math.nan,
+            "threshold_reached": len(reached),
+            "seeds": len(self.seeds),
+            "roughness_mean": nanmean(self.roughness),
+            "grad_norm_first_layer": float(per_layer[0]) if per_layer is not None else math.nan,
+            "grad_norm_last_layer": float(per_layer[-1]) if per_layer is not None else math.nan,
+            "wall_time_mean": float(np.mean(self.wall_time)) if len(self.wall_time) else math.nan,
+            "diverged": sum(d is not None for d in self.diverged_at),
+        }
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-serializable form (NaN becomes None)."""
-        return {k: _nan_to_none(v) for k, v in self.__dict__.items()}
+        """Plain JSON-serializable form (NaN becomes None), with the table's figures under
+        ``"summary"`` (see :meth:`summary`) so a JSON reader need not recompute them."""
+        out = {k: _nan_to_none(v) for k, v in self.__dict__.items()}
+        out["summary"] = {k: _nan_to_none(v) for k, v in self.summary().items()}
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> InitResult:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (the derived ``"summary"`` is recomputed, not read)."""
         kw = dict(d)
+        kw.pop("summary", None)
         for k in ("train_loss", "test_loss", "test_accuracy", "roughness", "grad_norms", "wall_time"):
             kw[k] = _none_to_nan(kw[k])
         return cls(**kw)
