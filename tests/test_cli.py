@@ -125,3 +125,79 @@ def test_console_script_entry_point():
 
     with pytest.raises(SystemExit):
         main(["--help"])
+
+
+# --- issue 19, item 17 ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv, why", [
+    (["demo", "--draws", "0"], "--draws: expected an integer >= 1, got '0'"),
+    (["bench", "--threads", "0"], "--threads: expected an integer >= 1, got '0'"),
+    (["bench", "--size", "1.5"], "--size: expected an integer, got '1.5'"),
+    (["bench", "--size", "1e6"], "--size: expected an integer, got '1e6'"),
+    (["evaluate", "--seeds", "-1"], "--seeds: expected an integer >= 1, got '-1'"),
+    (["evaluate", "--epochs", "0"], "--epochs: expected a finite number > 0, got '0'"),
+])
+def test_zero_negative_and_float_counts_are_refused_by_argparse(capsys, argv, why):
+    """Item 17: --draws 0, --threads 0 and float sizes were accepted silently."""
+    from initlab.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    assert why in capsys.readouterr().err
+
+
+def test_output_directory_gets_the_default_name_inside(tmp_path):
+    """Item 17: `-o somedir` silently wrote somedir.png beside the directory; now the figure (and
+    the JSON) go into it under the default name."""
+    from initlab.cli import _parser, _paths
+
+    (tmp_path / "figs").mkdir()
+    args = _parser().parse_args(["evaluate", "-o", str(tmp_path / "figs"), "--json", str(tmp_path / "figs")])
+    fig, js = _paths(args)
+    assert fig == str(tmp_path / "figs" / "initlab-evaluate.png")
+    assert js == str(tmp_path / "figs" / "initlab-evaluate.json")
+    args = _parser().parse_args(["demo", "-o", str(tmp_path / "figs")])
+    assert _paths(args)[0] == str(tmp_path / "figs" / "initlab-demo.png")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figs"] and list((tmp_path / "figs").iterdir()) == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc, where no one (root included) can create files")
+def test_unwritable_directory_is_found_before_the_work():
+    """Item 17: writability was judged by os.access, which says yes to root on a directory where
+    creating a file fails (here /proc); the job then ran and died at the end. It is now tried."""
+    from initlab.cli import check_output_path
+
+    with pytest.raises(ValueError, match="not writable"):
+        check_output_path("/proc/initlab-figure.png")
+    with pytest.raises(ValueError, match="not writable"):
+        check_output_path("/proc/initlab-results", default_suffix=".json", suffixes=(".json",), what="JSON")
+
+
+def test_ctrl_c_exits_130_with_one_line(monkeypatch, capsys):
+    """Item 17: Ctrl-C printed a traceback; now exit status 130 and one line."""
+    import initlab.cli as cli_mod
+
+    def interrupted(**kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_mod, "bench", interrupted)
+    try:
+        code = cli_mod.main(["bench", "--size", "16"])
+    except KeyboardInterrupt:
+        pytest.fail("KeyboardInterrupt escaped main()")
+    err = capsys.readouterr().err
+    assert code == 130 and err.strip() == "initlab bench: interrupted"
+
+
+def test_huge_bench_size_is_a_clear_error(capsys):
+    """Item 17: a huge --size traced back (MemoryError) instead of a clear error."""
+    from initlab.cli import main
+
+    try:
+        code = main(["bench", "--size", str(2**55)])
+    except MemoryError:
+        pytest.fail("MemoryError escaped main()")
+    err = capsys.readouterr().err
+    assert code in (1, 2) and err.startswith("initlab bench: error:") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and ("memory" in err or "GiB" in err), err
