@@ -95,6 +95,19 @@ void register_random(py::module_& m) {
   m.def("openmp_enabled", &initlab::openmp_enabled, "Whether the core was built with OpenMP.");
   m.def("max_threads", &initlab::max_threads, "omp_get_max_threads() in the calling thread (1 without OpenMP).");
   m.def("num_procs", &initlab::num_procs, "Processors available to OpenMP.");
+  m.def(
+      "prefault_write",
+      [](py::array arr) {
+        if (!arr.writeable()) throw py::value_error("prefault_write needs a writable array");
+        if (!(arr.flags() & py::array::c_style)) throw py::value_error("prefault_write needs a C-contiguous array");
+        void* p = arr.mutable_data();
+        const std::size_t n = static_cast<std::size_t>(arr.nbytes());
+        py::gil_scoped_release release;
+        return initlab::prefault_write(p, n);
+      },
+      py::arg("array"),
+      "Fault in a contiguous array's pages for writing (madvise MADV_POPULATE_WRITE); no byte changes. "
+      "False where unsupported. What large contiguous fills do per task before writing (for tests).");
   m.def("isa_supported", [](int i) { return initlab::isa_supported(isa_from_int(i)); }, py::arg("isa"),
         "Whether this build and CPU can run SIMD path `isa` (0 scalar, 1 sse2, 2 avx2, 3 avx512).");
   m.def("best_isa", []() { return static_cast<int>(initlab::best_isa()); }, "The fastest SIMD path this CPU runs.");

@@ -302,13 +302,25 @@ struct Walker {
 
 std::size_t itemsize(DType d) { return (d == DType::f64) ? 8 : (d == DType::f32 ? 4 : 2); }
 
+// Contiguous destinations at least this large have each task's pages faulted in by one
+// prefault_write call just before the task writes them (fewer traps than one fault per page;
+// only pages the task writes anyway, so a file-backed or larger-than-memory mapping is never
+// populated ahead of its writes). Measured on the 0.95 B-parameter model's materialize (2
+// threads, this VM): fill time 6.3 -> 5.1 s median, system time 1.5 -> 0.95 s. (Transparent
+// huge pages for the same ranges were tried and rejected: 3x slower here, where fresh 2 MiB
+// blocks come back from the host's free-page reporting.)
+constexpr std::size_t kPrefaultBytes = std::size_t{8} << 20;
+
 template <class F>
-void run_tasks(const Walker& w, const Exec& ex, F&& body) {
+void run_tasks(const Walker& w, const Exec& ex, char* base, std::size_t isz, F&& body) {
   const std::int64_t n_tasks = (w.total + kTask - 1) / kTask;
   const int nt = w.total < kSerialBelow ? 1 : ex.n_threads;
+  const bool contiguous = w.nd == 1 && w.strides[0] == 1;
+  const bool prefault = contiguous && static_cast<std::size_t>(w.total) * isz >= kPrefaultBytes;
   parallel_for(n_tasks, nt, [&](std::int64_t t) {
     const std::int64_t e0 = t * kTask;
     const std::int64_t e1 = std::min(w.total, e0 + kTask);
+    if (prefault) prefault_write(base + e0 * static_cast<std::int64_t>(isz), static_cast<std::size_t>(e1 - e0) * isz);
     w.for_runs(e0, e1, body);
   });
 }
@@ -328,7 +340,7 @@ void fill(const Destination& dst, const Sampler& s, RngCoord rc, Exec ex) {
     const double v = s.dist == Dist::constant ? s.p0 : degenerate;
     const float vf = f32_of(v);
     const std::uint16_t h = dst.dtype == DType::f16 ? lowp::f16_from_f32(vf) : lowp::bf16_from_f32(vf);
-    run_tasks(w, ex, [&](std::uint64_t, std::int64_t mem, std::int64_t len, std::int64_t sl) {
+    run_tasks(w, ex, base, isz, [&](std::uint64_t, std::int64_t mem, std::int64_t len, std::int64_t sl) {
       char* p = base + mem * static_cast<std::int64_t>(isz);
       if (sl == 1) {  // contiguous run: a plain typed fill, which the compiler vectorizes
         switch (dst.dtype) {
@@ -386,7 +398,7 @@ void fill(const Destination& dst, const Sampler& s, RngCoord rc, Exec ex) {
     for (int i = 0; i < n; ++i) std::memcpy(p + i * sl * static_cast<std::int64_t>(sizeof(T)), &tmp[i], sizeof(T));
   };
 
-  run_tasks(w, ex, [&](std::uint64_t g, std::int64_t mem, std::int64_t len, std::int64_t sl) {
+  run_tasks(w, ex, base, isz, [&](std::uint64_t g, std::int64_t mem, std::int64_t len, std::int64_t sl) {
     alignas(64) double td[kChunk];
     alignas(64) float tf[kChunk];
     alignas(64) std::uint16_t th[kChunk];

@@ -7,6 +7,14 @@
 #if defined(INITLAB_HAVE_OPENMP)
 #include <omp.h>
 #endif
+#if defined(__linux__)
+#include <sys/mman.h>
+#include <unistd.h>
+#include <cerrno>
+#if !defined(MADV_POPULATE_WRITE)
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
+#endif
 #if defined(__unix__) || defined(__APPLE__)
 #include <pthread.h>
 #define INITLAB_HAVE_ATFORK 1
@@ -69,6 +77,46 @@ int num_procs() {
 #else
   const unsigned n = std::thread::hardware_concurrency();
   return n == 0 ? 1 : static_cast<int>(n);
+#endif
+}
+
+#if defined(__linux__)
+namespace {
+// Whether this kernel knows MADV_POPULATE_WRITE: asked once, on a page of our own.
+bool populate_supported() {
+  static const bool ok = [] {
+    const long pg = sysconf(_SC_PAGESIZE);
+    const std::size_t sz = pg > 0 ? static_cast<std::size_t>(pg) : 4096;
+    void* m = mmap(nullptr, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return false;
+    const bool r = madvise(m, sz, MADV_POPULATE_WRITE) == 0;
+    munmap(m, sz);
+    return r;
+  }();
+  return ok;
+}
+}  // namespace
+#endif
+
+bool prefault_write(void* p, std::size_t bytes) {
+#if defined(__linux__)
+  static const std::size_t page = [] {
+    const long pg = sysconf(_SC_PAGESIZE);
+    return pg > 0 ? static_cast<std::size_t>(pg) : std::size_t{4096};
+  }();
+  if (p == nullptr || bytes == 0 || !populate_supported()) return false;
+  // madvise takes a page-aligned start; the pages the range touches are the ones the writes fault.
+  const std::uintptr_t a = reinterpret_cast<std::uintptr_t>(p);
+  const std::uintptr_t start = a & ~(static_cast<std::uintptr_t>(page) - 1);
+  const std::size_t len = static_cast<std::size_t>(a - start) + bytes;
+  const int saved = errno;  // a refusal is not the caller's error
+  const bool ok = madvise(reinterpret_cast<void*>(start), len, MADV_POPULATE_WRITE) == 0;
+  errno = saved;
+  return ok;
+#else
+  (void)p;
+  (void)bytes;
+  return false;
 #endif
 }
 
