@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -97,3 +99,33 @@ def num_threads(n: int) -> Iterator[int]:
         yield n
     finally:
         _override.reset(token)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def one_blas_thread() -> contextlib.AbstractContextManager:
+    """Limit BLAS to one thread inside the block (threadpoolctl when installed; else nothing).
+
+    The ``initlab.nn`` networks multiply small matrices: extra BLAS threads cost more in
+    hand-off than they save, and on a busy machine OpenBLAS's spinning threads slow a run
+    several-fold (``analyze``/``lsuv``: 23-33 s against 4-7 s with one thread, issue 19 item 18).
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def blas_single_threaded_for_nn(fn: _F) -> _F:
+    """Decorator: run ``fn(model, ...)`` under :func:`one_blas_thread` when ``model`` is an
+    ``initlab.nn`` network (torch models keep torch's own thread settings)."""
+    @functools.wraps(fn)
+    def wrapper(model: Any, *args: Any, **kwargs: Any) -> Any:
+        if type(model).__module__.startswith("initlab.nn"):
+            with one_blas_thread():
+                return fn(model, *args, **kwargs)
+        return fn(model, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

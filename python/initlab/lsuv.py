@@ -111,6 +111,7 @@ def _moments(a: Any) -> _Moments:
 # Per-name seeds live with the other seed logic (initlab.generator); re-exported here, where
 # they were first defined, for compatibility.
 from .generator import SeedLike, name_stream, named_seeds  # noqa: E402,F401
+from ._threads import blas_single_threaded_for_nn  # noqa: E402
 
 
 # ---- the report ------------------------------------------------------------------------------
@@ -562,6 +563,7 @@ def _is_initlab_nn(model: Any) -> bool:
     return isinstance(model, Module)
 
 
+@blas_single_threaded_for_nn  # initlab.nn nets: one BLAS thread (issue 19 item 18)
 def lsuv(model: Any, x: Any, *, tol: float = 0.1, max_iter: int = 10, target_var: float = 1.0,
          center: bool = False, orthogonal: bool = True, seed: SeedLike = None,
          forward: Callable[[Any], Sequence[Any]] | None = None, biases: Sequence[Any | None] | None = None,

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..nn import Activation, BatchNorm, Conv2d, Identity, LayerNorm, Linear, Module, ReLU, Residual, Sigmoid, Tanh
+from .._threads import blas_single_threaded_for_nn
 from ..stats import stats
 
 __all__ = ["analyze", "Trace", "LayerTrace", "Finding", "Diagnosis"]
@@ -537,6 +538,7 @@ def _unit_axes(a: np.ndarray) -> tuple[int, ...]:
     return (0,) + tuple(range(2, a.ndim)) if a.ndim >= 2 else (0,)
 
 
+@blas_single_threaded_for_nn  # initlab.nn nets: one BLAS thread (issue 19 item 18)
 def analyze(model: Module, x: Any, *, loss: str | Callable[[np.ndarray], tuple[float, np.ndarray]] = "random",
             backward: bool = True, seed: int = 0, predict: bool = True) -> Trace:
     """Run ``model`` on ``x`` (and back) and record per-layer statistics of the signal.
