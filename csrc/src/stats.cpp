@@ -212,6 +212,10 @@ __attribute__((target("avx2"))) void kernel_f32_avx2(const float* p, std::int64_
   tail(p, i, n, a);
 }
 __attribute__((target("avx2"))) void kernel_f64_avx2(const double* p, std::int64_t n, Acc& a) { kernel_impl<v4d>(p, n, a); }
+// GCC 12's avx512fintrin.h converts through a deliberately uninitialized register
+// (_mm256_undefined_ps), which -Wuninitialized reports at every use: not our code.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 // AVX-512: the 8 lanes are one register of 8 doubles (lane j in element j), the same double
 // operations as kernel_impl, so the same bits; float32 is widened 8 at a time in one instruction.
 __attribute__((target("avx512f"))) void kernel_f32_avx512(const float* p, std::int64_t n, Acc& a) {
