@@ -432,8 +432,9 @@ def constant_(tensor: TensorT, val: float) -> TensorT:
         Destination: a writable float32, float64, float16 or bfloat16 array or tensor, any
         layout, torch tensors on any device.
     val : float
-        Any real number, ``inf`` and ``NaN`` included (as torch). It is rounded to the dtype:
-        directly for float64/float32, through float32 for float16/bfloat16 (as the samplers do).
+        A real number finite in the dtype, or ``inf``/``NaN`` passed explicitly (as torch). It
+        is rounded to the dtype: directly for float64/float32, through float32 for
+        float16/bfloat16 (as the samplers do).
 
     Returns
     -------
