@@ -924,7 +924,8 @@ def kaiming_uniform_(tensor: TensorT, a: float = 0, mode: str = "fan_in", nonlin
         float16 or bfloat16 (integer, bool, complex, object); ``layout`` axes that are not ints; ``seed`` is not an int,
         Generator or None.
     ValueError
-        Unknown ``mode`` or ``nonlinearity``; a leaky_relu slope ``a`` that is not a number;
+        Unknown ``mode`` or ``nonlinearity``; a leaky_relu slope ``a`` that is not a number or is
+        beyond the float64 range;
         fewer than 2 dimensions (``"Fan in and fan out can not be computed for tensor with
         fewer than 2 dimensions"``); an unknown ``layout``; a read-only array, elements overlapping in memory (zero strides), non-native byte
         order; ``seed`` outside ``[0, 2**64)``; ``offset`` without ``global_shape``, or a block
@@ -1045,7 +1046,8 @@ def kaiming_normal_(tensor: TensorT, a: float = 0, mode: str = "fan_in", nonline
         float16 or bfloat16 (integer, bool, complex, object); ``layout`` axes that are not ints; ``seed`` is not an int,
         Generator or None.
     ValueError
-        Unknown ``mode`` or ``nonlinearity``; a leaky_relu slope ``a`` that is not a number;
+        Unknown ``mode`` or ``nonlinearity``; a leaky_relu slope ``a`` that is not a number or is
+        beyond the float64 range;
         fewer than 2 dimensions (``"Fan in and fan out can not be computed for tensor with
         fewer than 2 dimensions"``); an unknown ``layout``; a read-only array, elements overlapping in memory (zero strides), non-native byte
         order; ``seed`` outside ``[0, 2**64)``; ``offset`` without ``global_shape``, or a block
