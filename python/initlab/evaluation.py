@@ -297,8 +297,9 @@ class InitResult:
         ``test_accuracy_mean``/``test_accuracy_sd`` (fractions; sd with ddof 1, NaN for one seed),
         ``final_test_loss_mean`` (over seeds with a finite loss), ``steps_to_threshold_mean`` (over
         the seeds that reached it), ``threshold_reached``/``seeds``, ``roughness_mean``,
-        ``grad_norm_first_layer``/``grad_norm_last_layer`` (mean over seeds and early steps),
-        ``wall_time_mean`` (s) and ``diverged`` (runs with a non-finite loss)."""
+        ``grad_norm_first_layer``/``grad_norm_last_layer`` (mean over seeds and early steps) and
+        ``diverged`` (runs with a non-finite loss). Only figures a seed determines: the time per
+        run stays in ``wall_time``, so the summaries of two identical runs are equal."""
         def nanmean(x: Any) -> float:
             a = np.asarray(x, dtype=float)
             return float(np.nanmean(a)) if np.isfinite(a).any() else math.nan
@@ -316,7 +317,6 @@ class InitResult:
             "roughness_mean": nanmean(self.roughness),
             "grad_norm_first_layer": float(per_layer[0]) if per_layer is not None else math.nan,
             "grad_norm_last_layer": float(per_layer[-1]) if per_layer is not None else math.nan,
-            "wall_time_mean": float(np.mean(self.wall_time)) if len(self.wall_time) else math.nan,
             "diverged": sum(d is not None for d in self.diverged_at),
         }
 
