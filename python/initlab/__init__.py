@@ -6,6 +6,8 @@ See README.md for the contracts (reproducibility, seeds, buffers, errors, thread
 
 from __future__ import annotations
 
+from . import _ompenv  # noqa: F401  (first: the OpenMP wait policy must be set before the core loads)
+
 try:
     from . import _core  # noqa: F401
 except ImportError as e:  # pragma: no cover - only when the extension was not built
