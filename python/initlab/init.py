@@ -1478,11 +1478,10 @@ def sparse_(tensor: TensorT, sparsity: float, std: float = 0.01, *, seed: SeedLi
         mkey, mstream = _sparse_mask_coord(key, stream)
         _core.fill(keys, 1, _UNIFORM, 0.0, 1.0, 0.0, 0.0, mkey, mstream, gst, col0 * gst[1], get_num_threads(),
                    _isa_code())
-        idx = np.argsort(keys, axis=0, kind="stable")[:nz]
+        gr, zc = _smallest_per_column(keys, nz)
         del keys
-        inside = (idx >= row0) & (idx < row0 + rows)
-        zr = idx[inside] - row0
-        zc = np.nonzero(inside)[1]
+        inside = (gr >= row0) & (gr < row0 + rows)
+        zr, zc = gr[inside] - row0, zc[inside]
     try:
         _core.fill(t.array, t.code, _NORMAL, 0.0, std, 0.0, 0.0, key, stream, gst, gbase, get_num_threads(),
                    _isa_code())
@@ -1491,6 +1490,30 @@ def sparse_(tensor: TensorT, sparsity: float, std: float = 0.01, *, seed: SeedLi
             t.array[zr, zc] = 0
         mark_written(t)
     return tensor
+
+
+_MASK_COLUMNS = 256  # columns per step of the mask selection (Ctrl-C is seen between steps)
+
+
+def _smallest_per_column(keys: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, columns) of the ``k`` smallest entries of every column of ``keys``, ties to the lower
+    row: the set a stable ``argsort(keys, axis=0)[:k]`` selects, found by partition (linear per
+    column) in blocks of columns instead of a full sort."""
+    n = keys.shape[0]
+    if k >= n:
+        r, c = np.nonzero(np.ones(keys.shape, bool))
+        return r, c
+    rows, cols = [], []
+    for c0 in range(0, keys.shape[1], _MASK_COLUMNS):
+        blk = keys[:, c0:c0 + _MASK_COLUMNS]
+        kth = np.take_along_axis(blk, np.argpartition(blk, k - 1, axis=0)[k - 1:k], axis=0)  # k-th smallest
+        less = blk < kth
+        eq = blk == kth  # of these, the lowest rows fill what `less` leaves of the k
+        chosen = less | (eq & (np.cumsum(eq, axis=0) <= k - less.sum(axis=0)))
+        r, c = np.nonzero(chosen)
+        rows.append(r)
+        cols.append(c + c0)
+    return np.concatenate(rows), np.concatenate(cols)
 
 
 def _hadamard_block(rows: range, n_cols: int) -> np.ndarray:
