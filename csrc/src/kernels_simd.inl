@@ -683,6 +683,10 @@ static void uniform_f64(const KParams& kp, std::uint64_t seed, std::uint64_t str
 
 // Word pairs (x1, x2) of L64 blocks from the block-major word buffer: the even and odd 64-bit
 // words of two consecutive vectors; results go back interleaved (z[2b] = cos, z[2b+1] = sin).
+// INITLAB_SHUF_*(a, b): lane i of the result is lane idx[i] of the concatenation (a, b). GCC
+// takes the indices as a mask vector (__builtin_shuffle), Clang as constants
+// (__builtin_shufflevector); the same indices are written for both (initlab/portable.hpp).
+#if !defined(__clang__)
 #if INITLAB_VB == 64
 static const vu64 kEven = {0, 2, 4, 6, 8, 10, 12, 14}, kOdd = {1, 3, 5, 7, 9, 11, 13, 15};
 static const vu64 kInterLo = {0, 8, 1, 9, 2, 10, 3, 11}, kInterHi = {4, 12, 5, 13, 6, 14, 7, 15};
@@ -690,6 +694,26 @@ static const vu64 kInterLo = {0, 8, 1, 9, 2, 10, 3, 11}, kInterHi = {4, 12, 5, 1
 static const vu64 kEven = {0, 2, 4, 6}, kOdd = {1, 3, 5, 7}, kInterLo = {0, 4, 1, 5}, kInterHi = {2, 6, 3, 7};
 #else
 static const vu64 kEven = {0, 2}, kOdd = {1, 3}, kInterLo = {0, 2}, kInterHi = {1, 3};
+#endif
+#define INITLAB_SHUF_EVEN(a, b) __builtin_shuffle(a, b, kEven)
+#define INITLAB_SHUF_ODD(a, b) __builtin_shuffle(a, b, kOdd)
+#define INITLAB_SHUF_INTER_LO(a, b) __builtin_shuffle(a, b, kInterLo)
+#define INITLAB_SHUF_INTER_HI(a, b) __builtin_shuffle(a, b, kInterHi)
+#elif INITLAB_VB == 64
+#define INITLAB_SHUF_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14)
+#define INITLAB_SHUF_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15)
+#define INITLAB_SHUF_INTER_LO(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11)
+#define INITLAB_SHUF_INTER_HI(a, b) __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15)
+#elif INITLAB_VB == 32
+#define INITLAB_SHUF_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2, 4, 6)
+#define INITLAB_SHUF_ODD(a, b) __builtin_shufflevector(a, b, 1, 3, 5, 7)
+#define INITLAB_SHUF_INTER_LO(a, b) __builtin_shufflevector(a, b, 0, 4, 1, 5)
+#define INITLAB_SHUF_INTER_HI(a, b) __builtin_shufflevector(a, b, 2, 6, 3, 7)
+#else
+#define INITLAB_SHUF_EVEN(a, b) __builtin_shufflevector(a, b, 0, 2)
+#define INITLAB_SHUF_ODD(a, b) __builtin_shufflevector(a, b, 1, 3)
+#define INITLAB_SHUF_INTER_LO(a, b) __builtin_shufflevector(a, b, 0, 2)
+#define INITLAB_SHUF_INTER_HI(a, b) __builtin_shufflevector(a, b, 1, 3)
 #endif
 
 // vlog64 and vsincos_2pi_u53 for K vectors advanced one operation at a time (the same
@@ -776,8 +800,8 @@ static void normal_f64(const KParams& kp, std::uint64_t seed, std::uint64_t stre
       vu64 a, b;
       std::memcpy(&a, w + 4 * (j + k * L64), sizeof(a));
       std::memcpy(&b, w + 4 * (j + k * L64) + 2 * L64, sizeof(b));
-      const vu64 x1 = __builtin_shuffle(a, b, kEven);
-      ang[k] = __builtin_shuffle(a, b, kOdd) >> 11;
+      const vu64 x1 = INITLAB_SHUF_EVEN(a, b);
+      ang[k] = INITLAB_SHUF_ODD(a, b) >> 11;
       u1[k] = (u53_to_double(x1 >> 11) + 0.5) * 1.1102230246251565404e-16;
     }
     vlog64_k<K>(u1, lg);
@@ -786,7 +810,7 @@ static void normal_f64(const KParams& kp, std::uint64_t seed, std::uint64_t stre
     INITLAB_K {
       const vf64 r = vsqrt64(-2.0 * lg[k]);
       const vf64 za = shift + scale * (r * cs[k]), zb = shift + scale * (r * sn[k]);
-      const vf64 lo = __builtin_shuffle(za, zb, kInterLo), hi = __builtin_shuffle(za, zb, kInterHi);
+      const vf64 lo = INITLAB_SHUF_INTER_LO(za, zb), hi = INITLAB_SHUF_INTER_HI(za, zb);
       std::memcpy(z + 2 * (j + k * L64), &lo, sizeof(lo));
       std::memcpy(z + 2 * (j + k * L64) + L64, &hi, sizeof(hi));
     }
@@ -798,6 +822,9 @@ static void normal_f64(const KParams& kp, std::uint64_t seed, std::uint64_t stre
 // vectors, with the scalar code's operations lane for lane; lanes it does not settle (rejected,
 // or accepted only by an exp the squeeze cannot decide) are finished by the scalar sampler,
 // which repeats attempt 0 identically and goes on.
+// INITLAB_SHUF_WIDE(a, b, hi): the 32-bit lanes of the low (hi = 0) or high (hi = 1) halves of
+// a and b interleaved, i.e. 64-bit words (b_l << 32) | a_l; hi must fold to a constant.
+#if !defined(__clang__)
 #if INITLAB_VB == 64
 static const vu32 kWideLo = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23};
 static const vu32 kWideHi = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
@@ -805,6 +832,20 @@ static const vu32 kWideHi = {8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 3
 static const vu32 kWideLo = {0, 8, 1, 9, 2, 10, 3, 11}, kWideHi = {4, 12, 5, 13, 6, 14, 7, 15};
 #else
 static const vu32 kWideLo = {0, 4, 1, 5}, kWideHi = {2, 6, 3, 7};
+#endif
+#define INITLAB_SHUF_WIDE(a, b, hi) __builtin_shuffle(a, b, (hi) ? kWideHi : kWideLo)
+#else
+#if INITLAB_VB == 64
+#define INITLAB_SHUF_WIDE_LO(a, b) __builtin_shufflevector(a, b, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23)
+#define INITLAB_SHUF_WIDE_HI(a, b) __builtin_shufflevector(a, b, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31)
+#elif INITLAB_VB == 32
+#define INITLAB_SHUF_WIDE_LO(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11)
+#define INITLAB_SHUF_WIDE_HI(a, b) __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15)
+#else
+#define INITLAB_SHUF_WIDE_LO(a, b) __builtin_shufflevector(a, b, 0, 4, 1, 5)
+#define INITLAB_SHUF_WIDE_HI(a, b) __builtin_shufflevector(a, b, 2, 6, 3, 7)
+#endif
+#define INITLAB_SHUF_WIDE(a, b, hi) ((hi) ? INITLAB_SHUF_WIDE_HI(a, b) : INITLAB_SHUF_WIDE_LO(a, b))
 #endif
 
 // emit(i, x) receives element g0 + i's standardized value x in [alpha, beta].
@@ -838,9 +879,8 @@ static void trunc_reject_k(const KParams& kp, std::uint64_t seed, std::uint64_t 
 #pragma GCC unroll 8
     INITLAB_K {
       const int g = k >> 1;
-      const vu32& m = (k & 1) ? kWideHi : kWideLo;
-      const vu64 x1 = (vu64)__builtin_shuffle(s.c[0][g], s.c[1][g], m);
-      const vu64 x2 = (vu64)__builtin_shuffle(s.c[2][g], s.c[3][g], m);
+      const vu64 x1 = (vu64)INITLAB_SHUF_WIDE(s.c[0][g], s.c[1][g], k & 1);
+      const vu64 x2 = (vu64)INITLAB_SHUF_WIDE(s.c[2][g], s.c[3][g], k & 1);
       u1[k] = (u53_to_double(x1 >> 11) + 0.5) * 1.1102230246251565404e-16;
       u2[k] = (u53_to_double(x2 >> 11) + 0.5) * 1.1102230246251565404e-16;
       ang[k] = x2 >> 11;
