@@ -260,11 +260,11 @@ def _theory(act_name: str, slope: float, act: Any, sw2: list[float], depth: int,
             q.append(sw2[l] * c * q[-1])
         return q, [q[l] / q[l - 1] for l in range(1, depth)], "exact"
     from .analysis import predict
-    from .nn import mlp
+    from .nn import Linear, mlp
 
     # predict reads sigma_w^2 = fan_in * mean(W^2) from the weights: constant weights give it exactly.
     net = mlp(5, width, depth, activation=act, bias=False)
-    lins = [m for m in net if hasattr(m, "weight")]
+    lins = [m for m in net if isinstance(m, Linear)]  # (the only layers with weights here)
     for lin, s2 in zip(lins, sw2):
         lin.weight[...] = math.sqrt(s2 / lin.in_features)
     q = [float(v) for v in predict(net, ms_x).q]
@@ -533,7 +533,8 @@ def _lsuv_row(act: Any, depth: int, width: int, seed: int, n: int, phi: Any, sha
     weights: list[list[np.ndarray]] = [[] for _ in shapes]
     skipped = 0
     while len(weights[0]) < n:
-        net = init_weights(mlp(5, width, depth, activation=act, seed=0), "orthogonal", bias=0.0, seed=gen)
+        net = mlp(5, width, depth, activation=act, seed=0)
+        init_weights(net, "orthogonal", bias=0.0, seed=gen)  # in place
         try:
             initlab.lsuv(net, x, orthogonal=False, seed=gen)
         except ValueError:

@@ -20,7 +20,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, cast
 
 import numpy as np
 
@@ -570,6 +570,7 @@ def _init_nn(model: Any, spec: str, seed: int, x_lsuv: np.ndarray) -> None:
 
 
 def _call_scheme(fn: Callable[..., Any], model: Any, seed: int, opts: dict[str, Any]) -> None:
+    params: Mapping[str, inspect.Parameter]
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
@@ -718,7 +719,7 @@ def _init_torch(model: Any, spec: str, seed: int, x_lsuv: Any) -> None:
                 kind = rules[type(after)] if after is not None else "xavier"
                 if kind == "relu":
                     initlab.kaiming_normal_(m.weight, nonlinearity="relu", seed=gen)
-                elif kind == "leaky_relu":
+                elif kind == "leaky_relu" and after is not None:  # (a kind other than xavier implies after)
                     initlab.kaiming_normal_(m.weight, a=after.negative_slope, nonlinearity="leaky_relu", seed=gen)
                 elif kind == "selu":
                     initlab.lecun_normal_(m.weight, seed=gen)
@@ -940,7 +941,9 @@ def evaluate(model: Any = "mlp", inits: Sequence[str] = DEFAULT_INITS, *, data: 
     problems: list[str] = []
     if opt not in _DEFAULT_LR:
         problems.append(f"optimizer must be 'sgd' or 'adam', got {optimizer!r}")
-    seed_list = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool) else list(seeds)
+    # (cast: a bool, not a count, goes to list() too)
+    seed_list = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool) \
+        else list(cast(Iterable[int], seeds))
     if not seed_list or any(not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s < 0 for s in seed_list):
         problems.append(f"seeds must be a positive count or a non-empty list of ints >= 0, got {seeds!r}")
     if len(set(seed_list)) != len(seed_list):
@@ -1010,7 +1013,7 @@ def evaluate(model: Any = "mlp", inits: Sequence[str] = DEFAULT_INITS, *, data: 
     if model == "mlp":
         from .nn import get_activation, mlp
 
-        mo = {"depth": 10, "width": 64, "activation": "tanh"}
+        mo: dict[str, Any] = {"depth": 10, "width": 64, "activation": "tanh"}
         mo.update(model_options)
         get_activation(mo["activation"])  # a bad name fails here, before any work
 
@@ -1079,7 +1082,9 @@ def evaluate(model: Any = "mlp", inits: Sequence[str] = DEFAULT_INITS, *, data: 
         torch.set_num_threads(1)
     try:
         for spec in inits:
-            runs, times, layer_names = [], [], []
+            runs: list[_Run] = []
+            times: list[float] = []
+            layer_names: list[str] = []
             for s in seed_list:
                 t0 = time.perf_counter()
                 lsuv_idx = np.random.default_rng(s).permutation(n_train)[: cfg["lsuv_batch"]]

@@ -400,7 +400,7 @@ def _deepen(tm: Any, tname: str, kind: str, fw: str, writes: list) -> None:
         W[...] = np.eye(to)
     else:
         ks = tuple(int(k) for k in W.shape[2:])
-        pad = getattr(tm, "padding", None)
+        pad: Any = getattr(tm, "padding", None)
         pad = (pad,) * len(ks) if isinstance(pad, int) else tuple(pad)
         stride = getattr(tm, "stride", 1)
         stride = (stride,) * len(ks) if isinstance(stride, int) else tuple(stride)

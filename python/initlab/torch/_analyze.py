@@ -196,7 +196,7 @@ def analyze(module: nn.Module, x: Any, *, loss: str | Callable[[np.ndarray], tup
         if ev.input is not None:
             lay.input = _summary(_np(ev.input))
             if lay.input["ms"] > 0:
-                lay.gain = ms(probes.without_bias(head, ev.output)) / lay.input["ms"]
+                lay.gain = ratio(ms(probes.without_bias(head, ev.output)), lay.input["ms"])
         if i > 1 and g["pre"] > 0:
             # What was reduced: a pooling module's input, else the last tensor a module produced
             # before this layer (a functional mean or class-token selection happened after it).

@@ -24,6 +24,7 @@ import torch
 
 __all__ = ["local_shard", "check_placements"]
 
+_StridedShard: type[Any] | None
 try:  # torch >= 2.6
     from torch.distributed.tensor.placement_types import _StridedShard
 except ImportError:  # pragma: no cover
@@ -74,13 +75,15 @@ def _global_indices(gshape: tuple[int, ...], mesh: Any, placements: tuple) -> di
         from torch.distributed.tensor._utils import _get_shard_size_and_offsets
     except ImportError:  # pragma: no cover - a torch without the helper: plain shards only
         return _plain_indices(gshape, mesh, placements)
-    sizes, index = list(gshape), {}
+    sizes: list[int] = list(gshape)
+    index: dict[int, torch.Tensor] = {}
     for mdim, pl in enumerate(placements):
         if not (isinstance(pl, Shard) or (_StridedShard is not None and isinstance(pl, _StridedShard))):
             continue
         d = pl.dim
         n, offs = _get_shard_size_and_offsets(sizes[d], mesh.size(mdim), coord[mdim], pl, index.get(d), gshape[d],
                                               False)
+        assert offs is not None  # skip_offset=False: torch always returns the offsets
         sizes[d] = int(n)
         index[d] = offs if n else torch.arange(0)
     return index

@@ -129,7 +129,7 @@ def _trace(model: nn.Module, example_input: Any) -> tuple[dict[str, tuple[str, f
     def fwd_hook(mod: nn.Module, inp: Any, out: Any) -> None:
         if not isinstance(out, torch.Tensor):
             return
-        name = names.get(id(mod))
+        name = names[id(mod)]  # every hooked module is one of model.modules()
         if _is_layer(mod):
             layer_of[id(out)] = name
             keep.append(out)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Iterator
+from types import ModuleType
+from typing import Any, Iterator, cast
 
 import torch
 from torch import nn
@@ -94,6 +95,7 @@ def _recording(calls: list[tuple[str, torch.Tensor, tuple, dict]]) -> Iterator[N
 
         return rec
 
+    hf_init: ModuleType | None
     try:
         import transformers.initialization as hf_init  # transformers >= 5
     except ImportError:  # pragma: no cover - older transformers call torch.nn.init directly
@@ -122,28 +124,27 @@ def _recording(calls: list[tuple[str, torch.Tensor, tuple, dict]]) -> Iterator[N
             hf_init.TORCH_INIT_FUNCTIONS.update(saved)
 
 
-class _NoWrites:
+def _no_writes() -> contextlib.AbstractContextManager[Any]:
     """A dispatch mode that turns every in-place/out= aten op into a no-op, so an
     ``_init_weights`` override that writes without the init functions (``w.data.mul_(...)``,
     ``copy_``) still leaves the model untouched during recording."""
+    # built lazily: the dispatch-mode base class is a private torch API
+    from torch.utils._python_dispatch import TorchDispatchMode
 
-    def __new__(cls):  # built lazily: the dispatch-mode base class is a private torch API
-        from torch.utils._python_dispatch import TorchDispatchMode
+    class Mode(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+            kwargs = kwargs or {}
+            schema = getattr(func, "_schema", None)
+            if schema is not None and schema.is_mutable:
+                for a, v in zip(schema.arguments, args):
+                    if a.alias_info is not None and a.alias_info.is_write:
+                        return v
+                for a in schema.arguments:
+                    if a.alias_info is not None and a.alias_info.is_write and a.name in kwargs:
+                        return kwargs[a.name]
+            return func(*args, **kwargs)
 
-        class Mode(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-                kwargs = kwargs or {}
-                schema = getattr(func, "_schema", None)
-                if schema is not None and schema.is_mutable:
-                    for a, v in zip(schema.arguments, args):
-                        if a.alias_info is not None and a.alias_info.is_write:
-                            return v
-                    for a in schema.arguments:
-                        if a.alias_info is not None and a.alias_info.is_write and a.name in kwargs:
-                            return kwargs[a.name]
-                return func(*args, **kwargs)
-
-        return Mode()
+    return Mode()
 
 
 def _children_first(model: nn.Module) -> list[nn.Module]:
@@ -173,10 +174,10 @@ def record_hf_init(model: nn.Module, infos: list[ParamInfo]) -> dict[int, Fill]:
     if not _is_pretrained(model):
         return {}
     calls: list[tuple[str, torch.Tensor, tuple, dict]] = []
-    with torch.no_grad(), _recording(calls), _NoWrites():
+    with torch.no_grad(), _recording(calls), _no_writes():
         for m in _children_first(model):
             try:
-                model._init_weights(m)
+                cast(Any, model)._init_weights(m)  # (Module.__getattr__ is typed Tensor | Module)
             except Exception:  # noqa: BLE001 - an override that cannot run dry: structural rules decide
                 continue
     by_id = {id(i.param): i for i in infos}

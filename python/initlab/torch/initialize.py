@@ -80,7 +80,7 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
         if pred is not None and not any(pred(n) for n in names):
             out.left.append(LeftAlone(info.name, "parameter", "not selected by only="))
             continue
-        if isinstance(p, nn.parameter.UninitializedTensorMixin):
+        if isinstance(p, nn.parameter.UninitializedTensorMixin):  # type: ignore[attr-defined]  # not in torch's .pyi
             problems.append(f"{info.name} is not materialized yet (lazy module): run one forward pass first")
             continue
         if p.device.type == "meta" and not allow_meta:
@@ -95,7 +95,7 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
                 keeps = rule is not None and rule.resolve(info).init == "keep"
             except (ValueError, TypeError):
                 keeps = False
-            if keeps:
+            if keeps and rule is not None:  # (keeps implies a rule)
                 out.left.append(LeftAlone(info.name, "parameter", f"kept as constructed ({rule.label})"))
             elif unknown != "error" and not any(rule is r for r in user_rules):
                 out.left.append(LeftAlone(info.name, "parameter",
@@ -140,7 +140,7 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
             # checked here, not in the write loop: an orthogonal matrix needs all of it at once
             problems.append(f"{info.name}: orthogonal initialization needs the whole matrix, but this rank holds "
                             f"the block {tuple(shard[0].shape)} at offset {shard[2]} of {shard[1]} (DTensor placements "
-                            f"{tuple(p.placements)}); initialize it before sharding, or use a fill that works block "
+                            f"{tuple(getattr(p, 'placements', ()))}); initialize it before sharding, or use a fill that works block "
                             "by block (normal, uniform, trunc_normal, the fan-based ones)")
             continue
         if fill.init in ("normal", "uniform", "trunc_normal", "constant", "orthogonal") and info.extra.get("padding_idx") is not None \
@@ -170,7 +170,8 @@ def _device_problem(p: torch.Tensor) -> str | None:
     backend = getattr(initlab, "device_backend", None)
     if backend is None:  # pragma: no cover - a build without the device routes
         return f"on {p.device}; this initlab fills CPU tensors only"
-    local = p.to_local() if callable(getattr(p, "to_local", None)) else p  # a DTensor: its local block
+    to_local = getattr(p, "to_local", None)
+    local = to_local() if callable(to_local) else p  # a DTensor: its local block
     try:
         backend(local)
     except (TypeError, ValueError, RuntimeError, NotImplementedError) as e:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, cast
 
 import torch
 from torch import nn
@@ -162,7 +162,8 @@ def is_layer(m: nn.Module) -> bool:
 
 def layer_weight(m: nn.Module) -> torch.Tensor:
     """The weight whose scale sets the layer's output (MHA: ``out_proj.weight``)."""
-    return m.out_proj.weight if isinstance(m, nn.MultiheadAttention) else m.weight
+    # (cast: Module.__getattr__ is typed Tensor | Module)
+    return m.out_proj.weight if isinstance(m, nn.MultiheadAttention) else cast(torch.Tensor, m.weight)
 
 
 def layer_bias(m: nn.Module) -> torch.Tensor | None:
@@ -243,8 +244,8 @@ def model_state(module: nn.Module, *, mode: str = "keep", batchnorm: str | None 
         if mode == "eval":
             module.eval()
         if batchnorm is not None:
-            for m in bns:
-                m.train(batchnorm == "train")
+            for bn in bns:
+                bn.train(batchnorm == "train")
         torch.backends.mha.set_fastpath_enabled(False)
         with torch.set_grad_enabled(grad):
             yield
@@ -253,9 +254,9 @@ def model_state(module: nn.Module, *, mode: str = "keep", batchnorm: str | None 
         for m, t in modes:
             m.training = t
         with torch.no_grad():
-            for m, buf in zip(bns, saved):
+            for bn, buf in zip(bns, saved):
                 for k, v in buf.items():
-                    getattr(m, k).copy_(v)
+                    getattr(bn, k).copy_(v)
 
 
 class FirstFloat:

@@ -17,7 +17,7 @@ a parameter decides.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import torch
 from torch import nn
@@ -41,6 +41,14 @@ _WEIGHT_ROLES = ("weight", "attention_qkv", "attention_out", "mlp_in", "mlp_out"
 
 def _bound(b: float) -> Fill:
     return Fill("uniform", {"a": -b, "b": b, "bound": b})
+
+
+def _bilinear_bound(m: nn.Bilinear) -> Fill:
+    return _bound(1.0 / math.sqrt(m.weight.shape[1])) if m.weight.shape[1] else _const(0.0)
+
+
+def _rnn_bound(m: nn.RNNBase | nn.RNNCellBase) -> Fill:
+    return _bound(1.0 / math.sqrt(m.hidden_size)) if m.hidden_size else _const(0.0)
 
 
 def _const(v: float) -> Fill:
@@ -81,7 +89,7 @@ def _torch_default(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any
         FnRule("torch_default: Linear/Conv bias U(+-1/sqrt(fan_in))",
                lambda i: isinstance(i.module, torch_linear) and i.pname == "bias", linear_bias),
         FnRule("torch_default: Bilinear U(+-1/sqrt(in1))", lambda i: isinstance(i.module, nn.Bilinear),
-               lambda i: _bound(1.0 / math.sqrt(i.module.weight.shape[1])) if i.module.weight.shape[1] else _const(0.0)),
+               lambda i: _bilinear_bound(cast(nn.Bilinear, i.module))),
         FnRule("torch_default: Embedding N(0, 1)",
                lambda i: isinstance(i.module, (nn.Embedding, nn.EmbeddingBag)) and i.pname == "weight",
                lambda i: Fill("normal", {"mean": 0.0, "std": 1.0})),
@@ -96,7 +104,7 @@ def _torch_default(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any
                lambda i: isinstance(i.module, nn.MultiheadAttention) and i.pname in ("bias_k", "bias_v"),
                lambda i: resolve_named("xavier_normal", {}, i)),
         FnRule("torch_default: RNN U(+-1/sqrt(hidden))", lambda i: isinstance(i.module, (nn.RNNBase, nn.RNNCellBase)),
-               lambda i: _bound(1.0 / math.sqrt(i.module.hidden_size)) if i.module.hidden_size else _const(0.0)),
+               lambda i: _rnn_bound(cast("nn.RNNBase | nn.RNNCellBase", i.module))),
         FnRule("torch_default: PReLU init", lambda i: isinstance(i.module, nn.PReLU) and i.pname == "weight",
                lambda i: _const(float(getattr(i.module, "init", 0.25)))),
     ]

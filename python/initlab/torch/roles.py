@@ -131,7 +131,7 @@ class ParamInfo:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        if isinstance(self.param, nn.parameter.UninitializedTensorMixin):
+        if isinstance(self.param, nn.parameter.UninitializedTensorMixin):  # type: ignore[attr-defined]  # not in torch's .pyi
             return ()
         return tuple(self.param.shape)  # a DTensor's shape is its global shape
 
@@ -229,7 +229,8 @@ def param_infos(model: nn.Module) -> Iterator[ParamInfo]:
                 if qname != info.name and qname not in info.aliases:
                     info.aliases = info.aliases + (qname,)
                 continue
-            if isinstance(p, nn.parameter.UninitializedTensorMixin):  # lazy: the engine reports it
+            # lazy: the engine reports it
+            if isinstance(p, nn.parameter.UninitializedTensorMixin):  # type: ignore[attr-defined]  # not in torch's .pyi
                 first[key] = info = ParamInfo(qname, mname, pname, mod, p, None, 0, 0)
                 yield info
                 continue

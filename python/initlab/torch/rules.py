@@ -122,8 +122,8 @@ def resolve_named(init: str, opts: dict[str, Any], info: ParamInfo) -> Fill:
         var = scale / max(fan, 1.0)
         common = {"scale": scale, "mode": mode, "fan": fan}
         if dist in ("truncated_normal", "normal"):
-            s = math.sqrt(var) / TRUNC_STD_2SIGMA
-            return Fill("trunc_normal", {"mean": 0.0, "std": s, "a": -2.0 * s, "b": 2.0 * s, **common})
+            sd = math.sqrt(var) / TRUNC_STD_2SIGMA
+            return Fill("trunc_normal", {"mean": 0.0, "std": sd, "a": -2.0 * sd, "b": 2.0 * sd, **common})
         if dist == "untruncated_normal":
             return Fill("normal", {"mean": 0.0, "std": math.sqrt(var), **common})
         if dist == "uniform":
@@ -333,6 +333,8 @@ def _execute(fill: Fill, t: torch.Tensor, seed: Any, global_shape: Any, offset: 
         for k, g in enumerate(gates):
             orthogonal_(t[k * h:(k + 1) * h], p["gain"], seed=g)
     elif fill.init == "callable":
+        if fill.fn is None:  # pragma: no cover - Rule.resolve always sets fn for "callable"
+            raise AssertionError("Fill('callable') without fn")
         fill.fn(t, seed)
     elif fill.init == "keep":
         return
