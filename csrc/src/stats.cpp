@@ -214,8 +214,10 @@ __attribute__((target("avx2"))) void kernel_f32_avx2(const float* p, std::int64_
 __attribute__((target("avx2"))) void kernel_f64_avx2(const double* p, std::int64_t n, Acc& a) { kernel_impl<v4d>(p, n, a); }
 // GCC 12's avx512fintrin.h converts through a deliberately uninitialized register
 // (_mm256_undefined_ps), which -Wuninitialized reports at every use: not our code.
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // AVX-512: the 8 lanes are one register of 8 doubles (lane j in element j), the same double
 // operations as kernel_impl, so the same bits; float32 is widened 8 at a time in one instruction.
 __attribute__((target("avx512f"))) void kernel_f32_avx512(const float* p, std::int64_t n, Acc& a) {
@@ -288,13 +290,6 @@ inline double read_as_double(const void* base, std::int64_t off, DType dt) {
   switch (dt) {
     case DType::f32: return static_cast<const float*>(base)[off];
     case DType::f64: return static_cast<const double*>(base)[off];
-    case DType::f16: return lowp::f16_to_f32(static_cast<const std::uint16_t*>(base)[off]);
-    default: return lowp::bf16_to_f32(static_cast<const std::uint16_t*>(base)[off]);
-  }
-}
-inline float read_as_float(const void* base, std::int64_t off, DType dt) {
-  switch (dt) {
-    case DType::f32: return static_cast<const float*>(base)[off];
     case DType::f16: return lowp::f16_to_f32(static_cast<const std::uint16_t*>(base)[off]);
     default: return lowp::bf16_to_f32(static_cast<const std::uint16_t*>(base)[off]);
   }
