@@ -125,3 +125,17 @@ def test_item10_manifest_names_scheme_activation_and_correction():
     m2 = Net()
     _, man2 = init_module(m2, "auto", seed=0, example_input=x, correct=False, return_manifest=True)
     assert man2.correction is None and "pass example_input=" in man2["d.weight"].params["why"]
+
+
+def test_auto_with_example_input_leaves_batchnorm_statistics_alone():
+    # issue 18 item 4: the measuring forward ran in training mode and updated BatchNorm's running
+    # statistics from weights not yet initialized (NaN from garbage memory); they must be as before
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3), nn.BatchNorm2d(8),
+                      nn.ReLU())
+    x = torch.randn(4, 3, 16, 16)
+    before = {k: v.clone() for k, v in m.named_buffers()}
+    initlab.torch.init_module(m, "auto", example_input=x, seed=0)
+    assert m.training
+    for k, v in m.named_buffers():
+        assert torch.equal(v, before[k]), k

@@ -180,7 +180,11 @@ def _trace(model: nn.Module, example_input: Any) -> tuple[dict[str, tuple[str, f
         for m in model.modules():
             handles.append(m.register_forward_hook(fwd_hook))
             handles.append(m.register_forward_pre_hook(pre_hook))
-        with torch.no_grad(), Mode():
+        from .probes import model_state
+
+        # The model's mode is kept (its activations as in training), but whatever the forward
+        # updates (BatchNorm running statistics, from weights not initialized yet) is restored.
+        with model_state(model), Mode():
             if isinstance(example_input, dict):
                 out = model(**example_input)
             elif isinstance(example_input, (tuple, list)):
