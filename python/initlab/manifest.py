@@ -99,7 +99,8 @@ class Manifest:
     """What an initialization did (or, from a dry run, will do) to each parameter.
 
     Iterating gives the :class:`Entry` objects in model order; ``manifest[name]`` looks one
-    up by qualified name (also by a tied alias). ``left_alone`` lists what was not written.
+    up by qualified name (also by a tied alias), or gives the :class:`LeftAlone` record of a
+    parameter or buffer that was not written. ``left_alone`` lists what was not written.
 
     Parameters
     ----------
@@ -139,11 +140,18 @@ class Manifest:
     def __contains__(self, name: object) -> bool:
         return name in self._index
 
-    def __getitem__(self, name: str) -> Entry:
+    def __getitem__(self, name: str) -> Entry | LeftAlone:
+        """The :class:`Entry` of a written parameter (also by a tied alias), or, for a parameter
+        or buffer the initialization left alone, its :class:`LeftAlone` record (``.reason`` says
+        why). ``name in manifest`` and iteration cover the written entries only."""
         try:
             return self._index[name]
         except KeyError:
-            raise KeyError(f"no manifest entry for {name!r}") from None
+            pass
+        for x in self.left_alone:
+            if x.name == name:
+                return x
+        raise KeyError(f"no manifest entry for {name!r}: neither written nor listed as left alone") from None
 
     def names(self) -> list[str]:
         """Qualified names of the written parameters, in order."""
