@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import _core
+from ._docs import shared_doc
 from ._buffers import BF16, DeviceTarget, Target, as_target, c_strides, mark_written, store
 from ._simd import _isa_code
 from ._threads import get_num_threads
@@ -150,6 +151,7 @@ def _check_params(dist: int, p0: float, p1: float, lo: float = 0.0, hi: float = 
 # ---- base samplers ---------------------------------------------------------------------------
 
 
+@shared_doc
 def uniform_(tensor: TensorT, a: float = 0.0, b: float = 1.0, *, seed: SeedLike = None,
              global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> TensorT:
     """Fill ``tensor`` with values from the uniform distribution U[a, b), in place.
@@ -165,18 +167,11 @@ def uniform_(tensor: TensorT, a: float = 0.0, b: float = 1.0, *, seed: SeedLike 
         Lower bound (included).
     b : float, default 1.0
         Upper bound (excluded); ``a <= b``, both finite. ``a == b`` fills ``a``.
-    seed : int, Generator or None, keyword-only
-        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
-        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
-        calls differ and the whole sequence is reproducible. ``None`` (default): the
-        module-wide :func:`~initlab.default_generator` (reseed it with
-        :func:`~initlab.manual_seed`).
+    {{seed}}
     global_shape : tuple of int, optional, keyword-only
         Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
         part of the full fill. Default: ``tensor.shape``.
-    offset : tuple of int, optional, keyword-only
-        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
-        with ``global_shape``.
+    {{offset}}
 
     Returns
     -------
@@ -185,10 +180,7 @@ def uniform_(tensor: TensorT, a: float = 0.0, b: float = 1.0, *, seed: SeedLike 
 
     Raises
     ------
-    TypeError
-        ``tensor`` is not a NumPy array or torch tensor, or its dtype is not float32, float64,
-        float16 or bfloat16 (integer, bool, complex, object); a parameter that is not a real number; ``seed`` is not an int,
-        Generator or None.
+    {{raises_type}}
     ValueError
         Non-finite bounds, ``a > b``, no value of the dtype in ``[a, b)``, ``b - a`` overflowing
         the float arithmetic; a read-only array, elements overlapping in memory (zero strides), non-native byte
@@ -240,6 +232,7 @@ def uniform_(tensor: TensorT, a: float = 0.0, b: float = 1.0, *, seed: SeedLike 
     return tensor
 
 
+@shared_doc
 def normal_(tensor: TensorT, mean: float = 0.0, std: float = 1.0, *, seed: SeedLike = None,
             global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> TensorT:
     """Fill ``tensor`` with values from the normal distribution N(mean, std²), in place.
@@ -255,18 +248,11 @@ def normal_(tensor: TensorT, mean: float = 0.0, std: float = 1.0, *, seed: SeedL
         Mean, finite.
     std : float, default 1.0
         Standard deviation, finite and ``>= 0``; ``std = 0`` fills ``mean``.
-    seed : int, Generator or None, keyword-only
-        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
-        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
-        calls differ and the whole sequence is reproducible. ``None`` (default): the
-        module-wide :func:`~initlab.default_generator` (reseed it with
-        :func:`~initlab.manual_seed`).
+    {{seed}}
     global_shape : tuple of int, optional, keyword-only
         Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
         part of the full fill. Default: ``tensor.shape``.
-    offset : tuple of int, optional, keyword-only
-        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
-        with ``global_shape``.
+    {{offset}}
 
     Returns
     -------
@@ -275,10 +261,7 @@ def normal_(tensor: TensorT, mean: float = 0.0, std: float = 1.0, *, seed: SeedL
 
     Raises
     ------
-    TypeError
-        ``tensor`` is not a NumPy array or torch tensor, or its dtype is not float32, float64,
-        float16 or bfloat16 (integer, bool, complex, object); a parameter that is not a real number; ``seed`` is not an int,
-        Generator or None.
+    {{raises_type}}
     ValueError
         A negative or non-finite ``std``, a non-finite ``mean``, or parameters with which a
         sample could overflow the dtype (see Notes); a read-only array, elements overlapping in memory (zero strides), non-native byte
@@ -332,6 +315,7 @@ def normal_(tensor: TensorT, mean: float = 0.0, std: float = 1.0, *, seed: SeedL
     return tensor
 
 
+@shared_doc
 def trunc_normal_(tensor: TensorT, mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0, *,
                   seed: SeedLike = None, global_shape: Sequence[int] | None = None,
                   offset: Sequence[int] | None = None) -> TensorT:
@@ -356,18 +340,11 @@ def trunc_normal_(tensor: TensorT, mean: float = 0.0, std: float = 1.0, a: float
         Lower bound (may be ``-inf``).
     b : float, default 2.0
         Upper bound (may be ``inf``); ``a < b``.
-    seed : int, Generator or None, keyword-only
-        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
-        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
-        calls differ and the whole sequence is reproducible. ``None`` (default): the
-        module-wide :func:`~initlab.default_generator` (reseed it with
-        :func:`~initlab.manual_seed`).
+    {{seed}}
     global_shape : tuple of int, optional, keyword-only
         Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
         part of the full fill. Default: ``tensor.shape``.
-    offset : tuple of int, optional, keyword-only
-        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
-        with ``global_shape``.
+    {{offset}}
 
     Returns
     -------
@@ -376,10 +353,7 @@ def trunc_normal_(tensor: TensorT, mean: float = 0.0, std: float = 1.0, a: float
 
     Raises
     ------
-    TypeError
-        ``tensor`` is not a NumPy array or torch tensor, or its dtype is not float32, float64,
-        float16 or bfloat16 (integer, bool, complex, object); a parameter that is not a real number; ``seed`` is not an int,
-        Generator or None.
+    {{raises_type}}
     ValueError
         ``std <= 0`` or non-finite, a non-finite mean, NaN bounds, ``a >= b``, or no value of
         the dtype in ``[a, b]`` (an interval with no representable mass); a read-only array, elements overlapping in memory (zero strides), non-native byte
@@ -676,6 +650,7 @@ def _fans(t: Target | DeviceTarget, layout: Any, global_shape: Any, offset: Any)
     return fi, fo, gst, gbase
 
 
+@shared_doc
 def xavier_uniform_(tensor: TensorT, gain: float = 1.0, *, seed: SeedLike = None, layout: Layout = "torch",
                     global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> TensorT:
     """Glorot/Xavier uniform initialization (Glorot & Bengio 2010), in place.
@@ -686,30 +661,13 @@ def xavier_uniform_(tensor: TensorT, gain: float = 1.0, *, seed: SeedLike = None
 
     Parameters
     ----------
-    tensor : numpy.ndarray or torch.Tensor
-        Destination, filled in place: a writable float32, float64, float16 or bfloat16
-        (``ml_dtypes.bfloat16``, ``torch.bfloat16``) array or tensor of any memory layout (C,
-        Fortran, strided views). Torch tensors and ``nn.Parameter`` on any device (zero-copy on
-        the CPU; autograd sees the write, the graph is untouched).
-        At least 2 dimensions.
+    {{tensor}}
     gain : float, default 1.0
         Scaling factor, finite (e.g. :func:`~initlab.calculate_gain` of the nonlinearity).
-    seed : int, Generator or None, keyword-only
-        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
-        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
-        calls differ and the whole sequence is reproducible. ``None`` (default): the
-        module-wide :func:`~initlab.default_generator` (reseed it with
-        :func:`~initlab.manual_seed`).
-    layout : {"torch", "keras", "jax"} or (in_axis, out_axis), keyword-only
-        How the fans are read from the shape (:func:`~initlab.compute_fans`): ``"torch"``
-        (default) reads ``(out, in, *k)``, ``"keras"``/``"jax"`` read ``(*k, in, out)``; a pair
-        of axes (ints or tuples of ints) names them, the other axes counting as receptive field.
-    global_shape : tuple of int, optional, keyword-only
-        Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
-        part of the full fill (and the fans come from ``global_shape``). Default: ``tensor.shape``.
-    offset : tuple of int, optional, keyword-only
-        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
-        with ``global_shape``.
+    {{seed}}
+    {{layout}}
+    {{global_shape}}
+    {{offset}}
 
     Returns
     -------
@@ -760,6 +718,7 @@ def xavier_uniform_(tensor: TensorT, gain: float = 1.0, *, seed: SeedLike = None
     return tensor
 
 
+@shared_doc
 def xavier_normal_(tensor: TensorT, gain: float = 1.0, *, seed: SeedLike = None, layout: Layout = "torch",
                    global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> TensorT:
     """Glorot/Xavier normal initialization (Glorot & Bengio 2010), in place.
@@ -769,30 +728,13 @@ def xavier_normal_(tensor: TensorT, gain: float = 1.0, *, seed: SeedLike = None,
 
     Parameters
     ----------
-    tensor : numpy.ndarray or torch.Tensor
-        Destination, filled in place: a writable float32, float64, float16 or bfloat16
-        (``ml_dtypes.bfloat16``, ``torch.bfloat16``) array or tensor of any memory layout (C,
-        Fortran, strided views). Torch tensors and ``nn.Parameter`` on any device (zero-copy on
-        the CPU; autograd sees the write, the graph is untouched).
-        At least 2 dimensions.
+    {{tensor}}
     gain : float, default 1.0
         Scaling factor, finite.
-    seed : int, Generator or None, keyword-only
-        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
-        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
-        calls differ and the whole sequence is reproducible. ``None`` (default): the
-        module-wide :func:`~initlab.default_generator` (reseed it with
-        :func:`~initlab.manual_seed`).
-    layout : {"torch", "keras", "jax"} or (in_axis, out_axis), keyword-only
-        How the fans are read from the shape (:func:`~initlab.compute_fans`): ``"torch"``
-        (default) reads ``(out, in, *k)``, ``"keras"``/``"jax"`` read ``(*k, in, out)``; a pair
-        of axes (ints or tuples of ints) names them, the other axes counting as receptive field.
-    global_shape : tuple of int, optional, keyword-only
-        Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
-        part of the full fill (and the fans come from ``global_shape``). Default: ``tensor.shape``.
-    offset : tuple of int, optional, keyword-only
-        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
-        with ``global_shape``.
+    {{seed}}
+    {{layout}}
+    {{global_shape}}
+    {{offset}}
 
     Returns
     -------
@@ -862,6 +804,7 @@ def _kaiming_std(t: Target | DeviceTarget, a: Any, mode: Any, nonlinearity: Any,
     return (gain / math.sqrt(fan) if fan > 0 else 0.0), gst, gbase
 
 
+@shared_doc
 def kaiming_uniform_(tensor: TensorT, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", *,
                      seed: SeedLike = None, layout: Layout = "torch", global_shape: Sequence[int] | None = None,
                      offset: Sequence[int] | None = None) -> TensorT:
@@ -881,36 +824,13 @@ def kaiming_uniform_(tensor: TensorT, a: float = 0, mode: str = "fan_in", nonlin
         Fortran, strided views). Torch tensors and ``nn.Parameter`` on any device (zero-copy on
         the CPU; autograd sees the write, the graph is untouched).
         At least 2 dimensions, unless it has no elements.
-    a : float, default 0
-        Negative slope of the rectifier that follows the layer; used only with
-        ``nonlinearity="leaky_relu"`` (where ``a=0`` is the ReLU).
-    mode : {"fan_in", "fan_out", "fan_avg", "fan_geo_avg"}, default "fan_in"
-        Which fan normalizes the variance (case-insensitive, as torch). ``"fan_in"`` preserves
-        the variance of the activations in the forward pass, ``"fan_out"`` that of the
-        gradients in the backward pass. ``"fan_avg"`` (``(fan_in + fan_out) / 2``) and
-        ``"fan_geo_avg"`` (``sqrt(fan_in * fan_out)``) are **initlab extensions**: torch raises
-        for them.
-    nonlinearity : str, default "leaky_relu"
-        The nonlinearity after the layer, giving ``gain = calculate_gain(nonlinearity, a)``
-        (:func:`~initlab.calculate_gain`, torch's table): ``"relu"`` (√2), ``"leaky_relu"``
-        (``sqrt(2 / (1 + a**2))``), ``"tanh"`` (5/3), ``"selu"`` (3/4), ``"linear"``,
-        ``"sigmoid"``, ``"conv*"`` (1). torch recommends ``"relu"`` or ``"leaky_relu"``.
-    seed : int, Generator or None, keyword-only
-        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
-        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
-        calls differ and the whole sequence is reproducible. ``None`` (default): the
-        module-wide :func:`~initlab.default_generator` (reseed it with
-        :func:`~initlab.manual_seed`).
-    layout : {"torch", "keras", "jax"} or (in_axis, out_axis), keyword-only
-        How the fans are read from the shape (:func:`~initlab.compute_fans`): ``"torch"``
-        (default) reads ``(out, in, *k)``, ``"keras"``/``"jax"`` read ``(*k, in, out)``; a pair
-        of axes (ints or tuples of ints) names them, the other axes counting as receptive field.
-    global_shape : tuple of int, optional, keyword-only
-        Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
-        part of the full fill (and the fans come from ``global_shape``). Default: ``tensor.shape``.
-    offset : tuple of int, optional, keyword-only
-        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
-        with ``global_shape``.
+    {{a}}
+    {{mode}}
+    {{nonlinearity}}
+    {{seed}}
+    {{layout}}
+    {{global_shape}}
+    {{offset}}
 
     Returns
     -------
@@ -980,6 +900,7 @@ def kaiming_uniform_(tensor: TensorT, a: float = 0, mode: str = "fan_in", nonlin
     return tensor
 
 
+@shared_doc
 def kaiming_normal_(tensor: TensorT, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", *,
                     seed: SeedLike = None, layout: Layout = "torch", global_shape: Sequence[int] | None = None,
                     offset: Sequence[int] | None = None) -> TensorT:
@@ -1003,36 +924,13 @@ def kaiming_normal_(tensor: TensorT, a: float = 0, mode: str = "fan_in", nonline
         Fortran, strided views). Torch tensors and ``nn.Parameter`` on any device (zero-copy on
         the CPU; autograd sees the write, the graph is untouched).
         At least 2 dimensions, unless it has no elements.
-    a : float, default 0
-        Negative slope of the rectifier that follows the layer; used only with
-        ``nonlinearity="leaky_relu"`` (where ``a=0`` is the ReLU).
-    mode : {"fan_in", "fan_out", "fan_avg", "fan_geo_avg"}, default "fan_in"
-        Which fan normalizes the variance (case-insensitive, as torch). ``"fan_in"`` preserves
-        the variance of the activations in the forward pass, ``"fan_out"`` that of the
-        gradients in the backward pass. ``"fan_avg"`` (``(fan_in + fan_out) / 2``) and
-        ``"fan_geo_avg"`` (``sqrt(fan_in * fan_out)``) are **initlab extensions**: torch raises
-        for them.
-    nonlinearity : str, default "leaky_relu"
-        The nonlinearity after the layer, giving ``gain = calculate_gain(nonlinearity, a)``
-        (:func:`~initlab.calculate_gain`, torch's table): ``"relu"`` (√2), ``"leaky_relu"``
-        (``sqrt(2 / (1 + a**2))``), ``"tanh"`` (5/3), ``"selu"`` (3/4), ``"linear"``,
-        ``"sigmoid"``, ``"conv*"`` (1). torch recommends ``"relu"`` or ``"leaky_relu"``.
-    seed : int, Generator or None, keyword-only
-        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
-        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
-        calls differ and the whole sequence is reproducible. ``None`` (default): the
-        module-wide :func:`~initlab.default_generator` (reseed it with
-        :func:`~initlab.manual_seed`).
-    layout : {"torch", "keras", "jax"} or (in_axis, out_axis), keyword-only
-        How the fans are read from the shape (:func:`~initlab.compute_fans`): ``"torch"``
-        (default) reads ``(out, in, *k)``, ``"keras"``/``"jax"`` read ``(*k, in, out)``; a pair
-        of axes (ints or tuples of ints) names them, the other axes counting as receptive field.
-    global_shape : tuple of int, optional, keyword-only
-        Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
-        part of the full fill (and the fans come from ``global_shape``). Default: ``tensor.shape``.
-    offset : tuple of int, optional, keyword-only
-        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
-        with ``global_shape``.
+    {{a}}
+    {{mode}}
+    {{nonlinearity}}
+    {{seed}}
+    {{layout}}
+    {{global_shape}}
+    {{offset}}
 
     Returns
     -------
@@ -1113,6 +1011,7 @@ def kaiming_normal_(tensor: TensorT, a: float = 0, mode: str = "fan_in", nonline
 _DISTRIBUTIONS = ("truncated_normal", "untruncated_normal", "uniform", "normal")
 
 
+@shared_doc
 def variance_scaling_(tensor: TensorT, scale: float = 1.0, mode: str = "fan_in",
                       distribution: str = "truncated_normal", *, seed: SeedLike = None, layout: Layout = "torch",
                       global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> TensorT:
@@ -1143,22 +1042,13 @@ def variance_scaling_(tensor: TensorT, scale: float = 1.0, mode: str = "fan_in",
         ``[-2s, 2s]`` with ``s = sqrt(scale / n) / 0.87962566103423978``, so the std after
         truncation is exactly ``sqrt(scale / n)``. ``"untruncated_normal"``: N(0, scale / n).
         ``"uniform"``: U(-limit, limit), ``limit = sqrt(3 * scale / n)``. Case-insensitive.
-    seed : int, Generator or None, keyword-only
-        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
-        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
-        calls differ and the whole sequence is reproducible. ``None`` (default): the
-        module-wide :func:`~initlab.default_generator` (reseed it with
-        :func:`~initlab.manual_seed`).
+    {{seed}}
     layout : {"torch", "keras", "jax"} or (in_axis, out_axis), keyword-only
         How the fans are read from the shape (:func:`~initlab.compute_fans`): ``"torch"``
         (default; pass ``layout="keras"`` for Keras/Flax kernels) reads ``(out, in, *k)``, ``"keras"``/``"jax"`` read ``(*k, in, out)``; a pair
         of axes (ints or tuples of ints) names them, the other axes counting as receptive field.
-    global_shape : tuple of int, optional, keyword-only
-        Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
-        part of the full fill (and the fans come from ``global_shape``). Default: ``tensor.shape``.
-    offset : tuple of int, optional, keyword-only
-        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
-        with ``global_shape``.
+    {{global_shape}}
+    {{offset}}
 
     Returns
     -------
@@ -1227,6 +1117,7 @@ def variance_scaling_(tensor: TensorT, scale: float = 1.0, mode: str = "fan_in",
     return tensor
 
 
+@shared_doc
 def lecun_uniform_(tensor: TensorT, *, seed: SeedLike = None, layout: Layout = "torch",
                    global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> TensorT:
     """LeCun uniform initialization (as Keras/JAX), in place: U(-limit, limit), ``limit = sqrt(3 / fan_in)``.
@@ -1235,28 +1126,11 @@ def lecun_uniform_(tensor: TensorT, *, seed: SeedLike = None, layout: Layout = "
 
     Parameters
     ----------
-    tensor : numpy.ndarray or torch.Tensor
-        Destination, filled in place: a writable float32, float64, float16 or bfloat16
-        (``ml_dtypes.bfloat16``, ``torch.bfloat16``) array or tensor of any memory layout (C,
-        Fortran, strided views). Torch tensors and ``nn.Parameter`` on any device (zero-copy on
-        the CPU; autograd sees the write, the graph is untouched).
-        At least 2 dimensions.
-    seed : int, Generator or None, keyword-only
-        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
-        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
-        calls differ and the whole sequence is reproducible. ``None`` (default): the
-        module-wide :func:`~initlab.default_generator` (reseed it with
-        :func:`~initlab.manual_seed`).
-    layout : {"torch", "keras", "jax"} or (in_axis, out_axis), keyword-only
-        How the fans are read from the shape (:func:`~initlab.compute_fans`): ``"torch"``
-        (default) reads ``(out, in, *k)``, ``"keras"``/``"jax"`` read ``(*k, in, out)``; a pair
-        of axes (ints or tuples of ints) names them, the other axes counting as receptive field.
-    global_shape : tuple of int, optional, keyword-only
-        Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
-        part of the full fill (and the fans come from ``global_shape``). Default: ``tensor.shape``.
-    offset : tuple of int, optional, keyword-only
-        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
-        with ``global_shape``.
+    {{tensor}}
+    {{seed}}
+    {{layout}}
+    {{global_shape}}
+    {{offset}}
 
     Returns
     -------
@@ -1301,6 +1175,7 @@ def lecun_uniform_(tensor: TensorT, *, seed: SeedLike = None, layout: Layout = "
                              global_shape=global_shape, offset=offset)
 
 
+@shared_doc
 def lecun_normal_(tensor: TensorT, *, seed: SeedLike = None, layout: Layout = "torch",
                   global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> TensorT:
     """LeCun normal initialization as Keras/JAX/Flax, in place: truncated at ±2σ, variance ``1 / fan_in``.
@@ -1311,28 +1186,11 @@ def lecun_normal_(tensor: TensorT, *, seed: SeedLike = None, layout: Layout = "t
 
     Parameters
     ----------
-    tensor : numpy.ndarray or torch.Tensor
-        Destination, filled in place: a writable float32, float64, float16 or bfloat16
-        (``ml_dtypes.bfloat16``, ``torch.bfloat16``) array or tensor of any memory layout (C,
-        Fortran, strided views). Torch tensors and ``nn.Parameter`` on any device (zero-copy on
-        the CPU; autograd sees the write, the graph is untouched).
-        At least 2 dimensions.
-    seed : int, Generator or None, keyword-only
-        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
-        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
-        calls differ and the whole sequence is reproducible. ``None`` (default): the
-        module-wide :func:`~initlab.default_generator` (reseed it with
-        :func:`~initlab.manual_seed`).
-    layout : {"torch", "keras", "jax"} or (in_axis, out_axis), keyword-only
-        How the fans are read from the shape (:func:`~initlab.compute_fans`): ``"torch"``
-        (default) reads ``(out, in, *k)``, ``"keras"``/``"jax"`` read ``(*k, in, out)``; a pair
-        of axes (ints or tuples of ints) names them, the other axes counting as receptive field.
-    global_shape : tuple of int, optional, keyword-only
-        Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
-        part of the full fill (and the fans come from ``global_shape``). Default: ``tensor.shape``.
-    offset : tuple of int, optional, keyword-only
-        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
-        with ``global_shape``.
+    {{tensor}}
+    {{seed}}
+    {{layout}}
+    {{global_shape}}
+    {{offset}}
 
     Returns
     -------
@@ -1377,6 +1235,7 @@ def lecun_normal_(tensor: TensorT, *, seed: SeedLike = None, layout: Layout = "t
                              global_shape=global_shape, offset=offset)
 
 
+@shared_doc
 def sparse_(tensor: TensorT, sparsity: float, std: float = 0.01, *, seed: SeedLike = None,
             global_shape: Sequence[int] | None = None, offset: Sequence[int] | None = None) -> TensorT:
     """Sparse initialization (Martens 2010), in place: N(0, std²) with a fraction of each column zeroed.
@@ -1397,18 +1256,11 @@ def sparse_(tensor: TensorT, sparsity: float, std: float = 0.01, *, seed: SeedLi
         Fraction of each column set to zero, in ``[0, 1]``.
     std : float, default 0.01
         Standard deviation of the non-zero values, finite and ``>= 0``.
-    seed : int, Generator or None, keyword-only
-        ``int`` in ``[0, 2**64)``: stateless (key = seed, stream 0), the same call gives the same
-        numbers. :class:`~initlab.Generator`: the call takes its next stream, so successive
-        calls differ and the whole sequence is reproducible. ``None`` (default): the
-        module-wide :func:`~initlab.default_generator` (reseed it with
-        :func:`~initlab.manual_seed`).
+    {{seed}}
     global_shape : tuple of int, optional, keyword-only
         Shape of the full tensor of which ``tensor`` is one block: the block gets exactly its
         part of the full fill (mask included; ``rows`` is then the global number of rows). Default: ``tensor.shape``.
-    offset : tuple of int, optional, keyword-only
-        Start of the block in each dimension of ``global_shape`` (default: all zeros). Only
-        with ``global_shape``.
+    {{offset}}
 
     Returns
     -------
@@ -1417,10 +1269,7 @@ def sparse_(tensor: TensorT, sparsity: float, std: float = 0.01, *, seed: SeedLi
 
     Raises
     ------
-    TypeError
-        ``tensor`` is not a NumPy array or torch tensor, or its dtype is not float32, float64,
-        float16 or bfloat16 (integer, bool, complex, object); a parameter that is not a real number; ``seed`` is not an int,
-        Generator or None.
+    {{raises_type}}
     ValueError
         Not 2-D, ``sparsity`` outside ``[0, 1]``, a negative or non-finite ``std``;
         a read-only array, elements overlapping in memory (zero strides), non-native byte
