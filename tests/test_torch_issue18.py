@@ -25,3 +25,71 @@ def test_manifest_getitem_left_alone_parameter():
     assert man["0.weight"].name == "0.weight"
     with pytest.raises(KeyError, match="nope"):
         man["nope"]
+
+
+# ---- fast_init and torch's random factories ---------------------------------------------------
+
+class _Draws(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+        self.a = nn.Parameter(torch.rand(5, 4))
+        self.b = nn.Parameter(torch.randn((6,), dtype=torch.float64), requires_grad=False)
+        self.c = nn.Parameter(torch.rand_like(self.a) * 2)
+        self.register_buffer("d", torch.randn_like(self.b, dtype=torch.float32))
+        self.e = nn.Parameter(torch.normal(1.0, 2.0, size=(7,)))
+
+
+def _state(m: nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in m.state_dict().items()}
+
+
+def test_fast_init_random_factories_reproducible():
+    with it.fast_init(seed=3):
+        s1 = _state(_Draws())
+    torch.manual_seed(123)  # torch's generator must not matter
+    with it.fast_init(seed=3):
+        m2 = _Draws()
+    s2 = _state(m2)
+    for k in s1:
+        assert torch.equal(s1[k], s2[k]), k
+    with it.fast_init(seed=4):
+        s3 = _state(_Draws())
+    for k in ("a", "b", "c", "d", "e"):
+        assert not torch.equal(s1[k], s3[k]), k
+    # torch's semantics kept: shapes, dtypes, ranges, requires_grad
+    assert m2.a.shape == (5, 4) and m2.a.dtype == torch.float32 and m2.a.requires_grad
+    assert 0 <= float(m2.a.detach().min()) and float(m2.a.detach().max()) < 1
+    assert m2.b.dtype == torch.float64 and not m2.b.requires_grad
+    assert m2.d.dtype == torch.float32 and m2.d.shape == (6,)
+    x = None
+    with it.fast_init(seed=0):
+        x = torch.randn(1000, requires_grad=True)
+    assert x.requires_grad and x.is_leaf and abs(float(x.detach().mean())) < 0.2 and 0.8 < float(x.detach().std()) < 1.2
+
+
+def test_fast_init_explicit_generator_left_to_torch():
+    g = torch.Generator().manual_seed(5)
+    ref = torch.rand(4, generator=g)
+    with it.fast_init(seed=3):
+        got = torch.rand(4, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(ref, got)
+
+
+def test_fast_init_warns_for_unreproducible_factories():
+    with pytest.warns(RuntimeWarning, match="torch.randint"):
+        with it.fast_init(seed=3):
+            torch.randint(0, 10, (4,))
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        with it.fast_init(seed=3):
+            torch.randint(0, 10, (4,))
+            torch.randint(0, 10, (4,))  # once per name and block
+            torch.empty(3).random_()
+            torch.randint(0, 10, (4,), generator=torch.Generator().manual_seed(0))  # the caller's generator
+        torch.randint(0, 10, (4,))  # outside any block: silent
+    msgs = [str(w.message) for w in rec if issubclass(w.category, RuntimeWarning)]
+    assert sum("torch.randint" in m for m in msgs) == 1
+    assert sum("Tensor.random_" in m for m in msgs) == 1
+    assert len(msgs) == 2
+    assert torch.randint is not None and getattr(torch.randint, "__initlab_fast_init_original__", None) is None

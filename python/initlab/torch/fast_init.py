@@ -16,6 +16,7 @@ import math
 import sys
 import threading
 import types
+import warnings
 from collections import Counter
 from typing import Any, Callable
 
@@ -37,6 +38,16 @@ _INIT_NAMES = (
 _TORCH_INIT = {n: getattr(torch.nn.init, n) for n in _INIT_NAMES}
 _SIGNATURES = {n: inspect.signature(f) for n, f in _TORCH_INIT.items()}
 _TENSOR_METHODS = ("normal_", "uniform_", "zero_", "fill_")
+# torch's float random factories, served on initlab: name -> (base operation, builds like).
+_FACTORIES = {"rand": "uniform", "randn": "normal", "rand_like": "uniform", "randn_like": "normal",
+              "normal": "normal"}
+# torch's random functions and Tensor methods initlab cannot reproduce: a RuntimeWarning (once
+# per name and block), then torch's own call.
+_UNSERVED_FUNCS = ("randint", "randint_like", "randperm", "bernoulli", "multinomial", "poisson", "binomial",
+                   "normal")  # torch.normal: only its tensor-argument forms
+_UNSERVED_METHODS = ("random_", "exponential_", "geometric_", "cauchy_", "log_normal_", "bernoulli_",
+                     "bernoulli", "multinomial")
+_TORCH_FUNCS = {n: getattr(torch, n) for n in set(_FACTORIES) | set(_UNSERVED_FUNCS) if hasattr(torch, n)}
 
 _FLOAT_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _EXACT_CONST_DTYPES = (torch.float32, torch.float64)  # a constant is rounded to these as torch does
@@ -49,7 +60,7 @@ _TORCH_MODES = ("fan_in", "fan_out")
 class _Frame:
     """One active ``with fast_init(...)`` block on one thread."""
 
-    __slots__ = ("seed", "counts", "defer", "mode", "depth")
+    __slots__ = ("seed", "counts", "defer", "mode", "depth", "warned")
 
     def __init__(self, seed: SeedLike, counts: Counter, defer: bool) -> None:
         self.seed = seed  # an initlab.Generator, or None for the module-wide default generator
@@ -57,6 +68,7 @@ class _Frame:
         self.defer = defer
         self.mode: _WriteBeforeUse | None = None  # pushed at the first deferred fill
         self.depth = torch._C._len_torch_dispatch_stack()  # dispatch modes below this block
+        self.warned: set[str] = set()  # names of unreproducible random calls already warned about
 
 
 _tls = threading.local()  # .stack: list[_Frame]; .passthrough: depth of calls into torch originals
@@ -417,10 +429,92 @@ def _method_wrapper(name: str, orig: Callable) -> Callable:
     return wrapper
 
 
+def _warn_unreproducible(fr: _Frame, label: str) -> None:
+    if label in fr.warned:
+        return
+    fr.warned.add(label)
+    warnings.warn(
+        f"initlab.torch.fast_init: {label} draws from torch's own random generator, which the block's seed "
+        "does not control: its values are not reproducible by fast_init(seed=...). Seed torch "
+        "(torch.manual_seed) or pass generator= to make them reproducible; "
+        "warnings.filterwarnings('error', message='initlab.torch.fast_init') turns this into an error.",
+        RuntimeWarning, stacklevel=3)
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _factory_wrapper(name: str, orig: Callable) -> Callable:
+    """torch.rand/randn/rand_like/randn_like (and torch.normal with float mean and std and a size):
+    a new tensor, allocated as torch would (shape, dtype, device, layout, requires_grad, out=),
+    filled by initlab with the block's next stream. torch.normal's tensor forms warn."""
+    label = f"torch.{name}"
+
+    @functools.wraps(orig)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        fr = _frame()
+        if fr is None or getattr(_tls, "internal", 0) or kwargs.get("generator") is not None:
+            return orig(*args, **kwargs)  # outside a block, our own calls, or the caller's own generator
+        call_torch = functools.partial(_call_original, fr, label, orig, args, kwargs)
+        kw = {k: v for k, v in kwargs.items() if k != "generator"}
+        if name == "normal":
+            a = list(args)
+            mean = a.pop(0) if a else kw.pop("mean", None)
+            std = a.pop(0) if a else kw.pop("std", None)
+            size = a.pop(0) if a else kw.pop("size", None)
+            if not (_number(mean) and _number(std)) or size is None or a:
+                if not (_number(mean) and _number(std)):
+                    _warn_unreproducible(fr, label)
+                return call_torch()
+            op: tuple = ("normal", float(mean), float(std))
+            build: Callable[[], torch.Tensor] = functools.partial(torch.empty, size, **kw)
+        else:
+            op = ("uniform", 0.0, 1.0) if _FACTORIES[name] == "uniform" else ("normal", 0.0, 1.0)
+            build = functools.partial(torch.empty if name in ("rand", "randn") else torch.empty_like, *args, **kw)
+        _tls.passthrough = getattr(_tls, "passthrough", 0) + 1
+        try:
+            t = build()  # torch's own parsing of the shape and options (no random draw)
+        except Exception:  # noqa: BLE001 - torch's call raises its own error
+            return call_torch()
+        finally:
+            _tls.passthrough -= 1
+        if not isinstance(t, torch.Tensor) or not _servable(t, autograd_inplace=False):
+            return call_torch()
+        return _execute(fr, label, t, op, call_torch)
+
+    wrapper.__initlab_fast_init_original__ = orig  # type: ignore[attr-defined]
+    return wrapper
+
+
+def _unserved_wrapper(label: str, orig: Callable) -> Callable:
+    """A random call initlab cannot reproduce: warn (once per name and block), then torch's call."""
+
+    @functools.wraps(orig)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        fr = _frame()
+        if fr is not None and not getattr(_tls, "internal", 0) and kwargs.get("generator") is None:
+            _warn_unreproducible(fr, label)
+            return _call_original(fr, label, orig, args, kwargs)
+        return orig(*args, **kwargs)
+
+    wrapper.__initlab_fast_init_original__ = orig  # type: ignore[attr-defined]
+    return wrapper
+
+
 def _wrapper_for(kind: str, name: str, orig: Callable) -> Callable:
     w = _wrappers.get(id(orig))
     if w is None or getattr(w, "__initlab_fast_init_original__", None) is not orig:
-        w = _init_wrapper(name, orig) if kind == "init" else _method_wrapper(name, orig)
+        if kind == "init":
+            w = _init_wrapper(name, orig)
+        elif kind == "method":
+            w = _method_wrapper(name, orig)
+        elif kind == "factory":
+            w = _factory_wrapper(name, orig)
+        elif kind == "unserved_method":
+            w = _unserved_wrapper(f"Tensor.{name}", orig)
+        else:
+            w = _unserved_wrapper(f"torch.{name}", orig)
         _wrappers[id(orig)] = w
     return w
 
@@ -457,11 +551,18 @@ def _install() -> None:
             if originals.get(id(f)) == n:
                 _patched.append((table, n, f, True))
                 table[n] = _wrapper_for("init", n, f)
-    for n in _TENSOR_METHODS:
+    for n in _TENSOR_METHODS + _UNSERVED_METHODS:
         own = n in torch.Tensor.__dict__
-        f = getattr(torch.Tensor, n)
+        f = getattr(torch.Tensor, n, None)
+        if f is None:
+            continue
         _patched.append((torch.Tensor, n, torch.Tensor.__dict__.get(n), own))
-        setattr(torch.Tensor, n, _wrapper_for("method", n, f))
+        setattr(torch.Tensor, n, _wrapper_for("method" if n in _TENSOR_METHODS else "unserved_method", n, f))
+    # torch's random factories, in the torch namespace (where model code calls them).
+    for n, f in _TORCH_FUNCS.items():
+        if getattr(torch, n, None) is f:
+            _patched.append((torch, n, f, True))
+            setattr(torch, n, _wrapper_for("factory" if n in _FACTORIES else "unserved", n, f))
 
 
 def _uninstall() -> None:
@@ -503,6 +604,24 @@ class fast_init(contextlib.ContextDecorator):
     tensors in place on their device by the route :func:`initlab.device_backend` names (the
     same bits as on the CPU), so ``with fast_init(seed=0), torch.device("cuda"): model = ...``
     builds the model on the GPU with initlab's values.
+
+    * torch's float random factories ``torch.rand``, ``torch.randn``, ``torch.rand_like``,
+      ``torch.randn_like`` and ``torch.normal(mean, std, size)`` with float ``mean``/``std``
+      (what Mamba's ``dt`` and other constructors draw from): the new tensor is allocated as
+      torch would (shape, ``dtype``, ``device``, ``layout``, ``requires_grad``, ``out=``) and
+      filled by initlab's ``uniform_`` (on [0, 1)) or ``normal_`` with the block's next stream,
+      so it is reproducible for the block's seed; with an explicit ``generator=`` torch draws
+      as usual (the caller chose the generator).
+
+    **Random calls initlab cannot reproduce** (``torch.randint``/``randint_like``/``randperm``/
+    ``bernoulli``/``multinomial``/``poisson``/``binomial``, ``torch.normal`` with tensor
+    arguments, the ``Tensor`` methods ``random_``, ``exponential_``, ``geometric_``,
+    ``cauchy_``, ``log_normal_``, ``bernoulli_``, ``bernoulli``, ``multinomial``) without a
+    ``generator=`` draw from torch's global generator, which the block's seed does not control:
+    each emits a ``RuntimeWarning`` (once per name and block) naming the call, then runs as
+    usual. A warning rather than an error: constructors that draw such values (random
+    permutations, masks) still build, and ``torch.manual_seed`` makes them reproducible;
+    ``warnings.filterwarnings("error", message="initlab.torch.fast_init")`` makes it an error.
 
     Calls that initlab cannot serve with torch's exact semantics go to the original torch
     function unchanged: meta or sparse tensors, tensors on a device no initlab route serves,
