@@ -93,3 +93,40 @@ def test_fast_init_warns_for_unreproducible_factories():
     assert sum("Tensor.random_" in m for m in msgs) == 1
     assert len(msgs) == 2
     assert torch.randint is not None and getattr(torch.randint, "__initlab_fast_init_original__", None) is None
+
+
+# ---- materialize: kept parameters of Hugging Face models from the config twin ------------------
+
+def _tiny_clip():
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.CLIPConfig(
+        text_config=dict(vocab_size=50, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, max_position_embeddings=16, bos_token_id=0, eos_token_id=1,
+                         pad_token_id=1),
+        vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=8, patch_size=4),
+        projection_dim=8, logit_scale_init_value=1.75)
+    return transformers.CLIPModel, cfg
+
+
+def _tiny_convnext():
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.ConvNextConfig(num_channels=3, num_stages=2, hidden_sizes=[8, 16], depths=[1, 1],
+                                      layer_scale_init_value=0.25)
+    return transformers.ConvNextModel, cfg
+
+
+@pytest.mark.parametrize("build", [_tiny_clip, _tiny_convnext])
+def test_materialize_hf_kept_parameters_without_factory(build):
+    cls, cfg = build()
+    eager = cls(cfg)
+    with torch.device("meta"):
+        meta = cls(cfg)
+    kept = [x.name for x in it.plan(meta, "hf", seed=0).left_alone if x.kind == "parameter"]
+    model, man = it.materialize(meta, "hf", seed=0, return_manifest=True)
+    assert not any(p.is_meta for p in model.parameters())
+    for n in kept:
+        assert isinstance(man[n], LeftAlone)
+        assert torch.equal(model.get_parameter(n), eager.get_parameter(n)), n
+    if cls.__name__ == "CLIPModel":
+        assert kept and float(model.logit_scale.detach()) == 1.75

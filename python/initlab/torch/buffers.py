@@ -41,14 +41,17 @@ class _EmptyOnMeta(TorchFunctionMode):
 
 
 @contextlib.contextmanager
-def _parameters_on_meta(redirect_empty: bool) -> Iterator[None]:
+def _parameters_on_meta(redirect_empty: bool, real: frozenset[str] = frozenset()) -> Iterator[None]:
     """Inside: every parameter registered on this thread is moved to the meta device; buffers
-    are created as usual on the CPU (as accelerate's ``init_empty_weights(include_buffers=False)``)."""
+    are created as usual on the CPU (as accelerate's ``init_empty_weights(include_buffers=False)``).
+    Parameters registered under a name in ``real`` (the last component of a qualified name) stay
+    where the constructor made them, so their constructed values can be read from the twin."""
     owner = threading.get_ident()
     orig = nn.Module.register_parameter
 
     def register_parameter(self: nn.Module, name: str, param: Any) -> None:
-        if param is not None and threading.get_ident() == owner and param.device.type != "meta":
+        if (param is not None and threading.get_ident() == owner and param.device.type != "meta"
+                and name not in real):
             meta = param.detach().to("meta")
             new = param.__class__(meta, requires_grad=param.requires_grad) if type(param) is nn.Parameter \
                 else nn.Parameter(meta, requires_grad=param.requires_grad)
@@ -100,18 +103,19 @@ def _hf_roots(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return roots
 
 
-def _build_twin(build: Callable[[], nn.Module]) -> nn.Module:
-    """The model built again with parameters on meta; buffers real (CPU). ``torch.empty`` is
-    redirected to meta first; if that breaks the constructor or leaves a buffer on meta (a buffer
-    created with ``torch.empty`` and filled later), it is built again without the redirection."""
+def _build_twin(build: Callable[[], nn.Module], real: frozenset[str] = frozenset()) -> nn.Module:
+    """The model built again with parameters on meta (except those registered under a name in
+    ``real``); buffers real (CPU). ``torch.empty`` is redirected to meta first; if that breaks the
+    constructor or leaves a buffer on meta (a buffer created with ``torch.empty`` and filled
+    later), it is built again without the redirection."""
     try:
-        with _parameters_on_meta(redirect_empty=True):
+        with _parameters_on_meta(redirect_empty=True, real=real):
             twin = build()
         if not any(b.is_meta for b in twin.buffers()):
             return twin
     except Exception:
         pass
-    with _parameters_on_meta(redirect_empty=False):
+    with _parameters_on_meta(redirect_empty=False, real=real):
         return build()
 
 
@@ -194,14 +198,19 @@ def restore_buffers(model: nn.Module, *, factory: Callable[[], nn.Module] | None
 
 
 def plan_buffers(model: nn.Module, *, factory: Callable[[], nn.Module] | None = None,
-                 allow_meta: bool = False) -> list[tuple[str, str, torch.Tensor | None]]:
+                 allow_meta: bool = False, kept_params: tuple[str, ...] = (),
+                 kept_values: dict[str, torch.Tensor] | None = None) -> list[tuple[str, str, torch.Tensor | None]]:
     """Where each buffer's value comes from, checked, without writing anything:
     ``[(qualified name, how, source tensor or None for running statistics)]``.
 
     With ``allow_meta=True`` the model's buffers may still be on the meta device (only names and
     shapes are read): :func:`initlab.torch.materialize` plans before it allocates, so a buffer
     that cannot be restored, or a ``factory`` that raises, leaves the model untouched.
-    Raises as :func:`restore_buffers`."""
+    Raises as :func:`restore_buffers`.
+
+    ``kept_params`` (qualified parameter names, without ``factory``): the Hugging Face twins keep
+    these parameters real (as the constructor and ``post_init`` leave them) and their values are
+    put in ``kept_values`` (``{name: tensor}``; a name missing there has no value in the twin)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if factory is not None and not callable(factory):
@@ -215,7 +224,7 @@ def plan_buffers(model: nn.Module, *, factory: Callable[[], nn.Module] | None = 
         raise ValueError(
             f"{len(still_meta)} buffer(s) are still on the meta device: {', '.join(still_meta)}; "
             "call model.to_empty(device=...) first")
-    if not buffers:
+    if not buffers and not kept_params:
         return []
 
     # Sources of values: {qualified buffer name: (tensor, how)}.
@@ -228,10 +237,21 @@ def plan_buffers(model: nn.Module, *, factory: Callable[[], nn.Module] | None = 
             sources[n] = (b, FACTORY_TWIN)
         twin_desc = "the factory's model"
     else:
+        real = frozenset(n.rpartition(".")[2] for n in kept_params)
         for prefix, mod in _hf_roots(model):
-            twin = _build_twin(_hf_build(mod))
+            twin = _build_twin(_hf_build(mod), real)
             for n, b in twin.named_buffers(remove_duplicate=False):
                 sources[f"{prefix}.{n}" if prefix else n] = (b, HF_TWIN)
+            if kept_values is not None:
+                for q in kept_params:
+                    if prefix and not q.startswith(prefix + "."):
+                        continue
+                    try:
+                        p = twin.get_parameter(q[len(prefix) + 1:] if prefix else q)
+                    except AttributeError:
+                        continue
+                    if not p.is_meta:
+                        kept_values[q] = p.detach()
         twin_desc = "the Hugging Face twin"
 
     modules = dict(model.named_modules(remove_duplicate=False))

@@ -54,7 +54,9 @@ def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: SeedLi
         copied to ``device``.
     factory : callable, optional
         Builds the same model (eagerly); used to recompute buffers a non-Hugging Face model
-        computes at construction, and the values of parameters a rule keeps. Parameters of the
+        computes at construction, and the values of parameters a rule keeps. Not needed for the
+        kept parameters of a Hugging Face model (CLIP's ``logit_scale``, layer scales): they
+        take their constructed values from the twin built from its config for the buffers. Parameters of the
         twin are placed on the meta device, so no full-size parameter is allocated.
     return_manifest : bool
         Return ``(model, manifest)``; the manifest also lists each buffer and how it was restored.
@@ -80,10 +82,6 @@ def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: SeedLi
     # Plan on the meta model first: every error surfaces before anything is allocated.
     pl = _make_plan(model, recipe, rules, None, unknown, dict(options), allow_meta=True)
     kept_meta = [x.name for x in pl.left if x.kind == "parameter" and _is_meta(model, x.name)]
-    if kept_meta and factory is None:
-        raise ValueError(f"parameters {kept_meta} are kept by the recipe but have no value on the meta device; "
-                         "pass factory=<a function that builds the model> to take their constructed values, "
-                         "or a rule that initializes them")
     from ..generator import named_seeds
     from ._tree import ModuleState
     from .buffers import apply_buffers, plan_buffers
@@ -92,8 +90,20 @@ def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: SeedLi
     # Everything that can fail is done before the allocation: where each buffer's value comes
     # from (a buffer no route restores raises here; so does a factory that raises), and the
     # values of kept parameters.
-    buffer_plan = plan_buffers(model, factory=factory, allow_meta=True)
-    kept_values = _kept_values(factory, kept_meta) if kept_meta else {}
+    # Without a factory, the kept parameters of Hugging Face models take their constructed values
+    # from the twin that restores the buffers (built from the config, those parameters real).
+    kept_values: dict[str, torch.Tensor] = {}
+    buffer_plan = plan_buffers(model, factory=factory, allow_meta=True,
+                               kept_params=tuple(kept_meta) if factory is None else (), kept_values=kept_values)
+    missing = [n for n in kept_meta if n not in kept_values]
+    if missing and factory is None:
+        raise ValueError(f"parameters {missing} are kept by the recipe but have no value on the meta device"
+                         + (" (the Hugging Face twin built from the config has none either)" if kept_values or
+                            _has_hf(model) else "")
+                         + "; pass factory=<a function that builds the model> to take their constructed values, "
+                         "or a rule that initializes them")
+    if kept_meta and factory is not None:
+        kept_values = _kept_values(factory, kept_meta)
     ties = _tie_groups(model)
     state = ModuleState(model)  # the exact registrations to put back if anything still fails
     try:
@@ -172,6 +182,12 @@ def _check_device(device: Any) -> torch.device:
         except (TypeError, ValueError, RuntimeError, NotImplementedError) as e:
             raise ValueError(f"materialize: initlab cannot fill tensors on device={device!r} ({e})") from None
     return dev
+
+
+def _has_hf(model: nn.Module) -> bool:
+    from .buffers import _hf_roots
+
+    return bool(_hf_roots(model))
 
 
 def _is_meta(model: nn.Module, name: str) -> bool:
