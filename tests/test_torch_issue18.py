@@ -130,3 +130,44 @@ def test_materialize_hf_kept_parameters_without_factory(build):
         assert torch.equal(model.get_parameter(n), eager.get_parameter(n)), n
     if cls.__name__ == "CLIPModel":
         assert kept and float(model.logit_scale.detach()) == 1.75
+
+
+# ---- materialize(model, "auto", example_input=...) -----------------------------------------------
+
+def _mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+
+
+def test_materialize_auto_with_example_input_equals_eager():
+    x = torch.randn(16, 4, generator=torch.Generator().manual_seed(1))
+    with torch.device("meta"):
+        meta = _mlp()
+    model, man = it.materialize(meta, "auto", seed=0, example_input=x, return_manifest=True)
+    eager = _mlp()
+    it.init_module(eager, "auto", seed=0, example_input=x)
+    for (k, a), (_, b) in zip(model.state_dict().items(), eager.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert man.correction is not None
+    assert torch.isfinite(model(x)).all()
+
+
+class _DataDependent(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        if float(x.abs().max()) > 100:  # reads values: impossible on the meta device
+            x = x / 100
+        return torch.relu(self.lin(x))
+
+
+def test_materialize_auto_forward_impossible_on_meta_is_a_clear_error():
+    with torch.device("meta"):
+        meta = _DataDependent()
+    with pytest.raises(ValueError, match="meta device.*init_module"):
+        it.materialize(meta, "auto", seed=0, example_input=torch.randn(2, 4))
+    assert meta.lin.weight.is_meta  # nothing allocated
+    it.materialize(meta, "torch_default", seed=0)  # what the message suggests works
+    it.init_module(meta, "auto", seed=0, example_input=torch.randn(2, 4))
+    assert not meta.lin.weight.is_meta

@@ -108,12 +108,36 @@ def _input_mean_square(example_input: Any) -> tuple[set[int], float | None]:
     return {id(t) for t in ts}, tot / sum(t.numel() for t in ts)
 
 
+def _to_meta(x: Any) -> Any:
+    """``x`` (a tensor, or a tuple/list/dict of inputs) with every tensor moved to the meta device."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().to("meta").requires_grad_(x.requires_grad) if x.is_floating_point() else x.to("meta")
+    if isinstance(x, dict):
+        return {k: _to_meta(v) for k, v in x.items()}
+    if isinstance(x, (tuple, list)):
+        return type(x)(_to_meta(v) for v in x) if type(x) in (tuple, list) else x
+    return x
+
+
+def _input_ids(example_input: Any) -> set[int]:
+    parts = list(example_input.values()) if isinstance(example_input, dict) else \
+        list(example_input) if isinstance(example_input, (tuple, list)) else [example_input]
+    return {id(t) for t in parts if isinstance(t, torch.Tensor) and t.is_floating_point() and t.numel()}
+
+
 def _trace(model: nn.Module, example_input: Any) -> tuple[dict[str, tuple[str, float]], set[str], float | None]:
     """(following activations, names of the layers that read the model's input, the input's mean
     square or None when it is unknown: no example input, or no floating-point input)."""
     if example_input is None:
         return _fx_activations(model)
     from_input, input_ms = _input_mean_square(example_input)
+    # A model on the meta device (materialize plans before it allocates): the forward only has to
+    # show the structure, so it runs on a meta copy of the example; the input's mean square is
+    # measured on the example itself. The data correction runs later on the allocated model.
+    on_meta = any(p.is_meta for p in model.parameters())
+    if on_meta:
+        example_input = _to_meta(example_input)
+        from_input = _input_ids(example_input)
     input_layers: set[str] = set()
     layer_of: dict[int, str] = {}
     keep: list[torch.Tensor] = []  # keep outputs alive so their ids are not reused
@@ -185,12 +209,22 @@ def _trace(model: nn.Module, example_input: Any) -> tuple[dict[str, tuple[str, f
         # The model's mode is kept (its activations as in training), but whatever the forward
         # updates (BatchNorm running statistics, from weights not initialized yet) is restored.
         with model_state(model), Mode():
-            if isinstance(example_input, dict):
-                out = model(**example_input)
-            elif isinstance(example_input, (tuple, list)):
-                out = model(*example_input)
-            else:
-                out = model(example_input)
+            try:
+                if isinstance(example_input, dict):
+                    out = model(**example_input)
+                elif isinstance(example_input, (tuple, list)):
+                    out = model(*example_input)
+                else:
+                    out = model(example_input)
+            except Exception as e:
+                if not on_meta:
+                    raise
+                raise ValueError(
+                    f"recipe 'auto' with example_input traces the forward pass of a model on the meta device on a "
+                    f"meta copy of the example, and {type(model).__name__}'s forward cannot run there "
+                    f"({type(e).__name__}: {e}). Either materialize it with recipe 'auto' without example_input "
+                    "(a symbolic trace) or with another recipe, then call initlab.torch.init_module(model, 'auto', "
+                    "example_input=...) on the allocated model; or build the model eagerly") from None
     finally:
         for h in handles:
             h.remove()
