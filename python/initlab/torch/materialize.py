@@ -45,7 +45,13 @@ def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: SeedLi
         re-initialized too).
     recipe, seed, rules, unknown, **options
         As :func:`initlab.torch.init_module`. A rule ``"keep"`` cannot keep a value that was
-        never computed: on a meta parameter it is an error unless ``factory`` is given.
+        never computed: on a meta parameter it is an error unless ``factory`` is given (or the
+        model is a Hugging Face model: the value comes from its config twin). ``recipe="auto"``
+        with ``example_input=`` traces the forward on a meta copy of the example before
+        allocating (the data correction runs on the allocated model with the example itself);
+        a forward that cannot run on the meta device (it reads values) is a ``ValueError``
+        before allocation: materialize with another recipe, then ``init_module(model, "auto",
+        example_input=...)``.
     device : str, int or torch.device
         Where the storage is allocated: ``"cpu"`` (the default), ``"cuda"``, ``"cuda:1"`` or any
         torch device initlab can fill (see :func:`initlab.device_backend`); not ``"meta"``. The
