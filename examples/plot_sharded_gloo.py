@@ -39,8 +39,10 @@ worker = textwrap.dedent('''
         shard = m[0].weight.to_local().shape
         if rank == 0:
             print(f"rank 0 holds {tuple(shard)} of {tuple(m[0].weight.shape)}; gathered == unsharded: {ok}")
+        dist.barrier()  # both ranks done with the gather before either tears gloo down
         dist.destroy_process_group()
-        sys.exit(0 if ok else 1)
+        if not ok:
+            raise SystemExit(1)
 
     if __name__ == "__main__":
         import socket
@@ -55,6 +57,11 @@ with tempfile.TemporaryDirectory() as d:
     with open(script, "w") as f:
         f.write(worker)
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env, timeout=300)
+    for attempt in range(2):
+        out = subprocess.run([sys.executable, script], capture_output=True, text=True, env=env, timeout=300)
+        # A rank killed by a signal during gloo's teardown (seen once on a loaded 2-core machine)
+        # is torch's shutdown, not the result: run again once; a wrong result fails at once.
+        if out.returncode == 0 or "gathered == unsharded: False" in out.stdout:
+            break
     print(out.stdout)
     assert out.returncode == 0, out.stderr[-2000:]
