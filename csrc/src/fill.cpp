@@ -221,6 +221,11 @@ KParams prepare(const Sampler& s, DType d, double* constant) {
       break;
     }
     case Dist::constant:
+      // As every sampler: a finite value that overflows the dtype (written as inf) is refused;
+      // inf and NaN passed as such are written as they are (torch's constant_ accepts them).
+      INITLAB_REQUIRE(!std::isfinite(s.p0) || std::isfinite(to_dtype(d, s.p0)),
+              "constant_: val=" + num(s.p0) + " overflows " + dtype_name(d) + " (largest " + num(max_finite(d)) +
+                  "; it would be written as inf); pass a value within the dtype's range, or inf explicitly");
       break;
   }
   return kp;

@@ -439,32 +439,10 @@ def constant_(tensor: TensorT, val: float) -> TensorT:
     """
     t = as_target(tensor)
     v = _real("val", val)
-    if math.isfinite(v) and not _constant_fits(v, t.code):
-        # As every other fill: a finite value that overflows the dtype is refused (inf/NaN passed as such stay allowed).
-        raise ValueError(f"val = {val!r} overflows {_CODE_NAMES[t.code]} (it would be written as inf); pass a value "
-                         "within the dtype's range, or inf explicitly")
+    _check_params(_CONSTANT, v, 0.0, code=t.code)  # the core refuses a finite value that overflows the dtype
     if t.size:
         _core_fill(t, _CONSTANT, v, 0.0, 0.0, 0.0, 0, 0, c_strides(t.shape), 0)
     return tensor
-
-
-_CODE_NAMES = {0: "float32", 1: "float64", 2: "float16", 3: "bfloat16"}
-
-
-def _constant_fits(v: float, code: int) -> bool:
-    """Whether the finite ``v`` stays finite once rounded as the core rounds it: directly to
-    float32/float64, through float32 (nearest-even) for float16/bfloat16."""
-    if code == 1:
-        return True
-    with np.errstate(over="ignore"):
-        f = np.float32(v)
-        if code == 2:
-            f = np.float16(f)
-    if not np.isfinite(f):
-        return False
-    if code == 3:  # bfloat16 keeps the top 16 bits; from 0x7F7F8000 on, nearest-even rounds to inf
-        return int(np.array(f, np.float32).view(np.uint32)) & 0x7FFFFFFF < 0x7F7F8000
-    return True
 
 
 def zeros_(tensor: TensorT) -> TensorT:

@@ -151,7 +151,7 @@ def _resolve(name: str, t: torch.Tensor, a: dict) -> tuple | None:
             return None  # float16/bfloat16: torch rounds the double directly; keep its exact bits
         if t.numel() < _CONST_MIN_NUMEL:
             return None
-        return ("const", a["val"] if name == "constant_" else (0.0 if name == "zeros_" else 1.0))
+        return _const_op(a["val"] if name == "constant_" else (0.0 if name == "zeros_" else 1.0), t.dtype)
     if name == "uniform_":
         return ("uniform", a["a"], a["b"])
     if name == "normal_":
@@ -409,7 +409,19 @@ def _method_op(name: str, t: torch.Tensor, a: dict) -> tuple | None:
         return None
     if name == "zero_":
         return ("const", 0.0)
-    return ("const", a["value"]) if t.dtype in _EXACT_CONST_DTYPES else None
+    return _const_op(a["value"], t.dtype) if t.dtype in _EXACT_CONST_DTYPES else None
+
+
+def _const_op(value: Any, dtype: torch.dtype) -> tuple | None:
+    """A constant fill served by initlab, or None where torch's own call must run: a value that is
+    not a real number, or a finite one that overflows float32 (torch writes inf, initlab refuses)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if dtype == torch.float32 and math.isfinite(v) and not math.isfinite(float(torch.tensor(v, dtype=torch.float32))):
+        return None
+    return ("const", value)
 
 
 def _method_wrapper(name: str, orig: Callable) -> Callable:
