@@ -123,12 +123,25 @@ class DeviceTarget:
     def array(self) -> np.ndarray:
         """Host copy of the tensor's values (bfloat16 as uint16 bits), made on first access."""
         if self._array is None:
+            self._set_mirror(self.tensor.to("cpu", copy=True).contiguous())
+        assert self._array is not None
+        return self._array
+
+    def overwrite(self) -> np.ndarray:
+        """``array`` for an operation that writes every element: an uninitialized host buffer,
+        without first copying the device tensor's values to the host."""
+        if self._array is None:
             import torch
 
-            self._mirror = self.tensor.to("cpu", copy=True).contiguous()
-            m = self._mirror
-            self._array = m.view(torch.int16).numpy().view(np.uint16) if self.code == BF16 else m.numpy()
+            self._set_mirror(torch.empty(self.tensor.shape, dtype=self.tensor.dtype, device="cpu"))
+        assert self._array is not None
         return self._array
+
+    def _set_mirror(self, m: Any) -> None:
+        import torch
+
+        self._mirror = m
+        self._array = m.view(torch.int16).numpy().view(np.uint16) if self.code == BF16 else m.numpy()
 
     def commit(self) -> None:
         """Copy the host copy back to the device tensor (no-op without one)."""
@@ -328,6 +341,8 @@ def store(target: Target | DeviceTarget, values: np.ndarray) -> None:
     values = np.asarray(values)
     if values.shape != target.shape:
         raise ValueError(f"internal: values of shape {values.shape} for a destination of shape {target.shape}")
+    if isinstance(target, DeviceTarget):
+        target.overwrite()  # every element is written: no need to bring the old values to the host
     if target.code == F64:
         target.array[...] = values
     elif target.code == F32:
