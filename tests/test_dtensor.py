@@ -3,8 +3,6 @@ tensor equals the single-process fill bit for bit (gloo on CPU, 2 and 4 processe
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -13,19 +11,14 @@ if not dist.is_available():  # pragma: no cover
     pytest.skip("torch.distributed is not available", allow_module_level=True)
 pytest.importorskip("torch.distributed.tensor")
 
-import torch.multiprocessing as mp  # noqa: E402
 from torch.distributed.tensor import Partial, Replicate, Shard  # noqa: E402
 
 import initlab  # noqa: E402
 from initlab.torch._dtensor import check_placements, local_shard  # noqa: E402
 
+from _ranks import run_ranks  # noqa: E402
+
 SEED = 31
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _reference(shape, fill):
@@ -142,45 +135,41 @@ def _whole_model(mode, world, rank):
     assert all(m == mine for m in everyone), f"{mode}: the ranks' manifests differ"
 
 
-def _worker(rank, world, port, cases):
+def _worker(rank, world, cases):
     import torch.distributed as dist
     from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port}")
-    try:
-        seen = {}
-        for mesh_shape, shape, placements, fill_name, as_param in cases:
-            mesh = init_device_mesh("cpu", mesh_shape) if mesh_shape != "sub" else DeviceMesh("cpu", [0, 1])
-            seen[(str(mesh_shape), shape, str(placements))] = _check(mesh, shape, placements, fill_name, rank,
-                                                                      as_param)
-        for mode in (["fsdp", "tp"] if world == 2 else ["fsdp", "fsdp+tp"]):
-            _whole_model(mode, world, rank)
-        if world == 4:
-            from torch.distributed.tensor import DTensor
-            from torch.distributed.tensor.placement_types import _StridedShard
+    seen = {}
+    for mesh_shape, shape, placements, fill_name, as_param in cases:
+        mesh = init_device_mesh("cpu", mesh_shape) if mesh_shape != "sub" else DeviceMesh("cpu", [0, 1])
+        seen[(str(mesh_shape), shape, str(placements))] = _check(mesh, shape, placements, fill_name, rank,
+                                                                  as_param)
+    for mode in (["fsdp", "tp"] if world == 2 else ["fsdp", "fsdp+tp"]):
+        _whole_model(mode, world, rank)
+    if world == 4:
+        from torch.distributed.tensor import DTensor
+        from torch.distributed.tensor.placement_types import _StridedShard
 
-            # (The contiguous strided case, FSDP2 over tensor parallel, is the "fsdp+tp" model above.)
-            # Strided the other way round interleaves every rank's rows: refused, naming the dimension.
-            mesh = init_device_mesh("cpu", (2, 2))
-            dt = DTensor.from_local(torch.zeros(2, 3), mesh, (Shard(0), _StridedShard(0, split_factor=2)),
-                                    shape=torch.Size((8, 3)), stride=(3, 1))
-            try:
-                local_shard(dt, name="w.interleaved")
-            except ValueError as e:
-                assert "w.interleaved" in str(e) and "dim 0" in str(e), str(e)
-            else:
-                raise AssertionError("an interleaved strided shard was accepted")
-            # Uneven 1-D: 5 rows over 4 ranks -> 2, 2, 1, 0 rows (torch's chunking); the empty shard is fine.
-            rows = [seen[("(4,)", (5, 3), str((Shard(0),)))][0][0]]
-            gathered = [None] * world
-            dist.all_gather_object(gathered, rows[0])
-            assert gathered == [2, 2, 1, 0], gathered
-            # A rank outside a 2-rank sub-mesh holds nothing.
-            local, o = seen[("sub", (6, 4), str((Shard(0),)))]
-            assert (local == (3, 4)) if rank < 2 else (local == (0, 0) and o == (0, 0)), (rank, local, o)
-    finally:
-        dist.destroy_process_group()
+        # (The contiguous strided case, FSDP2 over tensor parallel, is the "fsdp+tp" model above.)
+        # Strided the other way round interleaves every rank's rows: refused, naming the dimension.
+        mesh = init_device_mesh("cpu", (2, 2))
+        dt = DTensor.from_local(torch.zeros(2, 3), mesh, (Shard(0), _StridedShard(0, split_factor=2)),
+                                shape=torch.Size((8, 3)), stride=(3, 1))
+        try:
+            local_shard(dt, name="w.interleaved")
+        except ValueError as e:
+            assert "w.interleaved" in str(e) and "dim 0" in str(e), str(e)
+        else:
+            raise AssertionError("an interleaved strided shard was accepted")
+        # Uneven 1-D: 5 rows over 4 ranks -> 2, 2, 1, 0 rows (torch's chunking); the empty shard is fine.
+        rows = [seen[("(4,)", (5, 3), str((Shard(0),)))][0][0]]
+        gathered = [None] * world
+        dist.all_gather_object(gathered, rows[0])
+        assert gathered == [2, 2, 1, 0], gathered
+        # A rank outside a 2-rank sub-mesh holds nothing.
+        local, o = seen[("sub", (6, 4), str((Shard(0),)))]
+        assert (local == (3, 4)) if rank < 2 else (local == (0, 0) and o == (0, 0)), (rank, local, o)
 
 
 CASES_2 = [
@@ -210,14 +199,13 @@ def start_method():
     import multiprocessing
 
     multiprocessing.set_forkserver_preload(["torch", "torch.distributed.tensor", "initlab",
-                                            "initlab.torch._dtensor"])
+                                            "initlab.torch._dtensor", "_ranks"])
     return "forkserver"
 
 
 @pytest.mark.parametrize("world,cases", [(2, CASES_2), (4, CASES_4)], ids=["2-ranks", "4-ranks"])
 def test_shards_filled_alone_equal_single_process_fill(world, cases, start_method):
-    mp.start_processes(_worker, args=(world, _free_port(), cases), nprocs=world, join=True,
-                       start_method=start_method)
+    run_ranks(_worker, world, (cases,), start_method=start_method)
 
 
 def test_plain_tensor_is_none():

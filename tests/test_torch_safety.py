@@ -10,14 +10,14 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from initlab.torch import Rule, init_module, materialize, plan  # noqa: E402
+
+from _ranks import run_ranks  # noqa: E402
 
 
 def _bytes(model: nn.Module) -> dict[str, bytes]:
@@ -76,14 +76,7 @@ def test_item7_shape_errors_found_in_the_plan_before_any_write():
         plan(m, [Rule("orthogonal")], seed=0)  # the dry run reports it too
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _dtensor_worker(rank: int, world: int, port: int) -> None:
-    import torch.distributed as dist
+def _dtensor_worker(rank: int, world: int) -> None:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.tensor import Replicate, Shard, distribute_tensor
 
@@ -91,29 +84,25 @@ def _dtensor_worker(rank: int, world: int, port: int) -> None:
     from initlab.torch import Rule as R
     from initlab.torch import init_module as init
 
-    dist.init_process_group("gloo", rank=rank, world_size=world, init_method=f"tcp://127.0.0.1:{port}")
+    mesh = init_device_mesh("cpu", (world,))
+    m = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+    m[1].weight = nn.Parameter(distribute_tensor(torch.zeros(4, 4), mesh, [Shard(0)]))
+    w0 = m[0].weight.detach().clone()
     try:
-        mesh = init_device_mesh("cpu", (world,))
-        m = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
-        m[1].weight = nn.Parameter(distribute_tensor(torch.zeros(4, 4), mesh, [Shard(0)]))
-        w0 = m[0].weight.detach().clone()
-        try:
-            init(m, "torch_default", rules=[R("orthogonal", name="1.weight")], seed=0)
-        except ValueError as e:
-            assert "1.weight" in str(e) and "whole matrix" in str(e), str(e)
-        else:
-            raise AssertionError("orthogonal on a Shard(0) block did not raise")
-        assert torch.equal(m[0].weight, w0)  # planned before the DTensor, not written
-        assert torch.equal(m[1].weight.to_local(), torch.zeros(2, 4))
-        # a replicated DTensor holds the whole matrix: orthogonal works and equals the plain fill
-        m[1].weight = nn.Parameter(distribute_tensor(torch.zeros(4, 4), mesh, [Replicate()]))
         init(m, "torch_default", rules=[R("orthogonal", name="1.weight")], seed=0)
-        ref = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
-        init(ref, "torch_default", rules=[R("orthogonal", name="1.weight")], seed=0)
-        assert torch.equal(m[1].weight.to_local(), ref[1].weight.detach())
-        assert initlab is not None
-    finally:
-        dist.destroy_process_group()
+    except ValueError as e:
+        assert "1.weight" in str(e) and "whole matrix" in str(e), str(e)
+    else:
+        raise AssertionError("orthogonal on a Shard(0) block did not raise")
+    assert torch.equal(m[0].weight, w0)  # planned before the DTensor, not written
+    assert torch.equal(m[1].weight.to_local(), torch.zeros(2, 4))
+    # a replicated DTensor holds the whole matrix: orthogonal works and equals the plain fill
+    m[1].weight = nn.Parameter(distribute_tensor(torch.zeros(4, 4), mesh, [Replicate()]))
+    init(m, "torch_default", rules=[R("orthogonal", name="1.weight")], seed=0)
+    ref = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+    init(ref, "torch_default", rules=[R("orthogonal", name="1.weight")], seed=0)
+    assert torch.equal(m[1].weight.to_local(), ref[1].weight.detach())
+    assert initlab is not None
 
 
 def test_item7_orthogonal_on_dtensor_shards_refused_in_the_plan():
@@ -121,9 +110,8 @@ def test_item7_orthogonal_on_dtensor_shards_refused_in_the_plan():
     if not dist.is_available() or not dist.is_gloo_available():
         pytest.skip("torch.distributed with gloo is not available")
     pytest.importorskip("torch.distributed.tensor")
-    import torch.multiprocessing as mp
 
-    mp.start_processes(_dtensor_worker, args=(2, _free_port()), nprocs=2, join=True, start_method="spawn")
+    run_ranks(_dtensor_worker, 2)
 
 
 # ---- item 6: materialize -----------------------------------------------------------------------
