@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..generator import SeedLike
-from ..lsuv import LSUVReport, _Batches, _check_options, _HookProbe, _Moments, _moments, _run_lsuv
+from .._lsuv_core import LSUVReport, _Batches, _check_options, _HookProbe, _Moments, _moments, _run_lsuv
 from . import probes
 
 __all__ = ["lsuv"]
