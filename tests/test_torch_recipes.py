@@ -521,9 +521,16 @@ def test_plan_never_writes_even_if_init_weights_does(hf_models):
     m._init_weights = writes_directly
     before = {k: v.clone() for k, v in m.named_parameters()}
     man = plan(m, "hf", seed=0)
+    # c_proj is filled again by its block's init after the override wrote it: the last full fill decides
     assert man["transformer.h.0.attn.c_proj.weight"].params["std"] == pytest.approx(0.02 / math.sqrt(6))
+    # c_fc's last write is the override's (7.0 everywhere, with copy_): a value the library's code
+    # computes, found by running it on a scratch copy
+    e = man["transformer.h.0.mlp.c_fc.weight"]
+    assert e.init == "computed" and e.params["random"] is False, e
     for k, v in m.named_parameters():
         assert torch.equal(before[k], v), k
+    init_module(m, "hf", seed=0)
+    assert torch.equal(m.transformer.h[0].mlp.c_fc.weight, torch.full_like(before["transformer.h.0.mlp.c_fc.weight"], 7.0))
     assert torch.nn.init.normal_.__module__ in ("torch.nn.init", "initlab.torch.fast_init")  # patching undone
 
 

@@ -2,149 +2,34 @@
 
 transformers' ``PreTrainedModel._init_weights(module)`` (the base class's and each
 architecture's override) is the authority on that architecture's initialization. We call it on
-every module, children before parents as ``post_init`` does, with the init functions it uses
-(``transformers.initialization``, ``torch.nn.init`` and the ``Tensor`` in-place samplers)
-replaced by recorders; the last full-tensor call on each parameter is its rule, and a call on a
-view of a parameter (an embedding's padding row) becomes an exact edit after the fill. Nothing
-is written, so this works on meta-device models too.
+every module, children before parents as ``post_init`` does, inside an
+:class:`~initlab.torch.own_record.Recorder` (nothing is written, so this works on meta-device
+models too), and fold each parameter's events into its fill (:func:`~.own_record.fold`): the last
+full-tensor sampler call, scalar arithmetic after it, exact row edits (an embedding's padding
+row). A value the code computes (a sinusoid table ``copy_``-ed in, Mamba's ``A_log`` and
+inverse-softplus ``dt_proj.bias``) is computed by running the same ``_init_weights`` on a scratch
+copy of the module, its random draws on the parameter's own initlab stream; if that cannot run,
+the parameter is kept as constructed, and the manifest says why.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-from types import ModuleType
-from typing import Any, Iterator, cast
+from typing import Any, cast
 
 import torch
 from torch import nn
 
+from .own_record import Computed, Recorder, compute_on_scratch, finish, fold
 from .roles import ParamInfo
-from .rules import Fill, resolve_named
+from .rules import Fill
 
-__all__ = ["record_hf_init"]
-
-_INIT_NAMES = ("uniform_", "normal_", "trunc_normal_", "constant_", "zeros_", "ones_", "xavier_uniform_",
-               "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "eye_", "dirac_",
-               "sparse_", "copy_")
-_TENSOR_METHODS = ("normal_", "uniform_", "zero_", "fill_")
+__all__ = ["record_hf_init", "is_pretrained"]
 
 
-def _is_pretrained(model: nn.Module) -> bool:
+def is_pretrained(model: nn.Module) -> bool:
+    """Whether ``model`` is a Hugging Face ``PreTrainedModel`` with an ``_init_weights``."""
     return any(c.__name__ == "PreTrainedModel" for c in type(model).__mro__) and hasattr(model, "_init_weights")
 
-
-def _call_to_fill(fname: str, args: tuple, kw: dict, info: ParamInfo) -> Fill | None:
-    def arg(i: int, key: str, default: Any) -> Any:
-        return kw[key] if key in kw else args[i] if len(args) > i else default
-
-    if fname == "normal_":
-        return Fill("normal", {"mean": float(arg(0, "mean", 0.0)), "std": float(arg(1, "std", 1.0))})
-    if fname == "uniform_":
-        a = arg(0, "a", arg(0, "from", 0.0))
-        b = arg(1, "b", arg(1, "to", 1.0))
-        return Fill("uniform", {"a": float(a), "b": float(b)})
-    if fname == "trunc_normal_":
-        return Fill("trunc_normal", {"mean": float(arg(0, "mean", 0.0)), "std": float(arg(1, "std", 1.0)),
-                                     "a": float(arg(2, "a", -2.0)), "b": float(arg(3, "b", 2.0))})
-    if fname in ("zeros_", "zero_"):
-        return Fill("constant", {"value": 0.0})
-    if fname == "ones_":
-        return Fill("constant", {"value": 1.0})
-    if fname in ("constant_", "fill_"):
-        v = arg(0, "val", arg(0, "value", None))
-        return Fill("constant", {"value": float(v)}) if isinstance(v, (int, float)) else None
-    # torch's fan convention (the library called torch's function on the stored shape).
-    torch_info = ParamInfo(info.name, info.module_name, info.pname, info.module, info.param, info.role,
-                           *_torch_fans(tuple(info.param.shape)))
-    if fname in ("xavier_uniform_", "xavier_normal_"):
-        return resolve_named(fname[:-1], {"gain": float(arg(0, "gain", 1.0))}, torch_info)
-    if fname in ("kaiming_uniform_", "kaiming_normal_"):
-        return resolve_named(fname[:-1], {"a": arg(0, "a", 0), "mode": arg(1, "mode", "fan_in"),
-                                          "nonlinearity": arg(2, "nonlinearity", "leaky_relu")}, torch_info)
-    if fname == "orthogonal_":
-        return Fill("orthogonal", {"gain": float(arg(0, "gain", 1.0))})
-    return None  # eye_/dirac_/sparse_/copy_: not expressed as a rule; the structural rules decide
-
-
-def _torch_fans(shape: tuple[int, ...]) -> tuple[int, int]:
-    if len(shape) < 2:
-        n = shape[0] if shape else 1
-        return n, n
-    rf = math.prod(shape[2:]) if len(shape) > 2 else 1
-    return shape[1] * rf, shape[0] * rf
-
-
-@contextlib.contextmanager
-def _recording(calls: list[tuple[str, torch.Tensor, tuple, dict]]) -> Iterator[None]:
-    """Replace the init functions and Tensor samplers by recorders (restored on exit)."""
-    patched: list[tuple[Any, str, Any, bool]] = []
-
-    def patch(owner: Any, name: str, fn: Any) -> None:
-        if hasattr(owner, name):
-            # A class attribute inherited from a base (Tensor.normal_ lives on TensorBase) is
-            # restored by deleting the override, not by copying the base's into the class.
-            own = not isinstance(owner, type) or name in owner.__dict__
-            patched.append((owner, name, getattr(owner, name), own))
-            setattr(owner, name, fn)
-
-    def recorder(fname: str) -> Any:
-        def rec(tensor: torch.Tensor, *args: Any, **kw: Any) -> torch.Tensor:
-            calls.append((fname, tensor, args, kw))
-            return tensor
-
-        return rec
-
-    hf_init: ModuleType | None
-    try:
-        import transformers.initialization as hf_init  # transformers >= 5
-    except ImportError:  # pragma: no cover - older transformers call torch.nn.init directly
-        hf_init = None
-    try:
-        for n in _INIT_NAMES:
-            patch(torch.nn.init, n, recorder(n))
-            if hf_init is not None:
-                patch(hf_init, n, recorder(n))
-        if hf_init is not None and isinstance(getattr(hf_init, "TORCH_INIT_FUNCTIONS", None), dict):
-            table = hf_init.TORCH_INIT_FUNCTIONS
-            saved = dict(table)
-            table.update({k: recorder(k) for k in table})
-        else:
-            saved = None
-        for n in _TENSOR_METHODS:
-            patch(torch.Tensor, n, recorder(n))
-        yield
-    finally:
-        for owner, name, fn, own in reversed(patched):
-            if own:
-                setattr(owner, name, fn)
-            else:
-                delattr(owner, name)
-        if hf_init is not None and saved is not None:
-            hf_init.TORCH_INIT_FUNCTIONS.update(saved)
-
-
-def _no_writes() -> contextlib.AbstractContextManager[Any]:
-    """A dispatch mode that turns every in-place/out= aten op into a no-op, so an
-    ``_init_weights`` override that writes without the init functions (``w.data.mul_(...)``,
-    ``copy_``) still leaves the model untouched during recording."""
-    # built lazily: the dispatch-mode base class is a private torch API
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class Mode(TorchDispatchMode):
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-            kwargs = kwargs or {}
-            schema = getattr(func, "_schema", None)
-            if schema is not None and schema.is_mutable:
-                for a, v in zip(schema.arguments, args):
-                    if a.alias_info is not None and a.alias_info.is_write:
-                        return v
-                for a in schema.arguments:
-                    if a.alias_info is not None and a.alias_info.is_write and a.name in kwargs:
-                        return kwargs[a.name]
-            return func(*args, **kwargs)
-
-    return Mode()
 
 
 def _children_first(model: nn.Module) -> list[nn.Module]:
@@ -163,50 +48,131 @@ def _children_first(model: nn.Module) -> list[nn.Module]:
     return out
 
 
-def record_hf_init(model: nn.Module, infos: list[ParamInfo]) -> dict[int, Fill]:
+def record_hf_init(model: nn.Module, infos: list[ParamInfo], *, compute: bool = True) -> dict[int, Fill]:
     """``{id(parameter): Fill}`` for every parameter the model's own ``_init_weights`` sets.
 
     Empty for models that are not Hugging Face ``PreTrainedModel``s. A parameter written
     several times keeps the last full-tensor call (GPT-2's ``c_proj`` rescaling after the
-    generic ``Conv1D`` rule); writes to a row of a parameter (padding rows) become
-    ``("zero_row", i)`` / constant edits after the fill.
+    generic ``Conv1D`` rule) with the scalar arithmetic after it folded in; writes to a row of a
+    parameter (padding rows) become ``("zero_row", i)`` / constant edits after the fill; a value
+    the code computes becomes a ``"computed"`` Fill (or ``"keep"`` with ``params["why"]`` when it
+    cannot be computed on a scratch copy). With ``compute=False`` computed values are not tried
+    on a scratch copy: they come back as ``"keep"`` Fills whose ``why`` names the code.
     """
-    if not _is_pretrained(model):
+    if not is_pretrained(model):
         return {}
-    calls: list[tuple[str, torch.Tensor, tuple, dict]] = []
-    with torch.no_grad(), _recording(calls), _no_writes():
+    by_id = {id(i.param): i for i in infos}
+    rec = Recorder([i.param for i in infos])
+    with torch.no_grad(), rec:
         for m in _children_first(model):
+            rec.context = m
             try:
                 cast(Any, model)._init_weights(m)  # (Module.__getattr__ is typed Tensor | Module)
             except Exception:  # noqa: BLE001 - an override that cannot run dry: structural rules decide
                 continue
-    by_id = {id(i.param): i for i in infos}
-    by_ptr = {}
-    for i in infos:
-        if i.param.device.type != "meta" and i.param.numel():
-            by_ptr[(i.param.data_ptr(), tuple(i.param.shape), tuple(i.param.stride()))] = i
-    fills: dict[int, Fill] = {}
-    for fname, t, args, kw in calls:
-        info = by_id.get(id(t))
-        if info is None and t.device.type != "meta" and t.numel():
-            info = by_ptr.get((t.data_ptr(), tuple(t.shape), tuple(t.stride())))
-        if info is not None:
-            f = _call_to_fill(fname, args, kw, info)
-            if f is not None:
-                fills[id(info.param)] = f
-            else:
-                fills.pop(id(info.param), None)
+    states: dict[int, Any] = {}
+    owners: dict[int, list[nn.Module]] = {}  # the modules whose init wrote it since its last full fill
+    for kind, fname, t, args, kw, ctx in rec.events:
+        p, whole = rec.resolve(t)
+        info = by_id.get(id(p)) if p is not None else None
+        if info is None:
             continue
-        base = getattr(t, "_base", None)
-        owner = by_id.get(id(base)) if base is not None else None
-        if owner is not None and id(owner.param) in fills and fname in ("zeros_", "zero_", "constant_", "fill_"):
-            # a row of the parameter: t = p[idx] for a 2-D p
-            p = owner.param
-            if p.dim() == 2 and t.dim() == 1 and t.shape[0] == p.shape[1] and p.shape[1] > 0:
-                row = (t.storage_offset() - p.storage_offset()) // p.stride(0)
-                f = fills[id(p)]
-                v = _call_to_fill(fname, args, kw, owner)
-                if v is not None and v.init == "constant":
-                    op = ("zero_row", int(row)) if v.params["value"] == 0.0 else ("constant_slice", int(row), int(row) + 1, v.params["value"])
-                    fills[id(p)] = Fill(f.init, f.params, f.post + (op,), f.fn)
+        key = id(info.param)
+        if kind == "call" and whole:
+            owners[key] = [ctx]
+        elif ctx not in owners.setdefault(key, []):
+            owners[key].append(ctx)
+        if whole:
+            states[key] = fold(states.get(key), kind, fname, args, kw, info)
+            continue
+        edited = _row_edit(states.get(key), kind, fname, t, args, kw, info)
+        states[key] = edited if edited is not None else Computed(f"partial {fname.replace('partial ', '')}")
+    fills: dict[int, Fill] = {}
+    for key, st in states.items():
+        res = finish(st)
+        if isinstance(res, Fill):
+            fills[key] = res
+        elif isinstance(res, Computed):
+            if compute:
+                fills[key] = _computed(model, by_id[key], owners.get(key, []), res.why)
+            else:
+                where = ", ".join(type(m).__name__ for m in owners.get(key, [])) or "?"
+                fills[key] = Fill("keep", {"why": f"{type(model).__name__}._init_weights computes this value "
+                                                  f"({res.why} in {where}'s init)"})
     return fills
+
+
+def library_computed_rules(model: nn.Module, infos: list[ParamInfo], recipe: str) -> list[Any]:
+    """Rules that keep what a Hugging Face model's own ``_init_weights`` computes (sinusoid tables,
+    state-space spectra, inverse-softplus biases): recipes other than ``"hf"`` fill weights by
+    kind, and a value the library computes is not a weight to re-sample. Empty for other models."""
+    from .rules import FnRule
+
+    if not is_pretrained(model):
+        return []
+    kept = {k: f for k, f in record_hf_init(model, infos, compute=False).items() if f.init == "keep"}
+    rules = []
+    for i in infos:
+        f = kept.get(id(i.param))
+        if f is not None:
+            why = f.params["why"]
+            rules.append(FnRule(f"{recipe}: {why}; kept, not re-sampled",
+                                lambda info, key=id(i.param): id(info.param) == key, lambda info: Fill("keep")))
+    return rules
+
+
+def _row_edit(state: Any, kind: str, fname: str, t: torch.Tensor, args: tuple, kw: dict, owner: ParamInfo) -> Fill | None:
+    """A zero/constant write to one row ``t = p[i]`` of a 2-D parameter filled by ``state``, as an
+    exact edit after the fill; None when it is not one."""
+    if not isinstance(state, Fill) or kind != "call" or fname not in ("zeros_", "zero_", "constant_", "fill_"):
+        return None
+    p = owner.param
+    if p.dim() != 2 or t.dim() != 1 or t.shape[0] != p.shape[1] or p.shape[1] == 0 or t.stride() != (p.stride(1),):
+        return None
+    row, rem = divmod(t.storage_offset() - p.storage_offset(), p.stride(0))
+    if rem or not 0 <= row < p.shape[0]:
+        return None
+    from .own_record import call_to_fill
+
+    v = call_to_fill(fname, args, kw, owner)
+    if v is None or v.init != "constant":
+        return None
+    op = ("zero_row", int(row)) if v.params["value"] == 0.0 else ("constant_slice", int(row), int(row) + 1, v.params["value"])
+    return Fill(state.init, state.params, state.post + (op,), state.fn)
+
+
+def _computed(model: nn.Module, info: ParamInfo, owners: list[nn.Module], why: str) -> Fill:
+    """A ``"computed"`` Fill running ``model._init_weights`` on a scratch copy of the module that
+    computes ``info``'s parameter, or ``"keep"`` with the reason it cannot."""
+    from ..generator import Generator
+
+    cls = type(model).__name__
+    if len(owners) != 1:
+        where = ", ".join(type(m).__name__ for m in owners) or "no module"
+        return Fill("keep", {"why": f"{cls}._init_weights computes it ({why}) across several modules ({where}); "
+                                    "the library's value is kept"})
+    module = owners[0]
+    target = next((n for n, q in module.named_parameters(remove_duplicate=False) if q is info.param), None)
+    if target is None:
+        return Fill("keep", {"why": f"{cls}._init_weights computes it ({why}) from a module that does not hold it; "
+                                    "the library's value is kept"})
+    mname = next((n for n, m in model.named_modules() if m is module), "?")
+    by = f"{cls}._init_weights({mname or type(module).__name__}): {why}"
+
+    def run(twin: nn.Module) -> None:
+        cast(Any, model)._init_weights(twin)
+
+    try:
+        trial = [compute_on_scratch(run, module, target, Generator(s), info.param.dtype) for s in (0, 1)]
+    except Exception as e:  # noqa: BLE001 - any failure of the library's code: keep, and say why
+        return Fill("keep", {"why": f"{by}; running it on a scratch copy failed ({type(e).__name__}: {e}); "
+                                    "the library's value is kept"})
+    if trial[0].device.type == "meta" or tuple(trial[0].shape) != tuple(info.param.shape):
+        return Fill("keep", {"why": f"{by}; it cannot be computed on a scratch copy; the library's value is kept"})
+    random = not torch.equal(trial[0].view(-1).view(torch.uint8) if trial[0].numel() else trial[0],
+                             trial[1].view(-1).view(torch.uint8) if trial[1].numel() else trial[1])
+
+    def compute(seed: Any) -> torch.Tensor:
+        return compute_on_scratch(run, module, target, seed, info.param.dtype)
+
+    return Fill("computed", {"by": by, "random": random}, (), compute)

@@ -15,7 +15,7 @@ from torch import nn
 from ..manifest import Entry, LeftAlone, Manifest
 from .recipes import build_recipe
 from .roles import ParamInfo, param_infos
-from .rules import Fill, Rule, execute
+from .rules import Fill, Rule, execute, structural_fill
 
 __all__ = ["plan", "init_module"]
 
@@ -69,6 +69,10 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
     check_acyclic(model)  # a model that contains itself: a clear error, not a RecursionError
     infos = list(param_infos(model))
     name, recipe_rules = build_recipe(recipe, model, infos, dict(options))
+    if name not in ("hf", "own", "custom"):
+        from .hf_record import library_computed_rules
+
+        recipe_rules = library_computed_rules(model, infos, name) + recipe_rules
     all_rules = user_rules + recipe_rules
     out = _Plan()
     out.recipe = name
@@ -128,12 +132,14 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
                 out.left.append(LeftAlone(info.name, "parameter", f"no rule in recipe {name!r} (unknown={unknown!r})"))
             continue
         try:
-            fill = rule.resolve(info)
+            fill = structural_fill(info, rule.resolve(info))
         except (ValueError, TypeError) as e:
             problems.append(f"{info.name}: {e}")
             continue
         if fill.init == "keep":
-            out.left.append(LeftAlone(info.name, "parameter", f"kept as constructed ({rule.label})"))
+            why = fill.params.get("why")
+            out.left.append(LeftAlone(info.name, "parameter",
+                                      f"kept as constructed ({rule.label}{': ' + why if why else ''})"))
             continue
         if fill.init in ("orthogonal", "recurrent_orthogonal") and shard is not None \
                 and tuple(shard[0].shape) != tuple(shard[1]):
@@ -185,7 +191,7 @@ def _check_numbers(work: list[tuple[ParamInfo, Fill, str]]) -> list[str]:
     bad: list[str] = []
     tried: dict[str, str | None] = {}
     for info, fill, _ in work:
-        if fill.init in ("callable", "keep"):
+        if fill.init in ("callable", "keep", "computed", "derived"):  # computed: tried when it was recorded
             continue
         # The scratch has the parameter's number of dimensions (at most 4 per dimension, empty
         # ones kept): a fill that needs a shape the parameter does not have (orthogonal on a 1-D

@@ -20,7 +20,7 @@ import torch
 from ..init import TRUNC_STD_2SIGMA
 from .roles import ROLES, ParamInfo
 
-__all__ = ["Rule", "FnRule", "Fill", "INITIALIZERS", "execute", "resolve_named"]
+__all__ = ["Rule", "FnRule", "Fill", "INITIALIZERS", "execute", "resolve_named", "structural_fill", "Derive"]
 
 INITIALIZERS = (
     "normal", "uniform", "trunc_normal", "kaiming_normal", "kaiming_uniform", "xavier_normal",
@@ -48,11 +48,14 @@ class Fill:
     """A rule resolved for one parameter: the primitive fill and its numbers.
 
     ``init`` is one of ``"normal"``, ``"uniform"``, ``"trunc_normal"``, ``"constant"``,
-    ``"orthogonal"``, ``"recurrent_orthogonal"`` (orthogonal per gate block), ``"keep"`` or
-    ``"callable"``; ``params`` holds the numbers (``std``, ``bound``, ``a``/``b``, ``value``,
+    ``"orthogonal"``, ``"recurrent_orthogonal"`` (orthogonal per gate block), ``"keep"``,
+    ``"callable"`` or ``"computed"`` (a value the library's own code computes, ``fn(seed)``
+    returning the whole tensor on the CPU; see :mod:`initlab.torch.own_record`); ``params`` holds the numbers (``std``, ``bound``, ``a``/``b``, ``value``,
     ``gain``, ``fan_in``/``fan_out``, ...); ``post`` lists exact edits after the fill
     (``("zero_row", i)`` for an embedding's padding row, ``("constant_slice", lo, hi, v)`` for
-    a gate's bias).
+    a gate's bias, ``("derive", Derive)`` for the parts of a parametrization re-derived from the
+    weight just written). ``"derived"``: written by another parameter's fill (a ``weight_norm``
+    magnitude); ``"orthogonal"`` with ``params["per"] == "expert"``: one matrix per expert.
     """
 
     init: str
@@ -62,7 +65,91 @@ class Fill:
 
     @property
     def random(self) -> bool:
+        if self.init == "computed":  # a value the library's code computes: random if it draws
+            return bool(self.params.get("random", False))
         return self.init in ("normal", "uniform", "trunc_normal", "orthogonal", "recurrent_orthogonal", "callable")
+
+
+class Derive(str):
+    """A post-fill step that re-derives a parametrization's other parts from the tensor just
+    written; the string says what (it is what the manifest shows), ``fn(t, seed)`` does it."""
+
+    fn: Callable[[torch.Tensor, Any], None]
+
+    def __new__(cls, text: str, fn: Callable[[torch.Tensor, Any], None]) -> "Derive":
+        obj = super().__new__(cls, text)
+        obj.fn = fn
+        return obj
+
+
+def _norm_except(v: torch.Tensor, dim: int | None) -> torch.Tensor:
+    """torch's ``norm_except_dim(v, 2, dim)``: the 2-norm of each slice along ``dim``."""
+    if dim is None or dim == -1:  # torch's convention: -1 is the norm of the whole tensor
+        return v.detach().double().norm().to(v.dtype)
+    d = dim % v.dim()
+    red = [k for k in range(v.dim()) if k != d]
+    return v.detach().double().norm(dim=red, keepdim=True).to(v.dtype)
+
+
+def _weight_norm_derive(par: dict[str, Any]) -> Derive:
+    plist, dim = par["plist"], par["dim"]
+
+    def fn(v: torch.Tensor, seed: Any) -> None:
+        g = plist.original0
+        g.copy_(_norm_except(v, dim).reshape(g.shape).to(g.dtype))
+
+    return Derive(f"weight_norm: g = ||v|| per slice (dim {dim}), so the layer's weight g*v/||v|| equals the fill", fn)
+
+
+def _spectral_derive(par: dict[str, Any]) -> Derive:
+    sn = par["sn"]
+
+    def fn(w: torch.Tensor, seed: Any) -> None:
+        from .. import init as I
+
+        mat = sn._reshape_weight_to_matrix(w.detach())
+        u = torch.empty(mat.shape[0], dtype=mat.dtype, device=mat.device)
+        v = torch.empty(mat.shape[1], dtype=mat.dtype, device=mat.device)
+        gens = seed.spawn(2) if hasattr(seed, "spawn") else [seed, seed]
+        I.normal_(u, seed=gens[0])
+        I.normal_(v, seed=gens[1])
+        sn._u.copy_(torch.nn.functional.normalize(u, dim=0, eps=sn.eps))
+        sn._v.copy_(torch.nn.functional.normalize(v, dim=0, eps=sn.eps))
+        sn._power_method(mat, 15)  # as spectral_norm's constructor: 15 power iterations from a random start
+
+    return Derive("spectral_norm: original = the fill (the layer uses original/sigma(original)); its _u/_v "
+                  "buffers re-estimated from it (random start, 15 power iterations, as at construction)", fn)
+
+
+def structural_fill(info: ParamInfo, fill: Fill) -> Fill:
+    """``fill`` (resolved by a rule for ``info``) completed by what the parameter's structure
+    needs: a parametrization's parts re-derived after its weight is written, orthogonal fills
+    of fused experts taken per expert, and the manifest's notes (per-expert fans, how a token or
+    scalar is used)."""
+    if fill.init == "keep" and "usage" in info.extra and "why" not in fill.params:
+        return Fill("keep", {**fill.params, "why": f"{info.role or 'bare parameter'}: {info.extra['usage']}"})
+    if fill.init in ("keep", "derived"):
+        return fill
+    params, post = dict(fill.params), fill.post
+    par = info.extra.get("parametrization")
+    if par is not None and par.get("part") in ("v", "original"):
+        if par["kind"] == "weight_norm":
+            post = post + (("derive", _weight_norm_derive(par)),)
+        elif par["kind"] == "spectral_norm":
+            post = post + (("derive", _spectral_derive(par)),)
+        else:
+            params["parametrization"] = (f"{par['kind']} is applied on top: the layer's {par['tensor']} is "
+                                         f"{par['kind']}(this tensor)")
+    if "experts" in info.extra:
+        if fill.init == "orthogonal":
+            params["per"] = "expert"
+        if fill.random:
+            params["fans"] = info.extra["fans_why"]
+    if "usage" in info.extra and info.role == "token":  # (a scalar's use is said where it is kept)
+        params.setdefault("why", f"{info.role}: {info.extra['usage']}")
+    if params == fill.params and post == fill.post:
+        return fill
+    return Fill(fill.init, params, post, fill.fn)
 
 
 def _fan(info: ParamInfo, mode: str) -> float:
@@ -322,7 +409,12 @@ def _execute(fill: Fill, t: torch.Tensor, seed: Any, global_shape: Any, offset: 
     elif fill.init == "orthogonal":
         if shard:
             raise ValueError("orthogonal initialization needs the whole matrix; it cannot fill one shard")
-        orthogonal_(t, p["gain"], seed=seed)
+        if p.get("per") == "expert" and t.dim() == 3:  # fused experts: one orthogonal matrix per expert
+            gens = seed.spawn(t.shape[0]) if hasattr(seed, "spawn") else [seed] * t.shape[0]
+            for e, g in enumerate(gens):
+                orthogonal_(t[e], p["gain"], seed=g)
+        else:
+            orthogonal_(t, p["gain"], seed=seed)
     elif fill.init == "recurrent_orthogonal":
         if shard:
             raise ValueError("orthogonal initialization needs the whole matrix; it cannot fill one shard")
@@ -336,7 +428,16 @@ def _execute(fill: Fill, t: torch.Tensor, seed: Any, global_shape: Any, offset: 
         if fill.fn is None:  # pragma: no cover - Rule.resolve always sets fn for "callable"
             raise AssertionError("Fill('callable') without fn")
         fill.fn(t, seed)
-    elif fill.init == "keep":
+    elif fill.init == "computed":
+        # the library's own code run on a scratch copy (own_record.compute_on_scratch): the whole
+        # value on the CPU, of which this tensor is the block at ``offset``
+        if fill.fn is None:  # pragma: no cover - own_record always sets fn for "computed"
+            raise AssertionError("Fill('computed') without fn")
+        value = fill.fn(seed)
+        if shard:
+            value = value[tuple(slice(o, o + n) for o, n in zip(offset, t.shape))]
+        t.copy_(value)
+    elif fill.init in ("keep", "derived"):
         return
     else:  # pragma: no cover - Fill objects come from resolve_named
         raise AssertionError(fill.init)
@@ -350,3 +451,5 @@ def _execute(fill: Fill, t: torch.Tensor, seed: Any, global_shape: Any, offset: 
             lo, hi = max(op[1] - row0, 0), min(op[2] - row0, t.shape[0])
             if lo < hi:
                 t[lo:hi].fill_(op[3])
+        elif op[0] == "derive":
+            op[1].fn(t, seed)
