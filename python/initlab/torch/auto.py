@@ -432,6 +432,17 @@ def auto_rules(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -
             post = (("constant_slice", h, 2 * h, 1.0),)  # gate order i, f, g, o: forget gate bias 1
         return Fill("constant", {"value": 0.0}, post)
 
+    def experts_fill(i: ParamInfo) -> Fill:
+        # A fused experts tensor is not a module the trace can follow (no hooks fire per expert):
+        # each expert's slice is a linear map of its own, N(0, 1/fan_in) with per-expert fans.
+        std = 1.0 / math.sqrt(i.fan_in) if i.fan_in > 0 else 0.0
+        act = _class_act(getattr(i.module, "act_fn", None) or nn.Identity())
+        return Fill("normal", {"scheme": "lecun_normal (untruncated), per expert", "mean": 0.0, "std": std,
+                               "fan_in": i.fan_in,
+                               "why": f"{i.extra['experts']} fused experts: each slice is one expert's linear map "
+                                      f"(fans per expert, not of the whole tensor); variance 1/fan_in"
+                                      + (f" (its gated {act} is applied inside the experts module)" if act else "")})
+
     def emb_fill(i: ParamInfo) -> Fill:
         d = i.param.shape[1] if i.param.dim() == 2 else 1
         return Fill("normal", {"mean": 0.0, "std": 1.0 / math.sqrt(d)})
@@ -442,6 +453,7 @@ def auto_rules(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -
         FnRule("auto: zero-init last norm of each residual branch",
                    lambda i: i.extra.get("last_norm_in_block") is True, lambda i: Fill("constant", {"value": 0.0})),
         FnRule("auto: embedding N(0, 1/d)", lambda i: i.role == "embedding", emb_fill),
+        FnRule("auto: fused experts N(0, 1/fan_in) per expert", lambda i: "experts" in i.extra, experts_fill),
         FnRule("auto: weight by the activation that follows",
                    lambda i: i.pname == "weight" and _is_layer(i.module), weight_fill),
         FnRule("auto: MultiheadAttention in_proj N(0, 1/d)",

@@ -107,7 +107,64 @@ def _torch_default(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any
                lambda i: _rnn_bound(cast("nn.RNNBase | nn.RNNCellBase", i.module))),
         FnRule("torch_default: PReLU init", lambda i: isinstance(i.module, nn.PReLU) and i.pname == "weight",
                lambda i: _const(float(getattr(i.module, "init", 0.25)))),
+        FnRule("torch_default: fused experts weight, each expert as nn.Linear(in, out): U(+-1/sqrt(fan_in))",
+               lambda i: "experts" in i.extra,
+               lambda i: _bound(1.0 / math.sqrt(i.fan_in)) if i.fan_in > 0 else _const(0.0)),
+        FnRule("torch_default: fused experts bias, each expert as nn.Linear: U(+-1/sqrt(fan_in))",
+               lambda i: i.role == "bias" and _experts_fan_in(i) is not None,
+               lambda i: _bound(1.0 / math.sqrt(cast(int, _experts_fan_in(i))))),
+        # A bare parameter whose use the owner's forward shows (a token, a layer scale) is the
+        # module's own: no reset_parameters owns it, so its constructed value is torch's default.
+        # One recognized by its name only stays an error (the user says what it is).
+        FnRule("torch_default: token/scalar (recognized by its use) kept as constructed",
+               lambda i: i.role in ("token", "scalar") and "usage" in i.extra, lambda i: Fill("keep")),
     ]
+
+
+def _experts_fan_in(i: ParamInfo) -> int | None:
+    """Per-expert fan_in of the fused experts weight a 2-D ``<name>_bias`` belongs to."""
+    if i.param.dim() != 2 or not i.pname.endswith("_bias"):
+        return None
+    w = getattr(i.module, i.pname[: -len("_bias")], None)
+    if not isinstance(w, torch.Tensor) or w.dim() != 3 or w.shape[0] != i.param.shape[0]:
+        return None
+    flag = getattr(i.module, "is_transposed", False)
+    fi = int(w.shape[1] if flag is True else w.shape[2])
+    return fi if fi > 0 else None
+
+
+# ---- structure: rules every named recipe starts with --------------------------------------------
+
+
+def _structural(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -> list[Rule]:
+    """Rules the structure of a parameter decides whatever the recipe: a norm whose forward
+    computes ``x_hat * (1 + w)`` gets the weight that makes it the identity scale (0, not 1); a
+    ``weight_norm`` magnitude is derived from its weight (written with it); the parts of a
+    parametrization initlab does not know are kept, saying why."""
+    return [
+        FnRule("structure: norm weight at its identity scale (the norm computes x_hat * (c + w))",
+               lambda i: i.role == "norm_weight" and "norm_identity" in i.extra,
+               lambda i: Fill("constant", {"value": float(i.extra["norm_identity"]),
+                                           "why": f"{i.module_type} computes {i.extra['norm_form']} (probed): "
+                                                  f"w = {i.extra['norm_identity']:g} leaves the normalized input "
+                                                  "unscaled, as w = 1 does for x_hat * w"})),
+        FnRule("structure: weight_norm magnitude g = ||v|| (derived from the layer's weight)",
+               lambda i: _par(i, "weight_norm") == "g",
+               lambda i: Fill("derived", {"from": i.name.rsplit(".", 1)[0] + ".original1",
+                                          "how": "g = ||v|| per slice, written right after v; the layer's weight "
+                                                 "g*v/||v|| then equals v's fill"})),
+        FnRule("structure: part of an unknown parametrization kept",
+               lambda i: "parametrization" in i.extra and i.extra["parametrization"]["kind"] not in
+               ("weight_norm", "spectral_norm") and i.extra["parametrization"]["part"] != "original",
+               lambda i: Fill("keep", {"why": f"{i.extra['parametrization']['kind']} has several parts "
+                                              f"({i.extra['parametrization']['part']}); initlab does not know how they "
+                                              "make the weight, so they stay as constructed"})),
+    ]
+
+
+def _par(i: ParamInfo, kind: str) -> str | None:
+    par = i.extra.get("parametrization")
+    return par["part"] if par is not None and par["kind"] == kind else None
 
 
 # ---- common pieces of the other recipes --------------------------------------------------------
@@ -132,7 +189,8 @@ def _method(name: str) -> Callable[..., list[Rule]]:
     def build(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -> list[Rule]:
         o = {k: v for k, v in opts.items() if k != "bias"}
         init_rule = FnRule(f"{name} on every weight (>= 2 dims)",
-                           lambda i: i.param.dim() >= 2 and i.role not in ("norm_weight", "token"),
+                           lambda i: i.param.dim() >= 2 and i.role not in ("norm_weight", "norm_bias", "token",
+                                                                            "scalar", "bias"),
                            lambda i: resolve_named(name, o, i))
         rules = [init_rule] + _common_tail(opts)
         if opts.get("bias", "zeros") == "torch_default":
@@ -226,7 +284,10 @@ def build_recipe(recipe: Any, model: nn.Module, infos: list[ParamInfo], opts: di
                             f"{sorted(RECIPE_OPTIONS[recipe]) or 'none'}")
         if opts.get("bias", "zeros") not in ("zeros", "torch_default"):
             raise ValueError(f"bias must be 'zeros' or 'torch_default', got {opts['bias']!r}")
-        return recipe, _BUILDERS[recipe](model, infos, opts)
+        built = _BUILDERS[recipe](model, infos, opts)
+        if recipe == "hf":  # what the model's own _init_weights did comes first, then the structure
+            return recipe, built[:1] + _structural(model, infos, opts) + built[1:]
+        return recipe, _structural(model, infos, opts) + built
     rules = list(recipe)
     bad = [r for r in rules if not isinstance(r, Rule)]
     if bad:

@@ -165,7 +165,15 @@ def _role(mname: str, mod: nn.Module, pname: str, p: torch.Tensor, head_name: st
         if mname == head_name or _HEAD.search(mname) and mname.count(".") <= 1:
             return "head"
         return _PROJECTION_ROLE.get(projection_kind(mname) or "", "weight")
-    # Bare parameters of other modules.
+    # Bare parameters of other modules: how the owner's forward uses them decides (concatenated
+    # with / added to the sequence or used as queries: a token; multiplying a branch: a scalar;
+    # the weight of F.linear or a matmul: a weight), the name is only the fallback hint.
+    use = _usage(mod, pname, p)
+    if use is not None:
+        if use[0] == "weight":
+            return _PROJECTION_ROLE.get(projection_kind(pname) or "", "weight")
+        if use[0] != "bias" or p.dim() <= 1:
+            return use[0]
     if _TOKEN.search(pname):
         return "token"
     if pname == "bias" or pname.endswith("_bias"):
@@ -174,6 +182,32 @@ def _role(mname: str, mod: nn.Module, pname: str, p: torch.Tensor, head_name: st
     # gamma); a 2-D parameter that happens to be called "alpha" is a matrix, not a scalar.
     if p.numel() == 1 or (_SCALAR.search(qname) and p.dim() <= 1):
         return "scalar"
+    return None
+
+
+def _usage(mod: nn.Module, pname: str, p: torch.Tensor) -> Any:
+    from ._structure import param_usage
+
+    if p.dim() == 0 or isinstance(p, nn.parameter.UninitializedTensorMixin):  # type: ignore[attr-defined]
+        return None
+    return param_usage(mod, pname, p.dim())
+
+
+def _experts_layout(mod: nn.Module, pname: str, p: torch.Tensor) -> tuple[str, str] | None:
+    """``(layout, why)`` of a 3-D ``(experts, a, b)`` weight of a fused mixture-of-experts module
+    (``"out_in"``: each expert's slice is an ``F.linear`` weight; ``"in_out"``: ``x @ W[e]``), or
+    None when ``p`` is not such a weight."""
+    if p.dim() != 3 or isinstance(mod, _CONVS + _RNNS) or is_linear_like(mod) or is_norm(mod):
+        return None
+    flag = getattr(mod, "is_transposed", None)  # Hugging Face's experts implementations say it
+    if isinstance(flag, bool):
+        return ("in_out", f"{type(mod).__name__}.is_transposed=True: each expert's slice is (in, out)") if flag \
+            else ("out_in", f"{type(mod).__name__}.is_transposed=False: each expert's slice is an F.linear weight (out, in)")
+    use = _usage(mod, pname, p)
+    if use is not None and use[0] == "weight" and use[1] is not None:
+        return use[1], use[2]
+    if projection_kind(pname) is not None or "expert" in type(mod).__name__.lower():
+        return "out_in", "no use found in the forward: each expert's slice read as an F.linear weight (out, in)"
     return None
 
 
@@ -235,8 +269,32 @@ def param_infos(model: nn.Module) -> Iterator[ParamInfo]:
                 yield info
                 continue
             shape = tuple(p.shape)
+            par = _parametrization(model, mname, mod, pname)
+            if par is not None:
+                first[key] = info = _parametrized_info(qname, pname, p, par, head)
+                yield info
+                continue
             fi, fo = weight_fans(mod, shape) if p.dim() >= 1 else (1, 1)
             info = ParamInfo(qname, mname, pname, mod, p, _role(mname, mod, pname, p, head), fi, fo)
+            experts = _experts_layout(mod, pname, p) if info.role not in ("token", "scalar") else None
+            if experts is not None:
+                layout, why = experts
+                info.fan_in, info.fan_out = (shape[2], shape[1]) if layout == "out_in" else (shape[1], shape[2])
+                if info.role is None:
+                    info.role = _PROJECTION_ROLE.get(projection_kind(pname) or "", "weight")
+                info.extra.update(experts=shape[0], expert_layout=layout,
+                                  fans_why=f"{shape[0]} experts: per-expert fans (in {info.fan_in}, out {info.fan_out}); {why}")
+            elif info.role in ("token", "scalar", "bias", "weight") and not _is_known_owner(mod):
+                use = _usage(mod, pname, p)
+                if use is not None:
+                    info.extra["usage"] = use[2]
+            if info.role == "norm_weight" and not isinstance(mod, _TORCH_NORMS):
+                from ._structure import norm_identity
+
+                ident = norm_identity(mod)
+                if ident is not None and ident[0] != 1.0:
+                    info.extra["norm_identity"] = ident[0]
+                    info.extra["norm_form"] = ident[1]
             if isinstance(mod, (nn.Embedding,)) and mod.padding_idx is not None and pname == "weight":
                 info.extra["padding_idx"] = int(mod.padding_idx)
             if qname in last_norms:
@@ -247,3 +305,33 @@ def param_infos(model: nn.Module) -> Iterator[ParamInfo]:
                 info.extra["rnn_kind"] = type(mod).__name__
             first[key] = info
             yield info
+
+
+def _is_known_owner(mod: nn.Module) -> bool:
+    return is_norm(mod) or is_linear_like(mod) or isinstance(mod, _CONVS + _RNNS + (
+        nn.Embedding, nn.EmbeddingBag, nn.Bilinear, nn.MultiheadAttention))
+
+
+def _parametrization(model: nn.Module, mname: str, mod: nn.Module, pname: str) -> dict[str, Any] | None:
+    if type(mod).__name__ != "ParametrizationList":
+        return None
+    from ._structure import parametrization_of
+
+    return parametrization_of(model, mname, mod, pname)
+
+
+def _parametrized_info(qname: str, pname: str, p: torch.Tensor, par: dict[str, Any], head: str | None) -> ParamInfo:
+    """A tensor of a parametrization (``lin.parametrizations.weight.original1``) as the engine
+    sees it: owned by the layer under the tensor's name (``lin``, ``weight``), with the role
+    and fans of the layer's weight, and ``extra["parametrization"]`` saying which part it is."""
+    layer, lname, tname = par["layer"], par["layer_name"], par["tensor"]
+    try:
+        eff = tuple(getattr(layer, tname).shape)  # the tensor the forward uses (computed)
+    except Exception:  # noqa: BLE001 - a parametrization that cannot run here (meta buffers)
+        eff = tuple(p.shape)
+    role = _role(lname, layer, tname, p if p.shape == eff else torch.empty(0).new_empty(eff, device="meta"), head)
+    fi, fo = weight_fans(layer, eff) if len(eff) >= 1 else (1, 1)
+    info = ParamInfo(qname, lname, tname, layer, p, role, fi, fo)
+    info.extra["parametrization"] = {k: v for k, v in par.items() if k not in ("layer",)}
+    info.extra["parametrization"]["effective_shape"] = eff
+    return info

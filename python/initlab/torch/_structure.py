@@ -1,0 +1,305 @@
+"""Structural facts about parameters that their module's type does not tell (used by :mod:`.roles`).
+
+* :func:`norm_identity` — the weight value at which a norm leaves the normalized input unscaled:
+  1 for ``x_hat * w``, 0 for ``x_hat * (1 + w)`` (Gemma-style RMSNorm), found by running the
+  norm on a fixed probe input with ``w = 0`` and ``w = 1`` (``torch.func.functional_call``:
+  the module itself is never written).
+* :func:`param_usage` — how a bare parameter (one not owned by a linear/conv/norm/embedding/
+  recurrent module) is used by its owner's ``forward``: read from the owner's source (its
+  methods' syntax trees; no forward pass, so it works without an input and on the meta device).
+  Concatenated with the sequence, added to it, fed as a layer's input or as attention queries →
+  a token; multiplying a branch elementwise → a scalar (layer scale); the weight operand of
+  ``F.linear`` / a matmul → a weight, with its orientation.
+* :func:`parametrization_of` — what a ``torch.nn.utils.parametrize`` tensor is
+  (``weight_norm``'s magnitude ``g`` and direction ``v``, ``spectral_norm``'s ``original``).
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import inspect
+import textwrap
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["norm_identity", "param_usage", "parametrization_of", "Usage"]
+
+
+# ---- norms: which weight value is the identity scale --------------------------------------------
+
+
+def _probe_input(n: int) -> torch.Tensor:
+    # Deterministic and not symmetric (so a norm's statistics are non-trivial); no RNG is used,
+    # so fast_init's patched samplers and the user's generators are never touched.
+    i = torch.arange(3 * n, dtype=torch.float32, device="cpu").reshape(3, n)
+    return torch.sin(1.7 * i + 0.3) + 0.25 * torch.cos(0.37 * i * i)
+
+
+def norm_identity(mod: nn.Module) -> tuple[float, str] | None:
+    """``(value, form)``: the weight value that makes ``mod`` (a norm with a 1-D ``weight``) scale
+    its normalized input by exactly 1, and the form found (``"x_hat * w"`` or
+    ``"x_hat * (c + w)"``); None where the probe cannot tell (the forward needs other inputs, the
+    module is on the meta device, the output is not affine in ``w``)."""
+    w = getattr(mod, "weight", None)
+    if not isinstance(w, torch.Tensor) or w.dim() != 1 or w.numel() < 2:
+        return None
+    n = int(w.shape[0])
+    try:
+        if any(b.is_meta for b in mod.buffers(recurse=False)):
+            return None
+        from torch.func import functional_call
+
+        x = _probe_input(n)
+        own = dict(mod.named_parameters(recurse=False))
+        base = {k: torch.zeros(tuple(p.shape), dtype=torch.float32, device="cpu") for k, p in own.items()}
+        with torch.no_grad():
+            out0 = functional_call(mod, {**base, "weight": torch.zeros(n)}, (x,))
+            out1 = functional_call(mod, {**base, "weight": torch.ones(n)}, (x,))
+            out2 = functional_call(mod, {**base, "weight": torch.full((n,), 2.0)}, (x,))
+    except Exception:  # noqa: BLE001 - a forward that needs more than one tensor: no probe
+        return None
+    if not all(isinstance(o, torch.Tensor) and o.shape == x.shape for o in (out0, out1, out2)):
+        return None
+    out0, out1, out2 = (o.double() for o in (out0, out1, out2))
+    d = out1 - out0
+    dd = float((d * d).sum())
+    if not dd > 0 or not torch.isfinite(out0).all():
+        return None
+    # affine in w (out2 - out1 == out1 - out0): out = x_hat * (c + w)
+    if float(((out2 - out1 - d) ** 2).sum()) > 1e-8 * dd:
+        return None
+    c = float((out0 * d).sum()) / dd
+    if float(((out0 - c * d) ** 2).sum()) > 1e-8 * max(dd, float((out0 * out0).sum())):
+        return None
+    if abs(c - round(c)) < 1e-5:
+        c = float(round(c))
+    return (1.0 - c, "x_hat * w" if c == 0 else f"x_hat * ({c:g} + w)")
+
+
+# ---- parametrizations -----------------------------------------------------------------------
+
+
+def parametrization_of(model: nn.Module, mname: str, mod: nn.Module, pname: str) -> dict[str, Any] | None:
+    """For a parameter ``pname`` of a ``ParametrizationList`` ``mod`` (registered at ``mname`` =
+    ``<layer>.parametrizations.<tensor>``): ``{"kind", "part", "layer", "layer_name", "tensor",
+    ...}``; None for any other parameter."""
+    try:
+        from torch.nn.utils.parametrize import ParametrizationList
+    except ImportError:  # pragma: no cover - torch < 1.9
+        return None
+    if not isinstance(mod, ParametrizationList):
+        return None
+    parts = mname.split(".")
+    if len(parts) < 2 or parts[-2] != "parametrizations":
+        return None
+    layer_name = ".".join(parts[:-2])
+    try:
+        layer = model.get_submodule(layer_name) if layer_name else model
+    except AttributeError:
+        return None
+    tensor = parts[-1]
+    first = mod[0] if len(mod) else None
+    kinds = [type(m).__name__ for m in mod]
+    out: dict[str, Any] = {"layer": layer, "layer_name": layer_name, "tensor": tensor, "chain": kinds,
+                           "plist": mod}
+    if len(mod) == 1 and type(first).__name__ == "_WeightNorm":
+        out.update(kind="weight_norm", dim=int(getattr(first, "dim", 0)),
+                   part={"original0": "g", "original1": "v"}.get(pname, pname))
+    elif len(mod) == 1 and type(first).__name__ == "_SpectralNorm":
+        out.update(kind="spectral_norm", part="original" if pname == "original" else pname, sn=first)
+    else:
+        out.update(kind="+".join(kinds) or "parametrization", part="original" if pname == "original" else pname)
+    return out
+
+
+# ---- bare parameters: how the owner's forward uses them ---------------------------------------
+
+#: (role, layout, why): role "token", "scalar", "bias" or "weight"; layout "out_in"/"in_out" for weights
+Usage = tuple[str, str | None, str]
+
+_PASS_METHODS = {"expand", "expand_as", "repeat", "view", "view_as", "reshape", "reshape_as", "unsqueeze", "squeeze",
+                 "to", "type_as", "flatten", "unflatten", "transpose", "permute", "contiguous", "clone", "float",
+                 "half", "bfloat16", "double", "movedim", "exp", "sigmoid", "tanh", "sum", "mean", "detach",
+                 "softmax", "abs", "sqrt", "neg", "narrow", "t"}
+_CAT = {"cat", "concat", "concatenate", "stack", "hstack", "vstack"}
+_MATMUL = {"matmul", "bmm", "mm", "baddbmm", "addmm"}
+
+
+def _func_name(f: ast.expr) -> str:
+    if isinstance(f, ast.Attribute):
+        return f.attr
+    if isinstance(f, ast.Name):
+        return f.id
+    return ""
+
+
+def _is_self_attr(node: ast.AST, attr: str | None = None) -> bool:
+    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self" \
+        and (attr is None or node.attr == attr)
+
+
+@functools.lru_cache(maxsize=256)
+def _methods(cls: type) -> tuple[tuple[str, ast.FunctionDef, dict[int, ast.AST]], ...]:
+    """The owner class's own methods (up to nn.Module) as syntax trees, each with a parent map."""
+    out = []
+    seen: set[str] = set()
+    for klass in cls.__mro__:
+        if klass in (nn.Module, object) or klass.__module__.startswith("torch.nn"):
+            break
+        for name, fn in vars(klass).items():
+            if name in seen or not inspect.isfunction(fn) or name.startswith("__"):
+                continue
+            seen.add(name)
+            try:
+                tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+            except (OSError, TypeError, SyntaxError, IndentationError):
+                continue
+            fdef = tree.body[0] if tree.body and isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)) \
+                else None
+            if fdef is None:
+                continue
+            parents = {id(c): p for p in ast.walk(fdef) for c in ast.iter_child_nodes(p)}
+            out.append((f"{klass.__name__}.{name}", fdef, parents))
+    return tuple(out)  # type: ignore[arg-type]
+
+
+def _classify(node: ast.AST, parents: dict[int, ast.AST], fdef: ast.AST, owner: nn.Module, ndim: int,
+              where: str, depth: int = 0) -> Usage | None:
+    """What the value ``node`` (derived from the parameter) is used for."""
+    if depth > 12:
+        return None
+    parent = parents.get(id(node))
+    if parent is None:
+        return None
+    if isinstance(parent, ast.Attribute) and parent.value is node:
+        call = parents.get(id(parent))
+        if isinstance(call, ast.Call) and call.func is parent:
+            m = parent.attr
+            if m in ("mul", "mul_", "div", "div_"):
+                return ("scalar", None, f"multiplies a branch elementwise ({where}: .{m})")
+            if m in ("add", "add_") and ndim >= 2:
+                return ("token", None, f"added to the sequence ({where}: .{m})")
+            if m in _MATMUL:
+                return ("token", None, f"the learned left operand of a matrix product ({where}: .{m})")
+            return _classify(call, parents, fdef, owner, ndim, where, depth + 1)  # any other method: follow it
+        return None
+    if isinstance(parent, ast.Subscript) and parent.value is node:
+        return _classify(parent, parents, fdef, owner, ndim, where, depth + 1)
+    if isinstance(parent, ast.Starred):
+        return _classify(parent, parents, fdef, owner, ndim, where, depth + 1)
+    if isinstance(parent, (ast.List, ast.Tuple)):
+        call = parents.get(id(parent))
+        if isinstance(call, ast.Call) and _func_name(call.func) in _CAT and parent in call.args:
+            return ("token", None, f"concatenated with the sequence ({where}: {_func_name(call.func)})")
+        return None
+    if isinstance(parent, ast.keyword):
+        call = parents.get(id(parent))
+        if isinstance(call, ast.Call):
+            return _call_use(call, node, parent.arg, parents, fdef, owner, ndim, where, depth)
+        return None
+    if isinstance(parent, ast.Call):
+        if node is parent.func:
+            return None
+        return _call_use(parent, node, None, parents, fdef, owner, ndim, where, depth)
+    if isinstance(parent, ast.BinOp):
+        other = parent.right if parent.left is node else parent.left
+        if isinstance(parent.op, ast.Mult) or (isinstance(parent.op, ast.Div) and parent.right is node):
+            return ("scalar", None, f"multiplies a branch elementwise ({where}: *)")
+        if isinstance(parent.op, (ast.Add, ast.Sub)):
+            if isinstance(other, ast.Constant) or _is_self_attr(other):
+                return _classify(parent, parents, fdef, owner, ndim, where, depth + 1)
+            if ndim >= 2:
+                return ("token", None, f"added to the sequence ({where}: +)")
+            return ("bias", None, f"added to an activation ({where}: +)")
+        if isinstance(parent.op, ast.MatMult):
+            if parent.right is node:
+                return ("weight", "in_out", f"the weight of a matrix product x @ W ({where})")
+            return ("token", None, f"the learned left operand of a matrix product ({where}: @)")
+        return _classify(parent, parents, fdef, owner, ndim, where, depth + 1)
+    if isinstance(parent, ast.UnaryOp):
+        return _classify(parent, parents, fdef, owner, ndim, where, depth + 1)
+    if isinstance(parent, ast.AugAssign) and parent.value is node:
+        if isinstance(parent.op, ast.Mult):
+            return ("scalar", None, f"multiplies a branch elementwise ({where}: *=)")
+        if isinstance(parent.op, ast.Add):
+            return ("token", None, f"added to the sequence ({where}: +=)") if ndim >= 2 else \
+                ("bias", None, f"added to an activation ({where}: +=)")
+        return None
+    if isinstance(parent, (ast.Assign, ast.AnnAssign)) and parent.value is node:
+        targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
+        if len(targets) != 1 or not isinstance(targets[0], ast.Name):
+            return None
+        var = targets[0].id
+        line = getattr(parent, "lineno", 0)
+        uses = [n for n in ast.walk(fdef) if isinstance(n, ast.Name) and n.id == var and isinstance(n.ctx, ast.Load)
+                and getattr(n, "lineno", 0) >= line and n is not targets[0]]
+        for u in uses:
+            r = _classify(u, parents, fdef, owner, ndim, where, depth + 1)
+            if r is not None:
+                return r
+        return None
+    return None
+
+
+def _call_use(call: ast.Call, node: ast.AST, kw: str | None, parents: dict[int, ast.AST], fdef: ast.AST,
+              owner: nn.Module, ndim: int, where: str, depth: int) -> Usage | None:
+    f = _func_name(call.func)
+    pos = next((k for k, a in enumerate(call.args) if a is node), None)
+    if f == "linear":
+        if pos == 1 or kw == "weight":
+            return ("weight", "out_in", f"the weight of F.linear(x, W): stored (out, in) ({where})")
+        if pos == 0 or kw == "input":
+            return ("token", None, f"fed as the input of a linear map ({where})")
+        return None
+    if f in _MATMUL or f == "einsum":
+        if f == "einsum":
+            return None
+        if pos == 1 or kw in ("mat2", "other"):
+            return ("weight", "in_out", f"the weight of a matrix product {f}(x, W) ({where})")
+        return ("token", None, f"the learned left operand of {f} ({where})")
+    if f == "scaled_dot_product_attention":
+        if pos == 0 or kw == "query":
+            return ("token", None, f"used as attention queries ({where}: scaled_dot_product_attention)")
+        return None
+    if f == "mul":
+        return ("scalar", None, f"multiplies a branch elementwise ({where}: torch.mul)")
+    if f == "add" and ndim >= 2:
+        return ("token", None, f"added to the sequence ({where}: torch.add)")
+    if _is_self_attr(call.func):
+        sub = getattr(owner, call.func.attr, None)  # type: ignore[attr-defined]
+        if isinstance(sub, nn.Module):
+            name = call.func.attr  # type: ignore[attr-defined]
+            attn = isinstance(sub, nn.MultiheadAttention) or "attention" in type(sub).__name__.lower() \
+                or "attn" in name.lower()
+            if attn and (pos == 0 or kw in ("query", "q", "hidden_states")):
+                return ("token", None, f"used as attention queries (the query input of self.{name}, {where})")
+            if pos == 0 or kw in ("input", "x", "hidden_states"):
+                return ("token", None, f"fed as a learned input to self.{name} ({where})")
+            return None
+        if callable(sub):  # a method of the owner: follow the argument into it (by position)
+            return None
+    # any other function of the tensor (torch.exp, torch.sum, F.normalize, ...): follow its result
+    return _classify(call, parents, fdef, owner, ndim, where, depth + 1)
+
+
+def param_usage(owner: nn.Module, pname: str, ndim: int) -> Usage | None:
+    """How ``owner``'s methods use its own parameter ``pname`` (see the module docstring), or
+    None when its source cannot be read or shows no conclusive use."""
+    if "." in pname:
+        return None
+    try:
+        methods = _methods(type(owner))
+    except Exception:  # noqa: BLE001 - a class whose source cannot be read: no structural evidence
+        return None
+    # forward first: its use decides; helpers after it
+    methods = tuple(sorted(methods, key=lambda m: not m[0].endswith(".forward")))
+    for where, fdef, parents in methods:
+        for n in ast.walk(fdef):
+            if _is_self_attr(n, pname) and isinstance(n.ctx, ast.Load):  # type: ignore[attr-defined]
+                r = _classify(n, parents, fdef, owner, ndim, where)
+                if r is not None:
+                    return r
+    return None
