@@ -86,6 +86,8 @@ def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: SeedLi
         raise TypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
     example = options.get("example_input") if recipe == "auto" else None
     # Plan on the meta model first: every error surfaces before anything is allocated.
+    if recipe == "own" and factory is not None:
+        options = dict(options, factory=factory)  # the recipe records the same factory's construction
     pl = _make_plan(model, recipe, rules, None, unknown, dict(options), allow_meta=True)
     kept_meta = [x.name for x in pl.left if x.kind == "parameter" and _is_meta(model, x.name)]
     from ..generator import named_seeds
