@@ -33,6 +33,15 @@ class _TorchLayer:
         if probes.is_conv1d(module):
             self.kind = "Conv1D (HF)"  # weight stored (in, out); a linear layer all the same
         self.weight, self.bias = probes.layer_weight(module), probes.layer_bias(module)
+        # weight_norm: the forward uses g * v / ||v||, so the output scales with g (rescaled) and
+        # the orthonormal pre-init goes to v, with g = ||v|| (the weight is then v itself).
+        self.wn = _weight_norm_parts(module)
+
+    def owned(self) -> list[torch.Tensor]:
+        """The parameters this layer's weight is made of (a parametrization's originals)."""
+        if self.wn is not None:
+            return [self.wn[0].original0, self.wn[0].original1]
+        return [self.weight]
 
     @property
     def weight_shape(self) -> tuple[int, ...]:
@@ -43,6 +52,9 @@ class _TorchLayer:
         return self.bias is not None
 
     def _pre_init_params(self) -> list[tuple[str, torch.Tensor]]:
+        if self.wn is not None:  # v, then g (restored with it; the pre-init re-derives g from v)
+            pre = f"{self.pname}.parametrizations.weight" if self.pname else "parametrizations.weight"
+            return [(f"{pre}.original1", self.wn[0].original1), (f"{pre}.original0", self.wn[0].original0)]
         out = [(f"{self.pname}.weight" if self.pname else "weight", self.weight)]
         m = self.module
         if isinstance(m, nn.MultiheadAttention):
@@ -84,6 +96,15 @@ class _TorchLayer:
         from .rules import host_default
 
         with host_default():
+            if self.wn is not None:
+                plist, dim = self.wn
+                pname, v = self._pre_init_params()[0]
+                orthogonal_(v, 1.0, seed=seeds(pname))
+                with torch.no_grad():
+                    from .rules import _norm_except
+
+                    plist.original0.copy_(_norm_except(v, dim).reshape(plist.original0.shape))
+                return
             for pname, p in self._pre_init_params():
                 # In place on the parameter's device: the fill routes by device, same bits as on the CPU.
                 orthogonal_(p, 1.0, seed=seeds(pname))
@@ -93,7 +114,7 @@ class _TorchLayer:
             if shift is not None:
                 assert self.bias is not None
                 self.bias.sub_(shift).mul_(s)
-            self.weight.mul_(s)
+            (self.wn[0].original0 if self.wn is not None else self.weight).mul_(s)
 
     def weight_part_zero(self, out: torch.Tensor) -> bool:
         """Whether the output is exactly the bias broadcast, i.e. W·x contributed nothing."""
@@ -105,6 +126,41 @@ class _TorchLayer:
         shape = [1] * out.dim()
         shape[dim] = self.bias.numel()
         return bool((out == self.bias.detach().reshape(shape).to(out.dtype)).all())
+
+
+def _weight_tensor(m: nn.Module) -> torch.Tensor:
+    """The stored tensor that identifies a layer's weight (a parametrized weight is computed anew
+    at each access, so its identity is the parametrization's first original)."""
+    plist = getattr(getattr(m, "parametrizations", None), "weight", None)
+    if plist is not None and not isinstance(m, nn.MultiheadAttention):
+        return next(iter(plist.parameters()))
+    return probes.layer_weight(m)
+
+
+def _weight_norm_parts(m: nn.Module) -> tuple[nn.Module, int] | None:
+    """``(ParametrizationList, dim)`` when ``m.weight`` is ``weight_norm``-parametrized, else None."""
+    plist = getattr(getattr(m, "parametrizations", None), "weight", None)
+    if plist is None or len(plist) != 1 or type(plist[0]).__name__ != "_WeightNorm":
+        return None
+    return plist, int(getattr(plist[0], "dim", 0))
+
+
+def _unscalable_parametrization(m: nn.Module) -> tuple[str, list[torch.Tensor]] | None:
+    """Why LSUV cannot rescale ``m`` (its weight parametrized by something other than
+    ``weight_norm``) and the parameters behind that weight; None when it can."""
+    pars = getattr(m, "parametrizations", None)
+    plist = getattr(pars, "weight", None) if isinstance(m, nn.Module) and not isinstance(m, nn.MultiheadAttention) \
+        else None
+    if plist is None or _weight_norm_parts(m) is not None:
+        return None
+    kinds = [type(x).__name__ for x in plist]
+    if kinds == ["_SpectralNorm"]:
+        why = ("its weight is spectral_norm(original) = original / sigma(original): scaling the stored tensor does not "
+               "change the layer's output, so LSUV cannot rescale it")
+    else:
+        why = (f"its weight is parametrized ({' -> '.join(kinds)}): LSUV does not know how scaling the stored "
+               "tensors changes the weight the forward uses")
+    return why, [p for p in plist.parameters()]
 
 
 def _not_scaled(module: nn.Module, handled: set[int], expected: set[str] | None = None) -> dict[str, str]:
@@ -235,7 +291,7 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
     quiet: set[str] = set()  # listed in the report, not warned about (embeddings, modules= exclusions)
 
     def leave(n: str, m: nn.Module, why: str) -> None:
-        left[f"{n}.weight" if n else "weight"] = (id(probes.layer_weight(m)), why)
+        left[f"{n}.weight" if n else "weight"] = (id(_weight_tensor(m)), why)
     if modules is not None:
         wanted = list(modules)
         by_name = {n: m for n, m in named}
@@ -256,6 +312,18 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
                 leave(n, m, "not selected by modules=")
                 quiet.add(f"{n}.weight" if n else "weight")
         named = [(n, m) for n, m in named if id(m) in keep]
+    # A layer whose weight a parametrization other than weight_norm computes cannot be rescaled
+    # by scaling a stored tensor (spectral_norm divides by the largest singular value).
+    par_ids: set[int] = set()
+    kept = []
+    for n, m in named:
+        unscalable = _unscalable_parametrization(m)
+        if unscalable is None:
+            kept.append((n, m))
+            continue
+        leave(n, m, unscalable[0])
+        par_ids |= {id(p) for p in unscalable[1]}
+    named = kept
     # A weight tied to another module cannot be rescaled for one layer alone: tied to a module
     # LSUV does not rescale (an embedding) -> left alone; shared by several layers -> rescaled
     # at its first holder in execution order (decided after the discovery pass).
@@ -263,12 +331,14 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
     for mname, m in module.named_modules():
         if id(m) in owned:
             continue
+        if type(m).__name__ == "ParametrizationList":  # its originals make the weight of the layer above
+            mname = mname.rsplit(".parametrizations.", 1)[0] if ".parametrizations." in mname else ""
         for p in m.parameters(recurse=False):
             holders.setdefault(id(p), []).append(mname or "(root)")
     layer_names = {n or "(root)" for n, _ in all_layers}
     tied = []
     for n, m in named:
-        w = probes.layer_weight(m)
+        w = _weight_tensor(m)
         others = [h for h in holders.get(id(w), []) if h != (n or "(root)")]
         outside = [h for h in others if h not in layer_names]
         if outside:
@@ -279,7 +349,7 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
     named = [(n, m) for n, m in named if n not in tied_names]
     if not named:
         listing = {k: v for k, (_, v) in left.items()}
-        listing.update(_not_scaled(module, {i for i, _ in left.values()}))
+        listing.update(_not_scaled(module, {i for i, _ in left.values()} | par_ids))
         what = "; ".join(f"{k}: {v}" for k, v in listing.items()) or "the model has no parameters"
         raise ValueError(f"LSUV: the model has no layer LSUV can rescale ({_LAYER_TYPES}). Weights: {what}")
     batches = _Batches(x, prepare, pool_batches)
@@ -311,7 +381,7 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
         shared = []
         for i in order:
             n, m = named[i]
-            w = probes.layer_weight(m)
+            w = _weight_tensor(m)
             if id(w) in first_holder:
                 shared.append(i)
                 leave(n, m, f"weight shared with {first_holder[id(w)]}, rescaled there")
@@ -328,8 +398,12 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
         if bad_dtype:
             raise TypeError(f"LSUV: layers {', '.join(bad_dtype)} have non-floating-point weights; "
                             "floating-point weights are needed")
-        handled = {id(t) for layer in layers for t in (layer.weight, *layer._biases())}
-        handled |= {i for i, _ in left.values()}
+        handled = {id(t) for layer in layers for t in (layer.weight, *layer.owned(), *layer._biases())}
+        handled |= {i for i, _ in left.values()} | par_ids
+        for n, m in all_layers:  # a parametrized layer left alone: its originals are listed under its weight
+            wn = _weight_norm_parts(m)
+            if wn is not None and f"{n}.weight" in left:
+                handled |= {id(p) for p in wn[0].parameters()}
         rest = _not_scaled(module, handled, quiet)  # embeddings join `quiet`: by design, not a surprise
         # Registration order, whoever found the entry.
         rank = {q: r for r, (q, _) in enumerate(module.named_parameters(remove_duplicate=False))}

@@ -454,6 +454,11 @@ def auto_rules(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -
                    lambda i: i.extra.get("last_norm_in_block") is True, lambda i: Fill("constant", {"value": 0.0})),
         FnRule("auto: embedding N(0, 1/d)", lambda i: i.role == "embedding", emb_fill),
         FnRule("auto: fused experts N(0, 1/fan_in) per expert", lambda i: "experts" in i.extra, experts_fill),
+        FnRule("auto: bare weight used as a linear map N(0, 1/fan_in)", lambda i: "linear_by_use" in i.extra,
+               lambda i: Fill("normal", {"scheme": "lecun_normal (untruncated)", "mean": 0.0,
+                                         "std": 1.0 / math.sqrt(i.fan_in) if i.fan_in > 0 else 0.0, "fan_in": i.fan_in,
+                                         "why": f"a bare weight used as a linear map ({i.extra['usage']}); the "
+                                                "trace sees no module to follow: variance 1/fan_in"})),
         FnRule("auto: weight by the activation that follows",
                    lambda i: i.pname == "weight" and _is_layer(i.module), weight_fill),
         FnRule("auto: MultiheadAttention in_proj N(0, 1/d)",

@@ -5,7 +5,11 @@
   config and, for a ``PreTrainedModel``, recorded from the model's own ``_init_weights``
   (without letting it write), so architecture-specific choices (GPT-2's scaled ``c_proj``,
   ViT's truncated-normal tokens, Gemma's ``(1 + w)`` norms at 0) come out exactly.
-* ``"timm"`` — timm's conventions for its ViT / ConvNeXt / ResNet families.
+* ``"timm"`` — timm's own init of its families (EfficientNet/MobileNetV3, RegNet, ResNet/ResNeXt,
+  ConvNeXt, ViT/DeiT, EVA, Swin, MaxViT/CoAtNet, LeViT), each recognized by structure
+  (:mod:`.recipes_timm`).
+* ``"torchvision"`` — torchvision's constructors' init of resnet*/resnext*, mobilenet_v2/v3,
+  efficientnet* and vit_*, recognized by structure (:mod:`.recipes_torchvision`).
 * ``"auto"`` — initialization chosen from the traced forward pass (see :mod:`.activations`).
 * a single initializer name (``"kaiming_normal"``, ``"xavier_uniform"``, ``"orthogonal"``, ...)
   for every weight, with norms 1/0 and biases 0.
@@ -33,7 +37,7 @@ SINGLE = (
 )
 #: the recipes that existed before the named library recipes (kept for compatibility)
 METHODS = ("torch_default",) + SINGLE
-RECIPES = ("torch_default", "hf", "timm", "auto") + SINGLE
+RECIPES = ("torch_default", "hf", "timm", "torchvision", "own", "auto") + SINGLE
 
 _WEIGHT_ROLES = ("weight", "attention_qkv", "attention_out", "mlp_in", "mlp_out", "head",
                  "input_to_hidden", "recurrent", "embedding")
@@ -109,6 +113,9 @@ def _torch_default(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any
                lambda i: _const(float(getattr(i.module, "init", 0.25)))),
         FnRule("torch_default: fused experts weight, each expert as nn.Linear(in, out): U(+-1/sqrt(fan_in))",
                lambda i: "experts" in i.extra,
+               lambda i: _bound(1.0 / math.sqrt(i.fan_in)) if i.fan_in > 0 else _const(0.0)),
+        FnRule("torch_default: bare weight used as a linear map (F.linear / matmul), as nn.Linear: U(+-1/sqrt(fan_in))",
+               lambda i: "linear_by_use" in i.extra,
                lambda i: _bound(1.0 / math.sqrt(i.fan_in)) if i.fan_in > 0 else _const(0.0)),
         FnRule("torch_default: fused experts bias, each expert as nn.Linear: U(+-1/sqrt(fan_in))",
                lambda i: i.role == "bias" and _experts_fan_in(i) is not None,
@@ -244,6 +251,12 @@ def _timm(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -> lis
     return timm_rules(model, infos, opts)
 
 
+def _torchvision(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -> list[Rule]:
+    from .recipes_torchvision import torchvision_rules
+
+    return torchvision_rules(model, infos, opts)
+
+
 # ---- auto -----------------------------------------------------------------------------------
 
 
@@ -253,8 +266,14 @@ def _auto(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -> lis
     return auto_rules(model, infos, opts) + _common_tail(opts)
 
 
+def _own(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -> list[Rule]:
+    from .recipes_own import own_rules
+
+    return own_rules(model, infos, opts)
+
+
 _BUILDERS: dict[str, Callable[..., list[Rule]]] = {
-    "torch_default": _torch_default, "hf": _hf, "timm": _timm, "auto": _auto,
+    "torch_default": _torch_default, "hf": _hf, "timm": _timm, "torchvision": _torchvision, "own": _own, "auto": _auto,
     **{m: _method(m) for m in SINGLE},
 }
 
@@ -262,7 +281,9 @@ _BUILDERS: dict[str, Callable[..., list[Rule]]] = {
 RECIPE_OPTIONS: dict[str, set[str]] = {
     "torch_default": set(),
     "hf": {"std", "record", "bias"},
-    "timm": {"family", "layer_scale"},
+    "timm": {"family", "layer_scale", "head_init_scale"},
+    "torchvision": {"family", "zero_init_residual"},
+    "own": {"factory"},
     "auto": {"example_input", "bias", "output_std", "validate", "correct"},
     "kaiming_normal": {"a", "mode", "nonlinearity", "bias"},
     "kaiming_uniform": {"a", "mode", "nonlinearity", "bias"},

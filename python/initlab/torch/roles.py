@@ -284,10 +284,14 @@ def param_infos(model: nn.Module) -> Iterator[ParamInfo]:
                     info.role = _PROJECTION_ROLE.get(projection_kind(pname) or "", "weight")
                 info.extra.update(experts=shape[0], expert_layout=layout,
                                   fans_why=f"{shape[0]} experts: per-expert fans (in {info.fan_in}, out {info.fan_out}); {why}")
-            elif info.role in ("token", "scalar", "bias", "weight") and not _is_known_owner(mod):
+            elif not _is_known_owner(mod):
                 use = _usage(mod, pname, p)
                 if use is not None:
                     info.extra["usage"] = use[2]
+                    if use[0] == "weight" and p.dim() == 2:  # a linear map by use (an MoE router's weight)
+                        info.extra["linear_by_use"] = use[1]
+                        if use[1] == "in_out":  # x @ W: stored (in, out)
+                            info.fan_in, info.fan_out = shape[0], shape[1]
             if info.role == "norm_weight" and not isinstance(mod, _TORCH_NORMS):
                 from ._structure import norm_identity
 
