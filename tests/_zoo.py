@@ -21,7 +21,8 @@ Registry
   ``reset_parameters`` are described by torch's distributions;
 * ``example_input()`` -> a small input batch the model's ``forward`` accepts.
 
-``ZOO_TIMM`` and ``ZOO_TV`` list the names per library. Timm structures live in
+``ZOO_TIMM`` and ``ZOO_TV`` list the names per library. :func:`differences` compares a recipe's
+manifest and fills with the library's own init, parameter by parameter. Timm structures live in
 ``tests/_zoo_timm.py`` (convnets), ``tests/_zoo_timm_vit.py`` (transformers, hybrids) and
 ``tests/_zoo_timm_layers.py``; torchvision structures and the shared recorder are here.
 """
@@ -35,7 +36,7 @@ from typing import Any, Callable, NamedTuple
 import torch
 from torch import nn
 
-__all__ = ["ZOO", "ZOO_TIMM", "ZOO_TV", "ZooEntry", "InitLog", "library_of"]
+__all__ = ["ZOO", "ZOO_TIMM", "ZOO_TV", "ZooEntry", "InitLog", "library_of", "differences", "dist_std"]
 
 Spec = tuple[str, dict[str, float]]
 
@@ -479,3 +480,83 @@ def _register() -> None:
 
 _register()
 ZOO_TIMM = [n for n in ZOO if n.startswith("timm_")]
+
+
+# ==== comparing a recipe with the library's own init ===========================================
+
+_KEYS = {"normal": ("mean", "std"), "uniform": ("a", "b"), "trunc_normal": ("mean", "std", "a", "b"),
+         "constant": ("value",)}
+
+
+def dist_std(kind: str, p: dict[str, float]) -> float:
+    """The standard deviation of the distribution ``(kind, p)`` (a truncated normal's after truncation)."""
+    if kind == "normal":
+        return p["std"]
+    if kind == "uniform":
+        return (p["b"] - p["a"]) / math.sqrt(12.0)
+    if kind == "trunc_normal":
+        sd = p["std"]
+        al, be = (p["a"] - p["mean"]) / sd, (p["b"] - p["mean"]) / sd
+        phi = lambda x: math.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)  # noqa: E731
+        cdf = lambda x: 0.5 * (1 + math.erf(x / math.sqrt(2)))  # noqa: E731
+        z = cdf(be) - cdf(al)
+        m = (phi(al) - phi(be)) / z
+        return sd * math.sqrt(max(1 + (al * phi(al) - be * phi(be)) / z - m * m, 0.0))
+    return 0.0
+
+
+def _sample_problem(t: torch.Tensor, kind: str, p: dict[str, float]) -> str | None:
+    """Whether ``t``'s sample mean/std are those of ``(kind, p)``: 6 standard errors (std/sqrt(2n)
+    for the std estimate, std/sqrt(n) for the mean), plus the support of bounded distributions."""
+    x = t.detach().double().flatten()
+    n = x.numel()
+    sd = dist_std(kind, p)
+    mean = p.get("mean", 0.0) if kind != "uniform" else (p["a"] + p["b"]) / 2
+    if kind in ("uniform", "trunc_normal") and (x.min() < p["a"] or x.max() > p["b"]):
+        return f"values outside [{p['a']:.4g}, {p['b']:.4g}]"
+    if n < 2:
+        return None
+    got_sd, got_mean = float(x.std()), float(x.mean())
+    if abs(got_sd - sd) > 6 * sd / math.sqrt(2 * n) + 1e-12:
+        return f"sample std {got_sd:.4g}, expected {sd:.4g} (n={n})"
+    if abs(got_mean - mean) > 6 * sd / math.sqrt(n) + 1e-12:
+        return f"sample mean {got_mean:.4g}, expected {mean:.4g} (n={n})"
+    return None
+
+
+def differences(name: str, recipe: str, seed: int = 0, **options: Any) -> tuple[int, list[str]]:
+    """``(number of parameters, differences)`` between ``recipe`` on zoo model ``name`` and the
+    library's own init: for a value the library sets (a constant), the recipe must write exactly
+    that value (or keep the constructed one); for a random fill, the manifest's Fill must be of
+    the same kind with the same numbers (mean/std, bounds) and the filled tensor's sample must
+    have that distribution's mean and std (the library's own tensor is checked the same way)."""
+    from initlab.torch import init_module
+
+    build, library_init, _ = ZOO[name]
+    torch.manual_seed(0)
+    lib = build()
+    spec = library_init(lib)
+    ours = build()
+    man = init_module(ours, recipe, seed=seed, return_manifest=True, **options)[1]
+    lib_p, our_p = dict(lib.named_parameters()), dict(ours.named_parameters())
+    out = []
+    for pname, (kind, p) in spec.items():
+        e = man[pname]
+        init = getattr(e, "init", "keep")
+        params = getattr(e, "params", {})
+        if kind == "constant":
+            if init not in ("constant", "keep") or (init == "constant" and params["value"] != p["value"]):
+                out.append(f"{pname}: library constant {p['value']:g}, recipe {init} {params}")
+            elif not torch.equal(lib_p[pname], our_p[pname]):
+                out.append(f"{pname}: values differ from the library's constant {p['value']:g}")
+            continue
+        if init != kind or not all(math.isclose(float(params.get(k, math.nan)), p[k], rel_tol=1e-9, abs_tol=1e-15)
+                                   for k in _KEYS[kind]):
+            got = {k: params.get(k) for k in _KEYS.get(init, params)} if init in _KEYS else params
+            out.append(f"{pname}: library {kind} {p}, recipe {init} {got}")
+            continue
+        for who, t in (("recipe", our_p[pname]), ("library", lib_p[pname])):
+            prob = _sample_problem(t, kind, p)
+            if prob:
+                out.append(f"{pname} ({who}'s fill): {prob}")
+    return len(spec), out
