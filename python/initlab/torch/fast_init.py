@@ -60,7 +60,7 @@ _TORCH_MODES = ("fan_in", "fan_out")
 class _Frame:
     """One active ``with fast_init(...)`` block on one thread."""
 
-    __slots__ = ("seed", "counts", "defer", "mode", "depth", "warned")
+    __slots__ = ("seed", "counts", "defer", "mode", "depth", "warned", "skip")
 
     def __init__(self, seed: SeedLike, counts: Counter, defer: bool) -> None:
         self.seed = seed  # an initlab.Generator, or None for the module-wide default generator
@@ -69,6 +69,8 @@ class _Frame:
         self.mode: _WriteBeforeUse | None = None  # pushed at the first deferred fill
         self.depth = torch._C._len_torch_dispatch_stack()  # dispatch modes below this block
         self.warned: set[str] = set()  # names of unreproducible random calls already warned about
+        # initlab-internal: tensors whose random fills are not needed (own_record's scratch runs)
+        self.skip: Callable[[torch.Tensor], bool] | None = None
 
 
 _tls = threading.local()  # .stack: list[_Frame]; .passthrough: depth of calls into torch originals
@@ -315,6 +317,9 @@ def _execute(fr: _Frame, label: str, t: torch.Tensor, op: tuple | None, call_tor
     if op is None:
         return call_torch()
     random = op[0] in _RANDOM_OPS
+    if random and fr.skip is not None and fr.skip(t):
+        fr.counts[(label, "skipped")] += 1
+        return t
     deferrable = fr.defer and op[0] in _DEFERRABLE_OPS
     with _internal():
         if op[0] in _DEFERRABLE_OPS:

@@ -383,9 +383,14 @@ def compute_on_scratch(run: Callable[[nn.Module], Any], module: nn.Module, targe
     for b in module.buffers():
         memo[id(b)] = torch.zeros(b.shape, dtype=b.dtype) if b.device.type == "meta" else b.detach().to("cpu", copy=True)
     twin = copy.deepcopy(module, memo)
-    with torch.no_grad(), torch.device("cpu"), fast_init(seed=seed, defer=False):
-        run(twin)
     value = twin.get_parameter(target) if target else None
+    # The other parameters' random fills are not needed (only `target` is read): skipped, so a
+    # scratch run costs what computing the target costs.
+    others = {id(q) for q in twin.parameters() if q is not value}
+    block = fast_init(seed=seed, defer=False)
+    with torch.no_grad(), torch.device("cpu"), block:
+        block._frames[-1].skip = lambda t: id(t) in others or id(getattr(t, "_base", None)) in others
+        run(twin)
     if value is None:  # pragma: no cover - target comes from module.named_parameters()
         raise ValueError(f"{target!r} is not a parameter of the module")
     if value.dtype != dtype:  # pragma: no cover - the twin keeps the dtypes
