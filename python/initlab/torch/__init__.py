@@ -6,8 +6,8 @@ initlab's fills, and variance analysis.
   module's train/eval state, BatchNorm running statistics and hooks are restored afterwards,
   also when an error is raised.
 * :func:`init_module` / :func:`plan` — whole-model initialization by a recipe (``"torch_default"``,
-  ``"hf"``, ``"timm"``, ``"auto"`` or one initializer) of :class:`Rule` objects matched on module
-  type, qualified name and role; :func:`plan` is the dry run and returns the same
+  ``"hf"``, ``"timm"``, ``"torchvision"``, ``"auto"`` or one initializer) of :class:`Rule` objects
+  matched on module type, qualified name and role; :func:`plan` is the dry run and returns the same
   :class:`~initlab.manifest.Manifest`. Files by role: ``roles.py`` (what a parameter is),
   ``rules.py`` (Rule, resolution, fills), ``recipes.py`` (the named recipes), ``auto.py`` (the
   traced ``"auto"`` recipe), ``hf_record.py`` (reading HF's ``_init_weights``),

@@ -299,7 +299,7 @@ def init_module(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
         ``"torch_default"`` (each torch.nn module's own ``reset_parameters`` distributions;
         HF ``Conv1D`` its own N(0, 0.02)), ``"hf"`` (Hugging Face ``_init_weights``
         conventions: read from the config and recorded from the model's own ``_init_weights``),
-        ``"timm"`` (ViT / ConvNeXt / ResNet conventions; option ``family=``, ``layer_scale=``),
+        ``"timm"`` / ``"torchvision"`` (each library's own init, its family read from the structure),
         ``"auto"`` (from the traced forward pass: per activation a stable-fixed-point or
         He/LeCun scheme, and with ``example_input=`` an LSUV data correction of the layers
         whose activation has no attracting fixed point, ``correct=False`` to skip it; see
