@@ -85,10 +85,10 @@ class Derive(str):
 def _norm_except(v: torch.Tensor, dim: int | None) -> torch.Tensor:
     """torch's ``norm_except_dim(v, 2, dim)``: the 2-norm of each slice along ``dim``."""
     if dim is None or dim == -1:  # torch's convention: -1 is the norm of the whole tensor
-        return v.detach().double().norm().to(v.dtype)
+        return torch.linalg.vector_norm(v.detach().double()).to(v.dtype)
     d = dim % v.dim()
-    red = [k for k in range(v.dim()) if k != d]
-    return v.detach().double().norm(dim=red, keepdim=True).to(v.dtype)
+    red = tuple(k for k in range(v.dim()) if k != d)
+    return torch.linalg.vector_norm(v.detach().double(), dim=red, keepdim=True).to(v.dtype)
 
 
 def _weight_norm_derive(par: dict[str, Any]) -> Derive:
