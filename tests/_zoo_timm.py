@@ -1,20 +1,17 @@
-"""timm structures of the zoo (see ``tests/_zoo.py`` for the registry and its contract).
+"""timm convnets of the zoo (``tests/_zoo.py`` has the registry and its contract): EfficientNet-B0,
+MobileNetV3, RegNetX, ResNet, ResNeXt, ConvNeXt.
 
 Each class keeps timm's module and parameter names (``conv_stem``, ``blocks.0.0.conv_dw``,
-``s1.b1.conv3.bn``, ``layers.0.blocks.0.attn.relative_position_bias_table``, ``stages.0.blocks.0.
-attn_grid.attn.rel_pos.relative_position_bias_table``, ...) at tiny widths; each ``*_init``
-function does what timm's own init code does, in timm's order (read from
-huggingface/pytorch-image-models: ``_efficientnet_builder._init_weight_goog`` /
+``blocks.1.0.se.conv_reduce``, ``s1.b1.conv3.bn``, ``layer1.0.bn2``, ``stages.0.blocks.0.gamma``,
+...) at tiny widths; each ``*_init`` function does what timm's own init code does, in timm's order
+(read from huggingface/pytorch-image-models: ``_efficientnet_builder._init_weight_goog`` /
 ``efficientnet_init_weights``, ``regnet._init_weights``, ``ResNet.init_weights``,
-``vision_transformer.init_weights_vit_timm``, ``convnext._init_weights``, ``maxxvit._init_conv`` /
-``_init_transformer``, LeViT's and EVA's constructors / ``init_weights``).
+``convnext._init_weights``).
 """
 
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
-from typing import Callable
 
 import torch
 from torch import nn

@@ -164,7 +164,7 @@ def timm_family(model: nn.Module, infos: list[ParamInfo]) -> str:
     if _bare_tokens(infos):
         separate_qv = any(i.pname in ("q_bias", "v_bias") for i in infos)
         return "eva" if separate_qv else "vit"
-    big_dw = any(_is_depthwise(m) and max(m.kernel_size) >= 7 for m in mods)
+    big_dw = any(isinstance(m, _CONV) and _is_depthwise(m) and max(m.kernel_size) >= 7 for m in mods)
     if big_dw or any(i.role == "scalar" and i.param.dim() == 1 for i in infos):
         return "convnext"
     if residual_block_last_norms(model):
@@ -181,6 +181,7 @@ def timm_family(model: nn.Module, infos: list[ParamInfo]) -> str:
 
 def _goog_conv(i: ParamInfo) -> Fill:
     m = i.module
+    assert isinstance(m, _CONV)  # the rules using it match convs only
     k = math.prod(m.kernel_size)
     fan_out = k * m.out_channels // m.groups
     return Fill("normal", {"mean": 0.0, "std": math.sqrt(2.0 / fan_out) if fan_out > 0 else 0.0, "fan_out": fan_out})
@@ -249,8 +250,10 @@ def _token_rules(infos: list[ParamInfo], cls: Fill, family: str) -> list[Rule]:
              "mask": _const(0.0), "cls": cls}
     what = {"pos": "position embedding trunc_normal(.02)", "dist": "distillation token trunc_normal(.02)",
             "mask": "mask token 0", "cls": f"class/register token {cls.init}({cls.params.get('std')})"}
-    return [FnRule(f"timm {family}: {what[k]}", lambda i, k=k: toks.get(id(i.param)) == k, lambda i, k=k: fills[k])
-            for k in ("pos", "dist", "mask", "cls")]
+    def rule(k: str) -> Rule:
+        return FnRule(f"timm {family}: {what[k]}", lambda i: toks.get(id(i.param)) == k, lambda i: fills[k])
+
+    return [rule(k) for k in ("pos", "dist", "mask", "cls")]
 
 
 def _vit(model: nn.Module, infos: list[ParamInfo]) -> list[Rule]:
@@ -342,7 +345,7 @@ def _maxxvit(model: nn.Module, infos: list[ParamInfo]) -> list[Rule]:
 def _levit(model: nn.Module, infos: list[ParamInfo]) -> list[Rule]:
     zero_bn: set[int] = set()
     for bname, blk in _transformer_blocks(model):
-        for branch in (blk.attn, blk.mlp):
+        for branch in (blk.get_submodule("attn"), blk.get_submodule("mlp")):
             units = [m for _, m in _linear_norm_units(branch)]
             if units:
                 bn = [c for c in units[-1].children() if isinstance(c, nn.modules.batchnorm._BatchNorm)][0]
