@@ -342,6 +342,24 @@ class RelPosBias(nn.Module):
         return self.relative_position_bias_table[self.relative_position_index].view(n, n, -1).permute(2, 0, 1)
 
 
+class RelPosBiasTf(nn.Module):
+    """timm.layers.pos_embed_rel.RelPosBiasTf (MaxViT's TF ports, rel_pos_type='bias_tf'): a 3-D
+    relative_position_bias_table (heads, 2h-1, 2w-1), normal(std=.02) in its reset_parameters."""
+
+    def __init__(self, window: int, heads: int) -> None:
+        super().__init__()
+        self.window = window
+        self.relative_position_bias_table = nn.Parameter(torch.zeros(heads, 2 * window - 1, 2 * window - 1))
+        nn.init.normal_(self.relative_position_bias_table, std=0.02)
+
+    def get_bias(self) -> torch.Tensor:
+        w = self.window
+        c = torch.arange(w)
+        d = (c[:, None] - c[None, :]) + (w - 1)  # (w, w) relative offsets
+        b = self.relative_position_bias_table[:, d[:, None, :, None], d[None, :, None, :]]  # (h, w, w, w, w)
+        return b.reshape(b.shape[0], w * w, w * w)
+
+
 class Downsample2d(nn.Module):
     """timm maxxvit.Downsample2d: pool, expand (a 1x1 conv when the width changes)."""
 
@@ -383,11 +401,11 @@ class MbConvBlock(nn.Module):
 class AttentionCl(nn.Module):
     """timm maxxvit.AttentionCl (channels last): qkv, rel_pos, attn_drop, proj, proj_drop."""
 
-    def __init__(self, d: int, heads: int, window: int) -> None:
+    def __init__(self, d: int, heads: int, window: int, rel: str = "bias") -> None:
         super().__init__()
         self.num_heads = heads
         self.qkv = nn.Linear(d, 3 * d)
-        self.rel_pos = RelPosBias(window, heads)
+        self.rel_pos: nn.Module = RelPosBias(window, heads) if rel == "bias" else RelPosBiasTf(window, heads)
         self.attn_drop = nn.Identity()
         self.proj = nn.Linear(d, d)
         self.proj_drop = nn.Identity()
@@ -397,11 +415,11 @@ class AttentionCl(nn.Module):
 
 
 class PartitionAttentionCl(nn.Module):
-    def __init__(self, d: int, heads: int, window: int, grid: bool) -> None:
+    def __init__(self, d: int, heads: int, window: int, grid: bool, rel: str = "bias") -> None:
         super().__init__()
         self.window, self.grid = window, grid
         self.norm1 = nn.LayerNorm(d, eps=1e-5)
-        self.attn = AttentionCl(d, heads, window)
+        self.attn = AttentionCl(d, heads, window, rel)
         self.ls1, self.drop_path1 = nn.Identity(), nn.Identity()
         self.norm2 = nn.LayerNorm(d, eps=1e-5)
         self.mlp = Mlp(d, 4 * d)
@@ -416,11 +434,11 @@ class PartitionAttentionCl(nn.Module):
 class MaxxVitBlock(nn.Module):
     """timm maxxvit.MaxxVitBlock: conv (MbConvBlock), attn_block, attn_grid."""
 
-    def __init__(self, cin: int, cout: int, stride: int, window: int) -> None:
+    def __init__(self, cin: int, cout: int, stride: int, window: int, rel: str = "bias") -> None:
         super().__init__()
         self.conv = MbConvBlock(cin, cout, stride)
-        self.attn_block = PartitionAttentionCl(cout, cout // 8, window, grid=False)
-        self.attn_grid = PartitionAttentionCl(cout, cout // 8, window, grid=True)
+        self.attn_block = PartitionAttentionCl(cout, cout // 8, window, grid=False, rel=rel)
+        self.attn_grid = PartitionAttentionCl(cout, cout // 8, window, grid=True, rel=rel)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.conv(x).permute(0, 2, 3, 1)
@@ -487,15 +505,15 @@ class Stem(nn.Module):
 
 class MaxxVit(nn.Module):
     """timm MaxxVit's structure: ``"maxvit"`` (MaxxVitBlocks, NormMlpClassifierHead with
-    pre_logits) or ``"coatnet"`` (a conv stage of MbConvBlocks, a TransformerBlock2d stage, final
+    pre_logits; ``rel="bias_tf"``: the TF ports' 3-D tables) or ``"coatnet"`` (a conv stage of MbConvBlocks, a TransformerBlock2d stage, final
     norm and ClassifierHead); weight_init='vit_eff' (timm's default)."""
 
-    def __init__(self, kind: str = "maxvit", num_classes: int = 10) -> None:
+    def __init__(self, kind: str = "maxvit", num_classes: int = 10, rel: str = "bias") -> None:
         super().__init__()
         self.stem = Stem(16)
         if kind == "maxvit":
-            self.stages = nn.Sequential(MaxxVitStage([MaxxVitBlock(16, 16, 2, 4)]),
-                                        MaxxVitStage([MaxxVitBlock(16, 32, 2, 2)]))
+            self.stages = nn.Sequential(MaxxVitStage([MaxxVitBlock(16, 16, 2, 4, rel)]),
+                                        MaxxVitStage([MaxxVitBlock(16, 32, 2, 2, rel)]))
             self.norm: nn.Module = nn.Identity()
             self.head: nn.Module = NormMlpClassifierHead(32, num_classes, hidden=32)
         else:
@@ -520,6 +538,8 @@ def maxvit_init(model: nn.Module, scheme: str = "vit_eff") -> dict[str, Spec]:
     for m in model.modules():
         if isinstance(m, RelPosBias):
             log.trunc_normal(m.relative_position_bias_table, std=0.02)
+        elif isinstance(m, RelPosBiasTf):
+            log.normal(m.relative_position_bias_table, std=0.02)
 
     def init_conv(m: nn.Module, name: str) -> None:
         if isinstance(m, nn.Conv2d):
@@ -695,6 +715,7 @@ ZOO_TIMM_VIT_ENTRIES: dict[str, ZooEntry] = {
     "timm_eva": ZooEntry(Eva, eva_init, _img(16)),
     "timm_swin": ZooEntry(SwinTransformer, swin_init, _img(16)),
     "timm_maxvit": ZooEntry(MaxxVit, maxvit_init, _img(16)),
+    "timm_maxvit_tf": ZooEntry(lambda: MaxxVit(rel="bias_tf"), maxvit_init, _img(16)),
     "timm_coatnet": ZooEntry(lambda: MaxxVit("coatnet"), maxvit_init, _img(16)),
     "timm_levit": ZooEntry(Levit, levit_init, _img(64)),
 }

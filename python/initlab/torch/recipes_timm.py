@@ -24,10 +24,11 @@ rules reproduce what timm's code does (read from huggingface/pytorch-image-model
   default 0.001);
 * ``"swin"`` (windowed attention with relative position tables, no depthwise convs): Linear
   ``trunc_normal(.02)``, bias 0, the tables ``trunc_normal(.02)``;
-* ``"maxxvit"`` (MaxViT, CoAtNet: relative position tables and depthwise MBConv blocks;
+* ``"maxxvit"`` (MaxViT, CoAtNet: depthwise MBConv blocks and transformer blocks;
   ``weight_init='vit_eff'``): convs outside transformer blocks as EfficientNet, conv/Linear inside
-  transformer blocks ``xavier_uniform`` with bias ``N(0, 1e-6)`` under an MLP and 0 elsewhere,
-  tables ``trunc_normal(.02)``, heads and norms torch's defaults;
+  transformer blocks ``xavier_uniform`` with bias ``N(0, 1e-6)`` under an MLP (relative-position
+  MLPs included) and 0 elsewhere, 2-D tables ``trunc_normal(.02)``, the TF ports' 3-D tables
+  ``normal(.02)``, heads and norms torch's defaults;
 * ``"levit"`` (Linear/Conv followed by BatchNorm units): the constructors' init — conv/Linear
   torch's defaults, the BN of the last unit of each attention/MLP branch 0 (``bn_weight_init=0``),
   attention biases 0, the BN-then-Linear head ``trunc_normal(.02)`` with bias 0.
@@ -79,10 +80,18 @@ def _is_squeeze_excite(m: nn.Module) -> bool:
 
 
 def _rel_pos_table(i: ParamInfo) -> bool:
-    """A relative position bias table: a bare 2-D parameter ``(positions, heads)`` of an attention
-    or position module, named as timm names them."""
-    return i.param.dim() == 2 and not isinstance(i.module, (nn.Linear, _CONV, nn.Embedding)) and (
+    """A relative position bias table: a bare parameter of an attention or position module, 2-D
+    ``(positions, heads)`` (Swin, ``RelPosBias``) or 3-D ``(heads, 2h-1, 2w-1)`` (MaxViT's TF ports,
+    ``RelPosBiasTf``), named as timm names them."""
+    return i.param.dim() in (2, 3) and not isinstance(i.module, (nn.Linear, _CONV, nn.Embedding)) and (
         "relative_position" in i.pname or "rel_pos" in i.name)
+
+
+def _table_fill(i: ParamInfo) -> Fill:
+    """timm: a 2-D table ``trunc_normal_(std=.02)``; the TF ports' 3-D table ``normal_(std=.02)``."""
+    if i.param.dim() == 3:
+        return Fill("normal", {"mean": 0.0, "std": 0.02})
+    return Fill("trunc_normal", dict(_TN02))
 
 
 def _bare_tokens(infos: list[ParamInfo]) -> list[ParamInfo]:
@@ -157,6 +166,8 @@ def timm_family(model: nn.Module, infos: list[ParamInfo]) -> str:
     mods = list(model.modules())
     tables = any(_rel_pos_table(i) for i in infos)
     depthwise = any(_is_depthwise(m) for m in mods)
+    if depthwise and _transformer_blocks(model) and not _bare_tokens(infos):
+        return "maxxvit"  # MBConv stages and transformer blocks (tables or rel-pos MLPs)
     if tables:
         return "maxxvit" if depthwise else "swin"
     if _linear_norm_units(model) and _norm_linear_heads(model):
@@ -306,7 +317,7 @@ def _eva(model: nn.Module, infos: list[ParamInfo], head_scale: float) -> list[Ru
 
 def _swin(model: nn.Module, infos: list[ParamInfo]) -> list[Rule]:
     return [
-        FnRule("timm swin: relative position bias table trunc_normal(.02)", _rel_pos_table, _tn02),
+        FnRule("timm swin: relative position bias table trunc_normal(.02)", _rel_pos_table, _table_fill),
         FnRule("timm swin: absolute position embedding trunc_normal(.02)",
                lambda i: bool(_bare_tokens([i])), _tn02),
         FnRule("timm swin: Linear weight trunc_normal(std=.02)", _is(nn.Linear, "weight"), _tn02),
@@ -328,7 +339,8 @@ def _maxxvit(model: nn.Module, infos: list[ParamInfo]) -> list[Rule]:
         return lambda i: isinstance(i.module, kind) and i.pname == pname and id(i.module) not in inside
 
     return [
-        FnRule("timm maxxvit: relative position bias table trunc_normal(.02)", _rel_pos_table, _tn02),
+        FnRule("timm maxxvit: relative position bias table trunc_normal(.02) (3-D TF table: normal(.02))",
+               _rel_pos_table, _table_fill),
         FnRule("timm maxxvit (vit_eff): transformer conv/Linear weight xavier_uniform",
                in_tf((nn.Conv2d, nn.Linear), "weight"), lambda i: resolve_named("xavier_uniform", {}, i)),
         FnRule("timm maxxvit (vit_eff): transformer MLP bias N(0, 1e-6)",
