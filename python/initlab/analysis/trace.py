@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -12,6 +12,8 @@ import numpy as np
 from ..nn import Activation, BatchNorm, Conv2d, Identity, LayerNorm, Linear, Module, ReLU, Residual, Sigmoid, Tanh
 from .._threads import blas_single_threaded_for_nn
 from ..stats import stats
+from .diagnose import Diagnosis, Finding, describe, not_judged
+from .diagnose import diagnose as _diagnose
 
 __all__ = ["analyze", "Trace", "LayerTrace", "Finding", "Diagnosis"]
 
@@ -73,6 +75,20 @@ class LayerTrace:
     reduction_scale : dict or None
         The measured change across that step: ``"forward"`` (mean square after over before)
         and ``"backward"`` (mean square of the gradient before over after); None if unknown.
+    family : str or None
+        Which layers play the same part at other depths (set by :func:`initlab.torch.analyze`
+        from the module tree: the qualified name with every repeated block replaced by ``*``);
+        None: :meth:`Trace.diagnose` derives it from the digits of the name.
+    not_judged : dict or None
+        Depth trends this layer is left out of, with the reason, set by the front end from the
+        model's structure: ``{"forward": reason, "gradient": reason}`` (e.g. ``"attention
+        query/key projection"``, ``"side branch (SE gate)"``, ``"layer scale 1e-06"``). The layer
+        is still checked on its own (gain, non-finite values). :meth:`Trace.not_judged` adds what
+        the figures show (zero weights, zero gradients).
+    side_branch : str or None
+        Set when the layer lies on a side branch that reads a pooled copy of the trunk and
+        returns to it (``"SE gate"``: a squeeze-excitation): the pooling before it does not
+        change the trunk's scale, so :meth:`Trace.diagnose` does not divide it out.
     """
 
     index: int
@@ -93,65 +109,14 @@ class LayerTrace:
     grad_input: dict[str, float] | None = None
     gain: float | None = None
     reduction: str | None = None
-    reduction_scale: dict[str, float] | None = None
+    reduction_scale: dict[str, float | None] | None = None
+    family: str | None = None
+    not_judged: dict[str, str] | None = None
+    side_branch: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python form."""
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.__dict__.items()}
-
-
-@dataclass
-class Finding:
-    """One problem :meth:`Trace.diagnose` found.
-
-    Attributes
-    ----------
-    kind : str
-        ``"vanishing_forward"``, ``"exploding_forward"``, ``"vanishing_gradient"``,
-        ``"exploding_gradient"``, ``"vanishing_layer"``, ``"exploding_layer"``, ``"dead_relu"``,
-        ``"saturation"`` or ``"nonfinite"``.
-    layer : str
-        Qualified name of the layer where it starts (or is worst).
-    index : int
-        That layer's depth.
-    message : str
-        One sentence for a person (also what ``str(finding)`` gives).
-    evidence : dict
-        The figures behind it.
-    """
-
-    kind: str
-    layer: str
-    index: int
-    message: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        return self.message
-
-
-class Diagnosis(list):
-    """What :meth:`Trace.diagnose` returns: a list of :class:`Finding` (empty when nothing is
-    wrong) that prints as one sentence per finding.
-
-    Attributes
-    ----------
-    layers : int
-        How many layers were examined.
-    """
-
-    def __init__(self, findings: Any = (), layers: int = 0) -> None:
-        super().__init__(findings)
-        self.layers = layers
-
-    def __str__(self) -> str:
-        if not self:
-            return f"no problem found in {self.layers} layer(s)"
-        head = f"{len(self)} problem(s) found in {self.layers} layer(s):"
-        return "\n".join([head] + [f"- {f.message}" for f in self])
-
-    def __repr__(self) -> str:
-        return f"Diagnosis({[f'{f.kind} at {f.layer}' for f in self]!r})"
 
 
 def _fmt(v: float) -> str:
@@ -206,7 +171,8 @@ class Trace:
         Columns: depth, name, type, activation, pre-activation variance and mean square (with
         the mean-field prediction ``q pred`` for MLPs), post-activation variance, fraction of
         zeros, mean square of the gradient w.r.t. the post-activation and w.r.t. the weight,
-        and dead/saturated units when relevant.
+        and dead/saturated units when relevant; a last ``not judged`` column, when some layer is
+        left out of the depth trends of :meth:`diagnose`, says why (:meth:`not_judged`).
         """
         has_pred = any(lay.predicted for lay in self.layers)
         has_grad = any(lay.grad_post for lay in self.layers)
@@ -214,6 +180,9 @@ class Trace:
         if has_grad:
             head += ["grad ms", "w-grad ms"]
         head += ["dead/sat"]
+        notes = [describe(r) for r in not_judged(self)]
+        if any(notes):
+            head.append("not judged")
         rows = [head]
         e = lambda v: "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3e}"  # noqa: E731
         for lay in self.layers:
@@ -229,9 +198,11 @@ class Trace:
             elif lay.saturated_fraction is not None:
                 flag = f"{lay.saturated_fraction:.0%} sat"
             r.append(flag)
+            if any(notes):
+                r.append(notes[lay.index - 1] if 0 < lay.index <= len(notes) and notes[lay.index - 1] else "-")
             rows.append(r)
         widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
-        left = {1, 2, 3}
+        left = {1, 2, 3, len(head) - 1} if any(notes) else {1, 2, 3}
         lines = ["  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines)
@@ -258,7 +229,18 @@ class Trace:
         sends back to its input, not the probe ``dL/dy`` (whose scale the head's fan ratio sets).
         A step where the tensor between two layers is reduced (pooling, a class token, a global
         mean: :attr:`LayerTrace.reduction`) changes the scale by design, so its measured change
-        is divided out.
+        is divided out, unless it opens a side branch that returns to the full-size trunk (a
+        squeeze-excitation gate: :attr:`LayerTrace.side_branch`).
+
+        Layers whose scale depth does not set are left out of the depth trends, and the printed
+        trace says why (its ``not judged`` column; :meth:`not_judged`): attention query/key
+        projections (their gradients are scaled by the softmax's ``1/sqrt(d)`` and by each other),
+        attention output projections in the forward trend (their input's scale is set by how alike
+        the tokens are), side branches (an SE gate: the branch's output gates the trunk, which is
+        judged instead), layers inside a block with a small layer scale (``gamma = 1e-6``: their
+        gradients are scaled by it), layers on constant tables (relative-position MLPs), weights
+        that are exactly zero (a zero-initialized head) and layers no gradient reaches. Each is
+        still checked on its own (``layer_gain`` below).
 
         Parameters
         ----------
@@ -284,8 +266,9 @@ class Trace:
             (``"exploding_layer"``), one finding per kind listing them: a weight far off its
             scale, wherever it sits (residual networks hide one broken layer from the depth trends). A weight that
             is exactly zero (zero-initialized on purpose) is not flagged. A forward trend reaching
-            past a flagged layer, or a gradient trend reaching back before one, is that layer's
-            doing and is not reported besides it.
+            past a flagged layer, or any gradient trend when a layer is flagged (the gradient on
+            both sides of it depends on it: a norm after it no longer normalizes), is that
+            layer's doing and is not reported besides it.
 
         Returns
         -------
@@ -293,143 +276,15 @@ class Trace:
             A list of :class:`Finding`, empty when nothing is wrong; ``print`` gives one
             sentence per finding.
         """
-        out: list[Finding] = []
-        lays = list(self.layers)
-        for lay in lays:
-            for what in ("pre", "post", "grad_pre", "grad_post", "weight_grad"):
-                d = getattr(lay, what)
-                if d and d["nonfinite_count"] > 0:
-                    out.append(Finding("nonfinite", lay.name, lay.index,
-                                       f"Layer {lay.index} ({lay.name}, {lay.type}) has {d['nonfinite_count']} non-finite "
-                                       f"values in {what}.",
-                                       {"where": what, "nonfinite_count": d["nonfinite_count"], "count": d["count"]}))
-                    break
-        broken: list[Finding] = []
-        for kind, verb, verbs, bad in (("vanishing_layer", "shrinks", "shrink", lambda g: g < layer_gain),
-                                       ("exploding_layer", "amplifies", "amplify", lambda g: g > 1.0 / layer_gain)):
-            hits = [lay for lay in lays if lay.gain is not None and math.isfinite(lay.gain) and bad(lay.gain)
-                    and not (lay.weight is not None and lay.weight["ms"] == 0.0)]
-            if not hits:
-                continue
-            worst = (min if kind == "vanishing_layer" else max)(hits, key=lambda lay: lay.gain)
-            if len(hits) == 1:
-                w = f"; weight rms {_fmt(math.sqrt(worst.weight['ms']))}" if worst.weight else ""
-                msg = (f"Layer {worst.index} ({worst.name}, {worst.type}) {verb} the mean square of its input by "
-                       f"x{_fmt(worst.gain)} (a healthy layer: about fan_in * Var(W), order 1){w}.")
-            else:
-                limit = layer_gain if kind == "vanishing_layer" else 1.0 / layer_gain
-                msg = (f"{len(hits)} layers each {verbs} the mean square of their input by "
-                       f"{'less' if kind == 'vanishing_layer' else 'more'} than x{limit:g} (a healthy layer: about "
-                       f"fan_in * Var(W), order 1), from layer {hits[0].index} ({hits[0].name}); worst: layer "
-                       f"{worst.index} ({worst.name}) at x{_fmt(worst.gain)}.")
-            broken.append(Finding(kind, hits[0].name, hits[0].index, msg,
-                                  {"gain": worst.gain, "layers": {lay.name: lay.gain for lay in hits},
-                                   "input_ms": worst.input["ms"] if worst.input else None, "pre_ms": worst.pre["ms"],
-                                   "weight_ms": worst.weight["ms"] if worst.weight else None}))
-        if len(lays) >= 2:
-            # A forward trend that ends after a broken layer, or a gradient trend that starts
-            # before one, is that layer's doing: one finding per cause.
-            at = [lay.index for f in broken for lay in lays if lay.name in f.evidence["layers"]]
-            out += [f for f in self._depth_trends(lays, ratio, growth)
-                    if not any((b <= max(f.evidence["indices"])) if f.kind.endswith("forward")
-                               else (b >= min(f.evidence["indices"])) for b in at)]
-        out += broken
-        for kind, attr, limit, what in (("dead_relu", "dead_fraction", dead, "of ReLU units zero for every sample"),
-                                        ("saturation", "saturated_fraction", saturated, "of outputs saturated")):
-            if kind == "dead_relu" and self.batch_size < min_batch_dead:
-                continue
-            hits = [lay for lay in lays if getattr(lay, attr) is not None and getattr(lay, attr) > limit]
-            if hits:
-                worst = max(hits, key=lambda lay: getattr(lay, attr))
-                msg = (f"{len(hits)} layer(s) have more than {limit:.0%} {what}, from layer {hits[0].index} ({hits[0].name}); "
-                       f"worst: layer {worst.index} ({worst.name}) at {getattr(worst, attr):.0%}.")
-                out.append(Finding(kind, hits[0].name, hits[0].index, msg,
-                                   {"layers": {lay.name: getattr(lay, attr) for lay in hits}, "batch_size": self.batch_size}))
-        return Diagnosis(out, len(lays))
+        return _diagnose(self, ratio=ratio, growth=growth, dead=dead, saturated=saturated,
+                         min_batch_dead=min_batch_dead, layer_gain=layer_gain)
 
-    @staticmethod
-    def _families(lays: list[LayerTrace]) -> list[list[LayerTrace]]:
-        """Layers that play the same part at different depths: same type, same qualified name
-        once the indices of repeated blocks are replaced (``h.*.attn.c_attn``,
-        ``layer1.*.conv1``). A model without repeated blocks (a plain chain: MLP, VGG-like) is one
-        family of all its layers. Depth trends compare like with like: in a residual network
-        the layers of one block (a projection inside an attention branch, the block's output)
-        live at unrelated scales by design."""
-        groups: dict[tuple[str, str], list[LayerTrace]] = {}
-        for lay in lays:
-            parts = lay.name.split(".")
-            key = ".".join(["*" if p.isdigit() else p for p in parts[:-1]] + parts[-1:])
-            groups.setdefault((lay.type, key), []).append(lay)
-        fams = [g for g in groups.values() if len(g) >= 2]
-        return fams or [list(lays)]
-
-    @staticmethod
-    def _scale(lay: LayerTrace, key: str) -> float:
-        r = lay.reduction_scale.get(key) if lay.reduction and lay.reduction_scale else None
-        return r if r is not None and math.isfinite(r) and r > 0 else 1.0
-
-    @classmethod
-    def _series(cls, lays: list[LayerTrace]) -> tuple[dict[int, float], dict[int, float]]:
-        """Per layer (by id): pre-activation mean square with every reduction before it divided
-        out, and mean square of dL/d(input) (dL/d(output) for traces without input gradients)
-        with every reduction after it divided out."""
-        fwd: dict[int, float] = {}
-        corr = 1.0
-        for lay in lays:
-            corr /= cls._scale(lay, "forward")
-            fwd[id(lay)] = lay.pre["ms"] * corr
-        bwd: dict[int, float] = {}
-        use = "grad_input" if any(lay.grad_input for lay in lays) else "grad_pre"
-        corr = 1.0
-        for lay in reversed(lays):
-            d = getattr(lay, use)
-            if d:
-                bwd[id(lay)] = d["ms"] * corr
-            corr /= cls._scale(lay, "backward")  # crossing the reduction in front of this layer
-        return fwd, bwd
-
-    def _depth_trends(self, lays: list[LayerTrace], ratio: float, growth: float) -> list[Finding]:
-        fwd, bwd = self._series(lays)
-        best: dict[str, Finding] = {}
-        for fam in self._families(lays):
-            found = self._trend([(fwd[id(lay)], lay) for lay in fam], "forward", ratio, growth)
-            found += self._trend([(bwd[id(lay)], lay) for lay in reversed(fam) if id(lay) in bwd], "gradient",
-                                 ratio, growth)
-            for f in found:  # per kind, the most extreme family
-                old = best.get(f.kind)
-                if old is None or (f.evidence["ratio"] < old.evidence["ratio"] if f.kind.startswith("vanishing")
-                                   else f.evidence["ratio"] > old.evidence["ratio"]):
-                    best[f.kind] = f
-        return sorted(best.values(), key=lambda f: ("forward" not in f.kind, f.index))
-
-    @staticmethod
-    def _trend(seq: list[tuple[float, LayerTrace]], what: str, ratio: float, growth: float) -> list[Finding]:
-        if len(seq) < 2:
-            return []
-        (q0, base), rest = seq[0], seq[1:]
-        qs = [q for q, _ in rest]
-        if not (q0 > 0 and math.isfinite(q0)) or not all(math.isfinite(q) for q in qs):
-            return []
-        total = qs[-1] / q0
-        g = total ** (1.0 / len(qs)) if total > 0 else 0.0
-        ev = {"growth_per_layer": g, "ratio": total, "start_ms": q0, "end_ms": qs[-1], "depth": len(qs),
-              "reference": base.name, "layers": [base.name] + [lay.name for _, lay in rest],
-              "indices": [base.index] + [lay.index for _, lay in rest]}
-        if what == "forward":
-            label = f"forward signal (pre-activation mean square, relative to layer {base.name})"
-        else:
-            label = f"gradient (mean square w.r.t. layer inputs, relative to what layer {base.name} sends back)"
-        for kind, bad, test in (("vanishing", total < ratio and g < growth, lambda r: r < ratio),
-                                ("exploding", total > 1 / ratio and g > 1 / growth, lambda r: r > 1 / ratio)):
-            if not bad:
-                continue
-            first = next(i for i, q in enumerate(qs) if test(q / q0))
-            lay = rest[first][1]
-            msg = (f"The {label} is {kind}: x{g:.3g} per layer, x{total:.3g} over {len(qs)} layers "
-                   f"({q0:.3g} -> {qs[-1]:.3g}), past x{ratio if kind == 'vanishing' else 1 / ratio:g} at layer "
-                   f"{lay.index} ({lay.name}).")
-            return [Finding(f"{kind}_{what}", lay.name, lay.index, msg, ev)]
-        return []
+    def not_judged(self) -> dict[str, str]:
+        """Layers the depth trends of :meth:`diagnose` leave out, by qualified name, with the
+        reason: what the front end saw in the model's structure (:attr:`LayerTrace.not_judged`)
+        and what the figures show (a weight exactly zero: ``"zero-initialized head"``; a
+        gradient exactly zero). Also the ``not judged`` column of :meth:`table`."""
+        return {lay.name: describe(r) for lay, r in zip(self.layers, not_judged(self)) if r}
 
     # -- picture ---------------------------------------------------------------------------
     def plot(self, path: Any = None, *, title: str | None = None) -> Any:
@@ -513,9 +368,11 @@ def _reduction(prev_shape: tuple[int, ...] | None, prev_axis: int, in_shape: tup
     pooling or selection (framework-neutral; shared by the initlab.nn and torch front ends).
 
     ``*_axis`` is the feature axis (1 for convolutions, -1 for linear layers). A reduction needs
-    fewer elements after the step, and either a pooling module in between, the same number of
-    features (only positions were pooled: ``(N, C, H, W) -> (N, C)``, a class token), or one
-    position left. A flatten keeps the element count and is not one.
+    fewer elements after the step, and either a pooling module in between, or one position left
+    (a global mean ``(N, C, H, W) -> (N, C)``, a class token). Without a pooling module, a step to
+    fewer positions that are still several is not one: the layer reads another tensor (a
+    cross-attention's queries come from a shorter sequence than its keys and values). A flatten
+    keeps the element count and is not one.
     """
     if prev_shape is None or in_shape is None or len(prev_shape) < 1 or len(in_shape) < 1:
         return None
@@ -525,9 +382,8 @@ def _reduction(prev_shape: tuple[int, ...] | None, prev_axis: int, in_shape: tup
         return pool
     if len(in_shape) < 2 or len(prev_shape) < 2:
         return None
-    feat_in, feat_prev = in_shape[in_axis], prev_shape[prev_axis]
-    positions_in = math.prod(in_shape) // max(1, in_shape[0] * feat_in)
-    return "reduction" if feat_in == feat_prev or positions_in == 1 else None
+    positions_in = math.prod(in_shape) // max(1, in_shape[0] * in_shape[in_axis])
+    return "reduction" if positions_in == 1 else None
 
 
 def _ms(a: np.ndarray) -> float:

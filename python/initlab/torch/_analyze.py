@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Any, Callable
 
 import numpy as np
@@ -9,6 +11,7 @@ import torch
 from torch import nn
 
 from . import probes
+from .roles import ATT_OUT, is_norm
 
 __all__ = ["analyze"]
 
@@ -52,6 +55,138 @@ def _is_activation(mod: nn.Module) -> bool:
 
 def _feature_axis(mod: nn.Module) -> int:
     return 1 if isinstance(mod, nn.modules.conv._ConvNd) else -1
+
+
+# ---- structure: families of repeated blocks, and layers the depth trends do not judge ---------
+
+# Attention query/key projections (separate or packed with the values), by their conventional
+# names in torch, Hugging Face, timm, fairseq and nanoGPT-style code: their gradients are scaled by
+# the softmax's 1/sqrt(d) and by each other, so depth does not set their scale.
+_QK = re.compile(r"(^|[._])(q|k|wq|wk|query|key|q_proj|k_proj|query_proj|key_proj|q_lin|k_lin|to_q|to_k|qk|"
+                 r"qkv|c_attn|qkv_proj|query_key_value|wqkv|in_proj)$", re.IGNORECASE)
+_QK_REASON = "attention query/key projection (gradient scaled by the softmax and by its partner)"
+_ATT_OUT_REASON = "attention output (its input's scale is set by how alike the tokens are)"
+_TABLE_REASON = "input is a constant table (relative position bias), not the data"
+_LAYER_SCALE_MAX = 0.1  # a branch multiplied by less than this (rms) counts as layer-scaled
+_NOT_SCALE = re.compile(r"(bias|token|embed|pos)", re.IGNORECASE)
+
+
+def _structure_ids(module: nn.Module) -> dict[int, int]:
+    """A small id per module for its structure: class name and its children's structures in order
+    (two modules with equal ids are built alike, whatever their names)."""
+    ids: dict[int, int] = {}
+    table: dict[tuple[Any, ...], int] = {}
+
+    def visit(m: nn.Module) -> int:
+        k = id(m)
+        if k not in ids:
+            key = (type(m).__name__, tuple(visit(c) for c in m.children()))
+            ids[k] = table.setdefault(key, len(table))
+        return ids[k]
+
+    visit(module)
+    return ids
+
+
+def _family(name: str, modules: dict[str, nn.Module], struct: dict[int, int]) -> str | None:
+    """``name`` with every repeated block replaced by ``*``: a numeric component, or a module
+    with children that has a sibling of the same structure (torchvision's
+    ``encoder.layers.encoder_layer_3``). The layer's own component is kept."""
+    if not name:
+        return None
+    parts = name.split(".")
+    out = []
+    for i, part in enumerate(parts[:-1]):
+        parent = modules.get(".".join(parts[:i]))
+        mod = modules.get(".".join(parts[: i + 1]))
+        twin = False
+        if parent is not None and mod is not None and any(True for _ in mod.children()):
+            sid = struct.get(id(mod))
+            twin = sum(1 for c in parent.children() if struct.get(id(c)) == sid) >= 2
+        out.append("*" if part.isdigit() or twin else part)
+    return ".".join(out + parts[-1:])
+
+
+def _layer_scale(name: str, modules: dict[str, nn.Module]) -> float | None:
+    """The smallest layer scale (rms of a per-channel multiplier: timm's ``gamma`` /
+    ``LayerScale``, torchvision's ``layer_scale``, Hugging Face's ``layer_scale_parameter``) of a
+    block that holds the layer, when below :data:`_LAYER_SCALE_MAX`; else None. Candidates: the
+    1-D or ``(C, 1, 1)`` parameters held directly by an ancestor block or by a parameter-only
+    child of it (not a layer, not a norm, not a bias, token or embedding)."""
+    parts = name.split(".")
+    found: float | None = None
+    for i in range(1, len(parts)):
+        block = modules.get(".".join(parts[:i]))
+        if block is None:
+            continue
+        cands = list(block.named_parameters(recurse=False))
+        for cname, child in block.named_children():
+            if not any(True for _ in child.children()) and not probes.is_layer(child) and not is_norm(child):
+                cands += [(f"{cname}.{n}", q) for n, q in child.named_parameters(recurse=False)]
+        for pname, q in cands:
+            shaped = q.dim() == 1 or (q.dim() == 3 and q.shape[1] == q.shape[2] == 1)
+            if not shaped or q.numel() < 2 or _NOT_SCALE.search(pname) or q.is_meta:
+                continue
+            r = float(q.detach().float().square().mean().sqrt())
+            if r < _LAYER_SCALE_MAX and (found is None or r < found):
+                found = r
+    return found
+
+
+def _is_data(t: torch.Tensor, x: Any) -> bool:
+    """Whether ``t`` holds one of the batch's own tensors (the model's input)."""
+    cands = [x] if isinstance(x, torch.Tensor) else [v for v in getattr(x, "values", lambda: [])()
+                                                       if isinstance(v, torch.Tensor)]
+    return any(c.shape == t.shape and c.is_floating_point() and torch.equal(c.detach().to(t.device, t.dtype), t)
+               for c in cands)
+
+
+def _annotate(lay: Any, name: str, head: nn.Module, modules: dict[str, nn.Module], struct: dict[int, int],
+              data_input: bool, norm: str | None = None) -> None:
+    """Set the layer's structural family and the depth trends it is left out of, with why."""
+    lay.family = _family(name, modules, struct)
+    reasons: dict[str, str] = {}
+    if norm is not None:  # its scale does not carry on (train mode) or is not yet used (fresh statistics)
+        reasons["forward"] = f"normalized right after ({norm})"
+    if _QK.search(name.rpartition(".")[2]):
+        reasons = {"forward": _QK_REASON, "gradient": _QK_REASON}
+    elif isinstance(head, nn.MultiheadAttention) or ATT_OUT.search(name):
+        reasons.setdefault("forward", _ATT_OUT_REASON)
+    if data_input:  # its input needs no gradient and is not the batch: a table (relative positions)
+        reasons = {"forward": _TABLE_REASON, "gradient": _TABLE_REASON}
+    scale = _layer_scale(name, modules) if name else None
+    if scale is not None:
+        reasons.setdefault("gradient", f"layer scale {scale:.0e}")
+    lay.not_judged = reasons or None
+
+
+def _positions(shape: tuple[int, ...] | None, axis: int, batch: int) -> int | None:
+    """Positions per sample of a layer's input (pixels, tokens; 1 for a ``(N, C)`` matrix)."""
+    if shape is None or len(shape) < 2:
+        return None
+    return max(1, math.prod(shape) // max(1, batch * shape[axis]))
+
+
+def _side_branches(layers: list[Any], positions: list[int | None]) -> None:
+    """Mark the layers of side branches: a reduction to fewer positions (a squeeze-excitation's
+    pooling) after which a later layer reads more positions again, the trunk going on at full
+    size. The branch's pooling is then not the trunk's (diagnose does not divide it out)."""
+    for i, lay in enumerate(layers):
+        p = positions[i]
+        if not lay.reduction or p is None or lay.side_branch:
+            continue
+        j = i + 1
+        while j < len(layers) and (positions[j] is None or positions[j] <= p):  # type: ignore[operator]
+            j += 1
+        if j >= len(layers):
+            continue  # the trunk itself was reduced (a classifier after global pooling)
+        gate = any("sigmoid" in (lay_k.activation or "").lower() for lay_k in layers[i:j])
+        kind = "SE gate" if gate else "pooled, returns to the trunk"
+        for lay_k in layers[i:j]:
+            lay_k.side_branch = kind
+            for d in ("forward", "gradient"):
+                lay_k.not_judged = dict(lay_k.not_judged or {})
+                lay_k.not_judged.setdefault(d, f"side branch ({kind})")
 
 
 def analyze(module: nn.Module, x: Any, *, loss: str | Callable[[np.ndarray], tuple[float, np.ndarray]] = "random",
@@ -181,9 +316,14 @@ def analyze(module: nn.Module, x: Any, *, loss: str | Callable[[np.ndarray], tup
             g["post"] = g["tail"] = k
             if _is_activation(ev.module):
                 g["act"] = ev.module
+            elif is_norm(ev.module):
+                g["norm"] = type(ev.module).__name__
         else:
             is_open = False
     layers = []
+    positions: list[int | None] = []
+    modules = dict(module.named_modules())
+    struct = _structure_ids(module)
     for i, g in enumerate(groups, start=1):
         head, act, ev = g["head"], g["act"], fwd[g["pre"]]
         tail = fwd[g["tail"]].module
@@ -232,7 +372,13 @@ def analyze(module: nn.Module, x: Any, *, loss: str | Callable[[np.ndarray], tup
             lay.saturated_fraction = float(np.mean(np.abs(post) > 0.99))
         elif isinstance(act, nn.Sigmoid) and act is tail:
             lay.saturated_fraction = float(np.mean((post < 0.01) | (post > 0.99)))
+        _annotate(lay, g["name"], head, modules, struct, data_input=(backward and ev.input is not None
+                                                                    and g["pre"] not in grads_in
+                                                                    and not _is_data(ev.input, x)),
+                  norm=g.get("norm"))
+        positions.append(_positions(ev.input_shape, _feature_axis(head), probes.batch_size(x)))
         layers.append(lay)
+    _side_branches(layers, positions)
     if first.tensor is None:
         inp_stats, inp_name = _summary(np.zeros(0)), "no floating-point activation"
     else:
