@@ -485,3 +485,20 @@ def test_torchvision_vit_layout_timm_does_not_raise():
     assert "class_token" in filled or "class_token" in left
     if "class_token" in filled:
         assert filled["class_token"].init != "uniform" or "fan" not in filled["class_token"].params
+
+
+def test_materialize_equals_eager_for_structures():
+    def build():
+        torch.manual_seed(0)
+        return nn.ModuleDict({"n": NormNet(), "moe": MoE(e=2, d=8, i=16), "vit": TinyViT(),
+                              "wn": nn.utils.parametrizations.weight_norm(nn.Linear(8, 6))})
+
+    for recipe in ("torch_default", "kaiming_normal"):
+        with torch.device("meta"):
+            m = build()
+        initlab.torch.materialize(m, recipe, seed=4, factory=build)
+        e = build()
+        init_module(e, recipe, seed=4)
+        got, want = dict(m.named_parameters()), dict(e.named_parameters())
+        assert [k for k in want if not torch.equal(got[k], want[k])] == []
+        assert torch.equal(m["n"].gnorm.weight, torch.zeros(16))

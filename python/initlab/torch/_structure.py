@@ -230,6 +230,8 @@ def _classify(node: ast.AST, parents: dict[int, ast.AST], fdef: ast.AST, owner: 
         return None
     if isinstance(parent, (ast.Assign, ast.AnnAssign)) and parent.value is node:
         targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
+        if len(targets) == 1 and isinstance(targets[0], ast.Subscript) and not _is_self_attr(targets[0].value):
+            return ("token", None, f"written into the sequence at selected positions (a mask token, {where})")
         if len(targets) != 1 or not isinstance(targets[0], ast.Name):
             return None
         var = targets[0].id

@@ -135,14 +135,14 @@ def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: SeedLi
         # The plan made on the meta model still holds: same modules, same names; only the tensors
         # are new (to_empty), so point each entry at its allocated parameter instead of re-planning.
         for info, _, _ in pl.work:
-            info.param = info.module._parameters[info.pname]
+            info.param = info.registered()
         _run(pl, seeds)
     except BaseException:
         # Never leave a model half-materialized (uninitialized memory on the device): put back the
         # meta tensors it was given, so the call can simply be repeated once the cause is fixed.
         state.restore()
         for info, _, _ in pl.work:
-            info.param = info.module._parameters[info.pname]
+            info.param = info.registered()
         raise
     correction = None
     if recipe == "auto" and example is not None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Iterator, cast
 
 import torch
 from torch import nn
@@ -128,6 +128,16 @@ class ParamInfo:
     fan_out: int
     aliases: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the module that registers the tensor and its name there, where they differ from
+    #: ``module``/``pname`` (a parametrization's ``original``: registered on its ParametrizationList)
+    owner: nn.Module | None = None
+    owner_pname: str | None = None
+
+    def registered(self) -> torch.Tensor:
+        """The tensor registered under this parameter's name now (after ``to_empty`` or a swap)."""
+        if self.owner is not None and self.owner_pname is not None:
+            return cast(torch.Tensor, self.owner._parameters[self.owner_pname])
+        return cast(torch.Tensor, self.module._parameters[self.pname])
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -335,7 +345,7 @@ def _parametrized_info(qname: str, pname: str, p: torch.Tensor, par: dict[str, A
         eff = tuple(p.shape)
     role = _role(lname, layer, tname, p if p.shape == eff else torch.empty(0).new_empty(eff, device="meta"), head)
     fi, fo = weight_fans(layer, eff) if len(eff) >= 1 else (1, 1)
-    info = ParamInfo(qname, lname, tname, layer, p, role, fi, fo)
+    info = ParamInfo(qname, lname, tname, layer, p, role, fi, fo, owner=par["plist"], owner_pname=pname)
     info.extra["parametrization"] = {k: v for k, v in par.items() if k not in ("layer",)}
     info.extra["parametrization"]["effective_shape"] = eff
     return info
