@@ -16,6 +16,7 @@ from ..manifest import Entry, LeftAlone, Manifest
 from .recipes import build_recipe
 from .roles import ParamInfo, param_infos
 from .rules import Fill, Rule, execute, structural_fill
+from ._tree import gc_paused
 
 __all__ = ["plan", "init_module"]
 
@@ -231,6 +232,7 @@ def _manifest(pl: _Plan, seed: Any) -> Manifest:
     return Manifest(entries, pl.left, recipe=pl.recipe, seed=seed_repr)
 
 
+@gc_paused
 def plan(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = None, rules: Iterable[Rule] = (),
          only: Any = None, unknown: str = "error", **options: Any) -> Manifest:
     """What :func:`init_module` would do to ``model``, without writing anything.
@@ -282,6 +284,7 @@ def _run(pl: _Plan, seeds: Any) -> None:
             raise
 
 
+@gc_paused
 def init_module(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = None,
                 rules: Iterable[Rule] = (), only: Any = None, unknown: str = "error",
                 method: str | None = None, return_manifest: bool = False, **options: Any) -> Any:

@@ -11,6 +11,7 @@ from ..generator import SeedLike
 from ..manifest import LeftAlone, Manifest
 from .initialize import _make_plan, _manifest, _run
 from .rules import Rule
+from ._tree import gc_paused
 
 __all__ = ["materialize"]
 
@@ -26,6 +27,7 @@ def _tie_groups(model: nn.Module) -> list[list[tuple[nn.Module, str]]]:
     return [g for g in groups.values() if len(g) > 1]
 
 
+@gc_paused
 def materialize(model: nn.Module, recipe: Any = "torch_default", *, seed: SeedLike = None, device: Any = "cpu",
                 rules: Iterable[Rule] = (), unknown: str = "error", factory: Callable[[], nn.Module] | None = None,
                 return_manifest: bool = False, **options: Any) -> Any:
