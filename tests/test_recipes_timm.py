@@ -127,3 +127,10 @@ def test_materialize_equals_init_module(name):
     m = materialize(meta, "timm", seed=0, factory=build)
     for k, v in eager.state_dict().items():
         assert torch.equal(v, m.state_dict()[k]), k
+
+
+@pytest.mark.parametrize("recipe", ["timm", "torchvision"])
+def test_lazy_parameters_reported_by_the_engine(recipe):
+    # family detection reads shapes without touching an uninitialized parameter
+    with pytest.raises(ValueError, match="not materialized yet"):
+        plan(nn.Sequential(nn.LazyLinear(4), nn.Conv2d(3, 3, 3, groups=3)), recipe, seed=0)

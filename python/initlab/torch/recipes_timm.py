@@ -83,13 +83,13 @@ def _rel_pos_table(i: ParamInfo) -> bool:
     """A relative position bias table: a bare parameter of an attention or position module, 2-D
     ``(positions, heads)`` (Swin, ``RelPosBias``) or 3-D ``(heads, 2h-1, 2w-1)`` (MaxViT's TF ports,
     ``RelPosBiasTf``), named as timm names them."""
-    return i.param.dim() in (2, 3) and not isinstance(i.module, (nn.Linear, _CONV, nn.Embedding)) and (
+    return len(i.shape) in (2, 3) and not isinstance(i.module, (nn.Linear, _CONV, nn.Embedding)) and (
         "relative_position" in i.pname or "rel_pos" in i.name)
 
 
 def _table_fill(i: ParamInfo) -> Fill:
     """timm: a 2-D table ``trunc_normal_(std=.02)``; the TF ports' 3-D table ``normal_(std=.02)``."""
-    if i.param.dim() == 3:
+    if len(i.shape) == 3:
         return Fill("normal", {"mean": 0.0, "std": 0.02})
     return Fill("trunc_normal", dict(_TN02))
 
@@ -99,9 +99,9 @@ def _bare_tokens(infos: list[ParamInfo]) -> list[ParamInfo]:
     is no layer (a class/register/distillation token or a position embedding of any name)."""
     out = []
     for i in infos:
-        if i.role == "token" and i.param.dim() >= 2:  # a 1-D "token" is a bias concatenated into one
+        if i.role == "token" and len(i.shape) >= 2:  # a 1-D "token" is a bias concatenated into one
             out.append(i)
-        elif (i.role is None or i.role == "weight") and i.param.dim() == 3 and i.param.shape[0] == 1 and not (
+        elif (i.role is None or i.role == "weight") and len(i.shape) == 3 and i.shape[0] == 1 and not (
                 isinstance(i.module, (nn.Linear, _CONV, nn.Embedding, nn.EmbeddingBag)) or is_norm(i.module)):
             out.append(i)
     return out
@@ -176,7 +176,7 @@ def timm_family(model: nn.Module, infos: list[ParamInfo]) -> str:
         separate_qv = any(i.pname in ("q_bias", "v_bias") for i in infos)
         return "eva" if separate_qv else "vit"
     big_dw = any(isinstance(m, _CONV) and _is_depthwise(m) and max(m.kernel_size) >= 7 for m in mods)
-    if big_dw or any(i.role == "scalar" and i.param.dim() == 1 for i in infos):
+    if big_dw or any(i.role == "scalar" and len(i.shape) == 1 for i in infos):
         return "convnext"
     if residual_block_last_norms(model):
         return "resnet"
@@ -211,8 +211,8 @@ def _is(kind: type | tuple[type, ...], pname: str) -> Callable[[ParamInfo], bool
 
 def _efficientnet(model: nn.Module, infos: list[ParamInfo]) -> list[Rule]:
     def linear_w(i: ParamInfo) -> Fill:
-        fan_out = i.param.shape[0]
-        fan_in = i.param.shape[1] if "routing_fn" in i.module_name else 0
+        fan_out = i.shape[0]
+        fan_in = i.shape[1] if "routing_fn" in i.module_name else 0
         r = 1.0 / math.sqrt(fan_in + fan_out)
         return Fill("uniform", {"a": -r, "b": r, "bound": r})
 
@@ -303,7 +303,7 @@ def _eva(model: nn.Module, infos: list[ParamInfo], head_scale: float) -> list[Ru
         return i.role == "head" and isinstance(i.module, nn.Linear)
 
     s = float(head_scale)
-    return [FnRule("timm eva: attention q/v bias 0", lambda i: i.param.dim() == 1 and i.pname in ("q_bias", "v_bias"),
+    return [FnRule("timm eva: attention q/v bias 0", lambda i: len(i.shape) == 1 and i.pname in ("q_bias", "v_bias"),
                    lambda i: _const(0.0))] + _token_rules(infos, Fill("trunc_normal", dict(_TN02)), "eva") + [
         FnRule("timm eva: attention/MLP output projection trunc_normal(.02) / sqrt(2 (layer + 1))", rescaled, rescale),
         FnRule(f"timm eva: head weight trunc_normal(.02) * head_init_scale {s:g}",
@@ -368,7 +368,7 @@ def _levit(model: nn.Module, infos: list[ParamInfo]) -> list[Rule]:
         FnRule("timm levit: BN of the last unit of each attention/MLP branch 0 (bn_weight_init=0)",
                lambda i: id(i.param) in zero_bn, lambda i: _const(0.0)),
         FnRule("timm levit: attention biases 0", lambda i: i.pname == "attention_biases" or (
-            i.param.dim() == 2 and not isinstance(i.module, (nn.Linear, _CONV)) and "bias" in i.pname),
+            len(i.shape) == 2 and not isinstance(i.module, (nn.Linear, _CONV)) and "bias" in i.pname),
                lambda i: _const(0.0)),
         FnRule("timm levit: NormLinear head weight trunc_normal(.02)",
                lambda i: id(i.module) in heads and i.pname == "weight", _tn02),

@@ -84,7 +84,7 @@ def _mobile(fam: str, linear: Callable[[ParamInfo], Fill], what: str) -> list[Ru
 
 
 def _efficientnet_linear(i: ParamInfo) -> Fill:
-    r = 1.0 / math.sqrt(i.param.shape[0])
+    r = 1.0 / math.sqrt(i.shape[0])
     return Fill("uniform", {"a": -r, "b": r, "bound": r})
 
 
