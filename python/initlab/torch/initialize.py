@@ -303,6 +303,11 @@ def init_module(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
         HF ``Conv1D`` its own N(0, 0.02)), ``"hf"`` (Hugging Face ``_init_weights``
         conventions: read from the config and recorded from the model's own ``_init_weights``),
         ``"timm"`` / ``"torchvision"`` (each library's own init, its family read from the structure),
+        ``"own"`` (any library's own init, recorded from its code and replayed on initlab's
+        fills: a Hugging Face model's ``_init_weights``, or the construction of any model with
+        ``factory=`` — a function that builds it as its library does; values the code computes
+        are copied exactly, what cannot be replayed is kept with the reason; see
+        :mod:`initlab.torch.recipes_own`),
         ``"auto"`` (from the traced forward pass: per activation a stable-fixed-point or
         He/LeCun scheme, and with ``example_input=`` an LSUV data correction of the layers
         whose activation has no attracting fixed point, ``correct=False`` to skip it; see
