@@ -410,10 +410,19 @@ class TvVisionTransformer(nn.Module):
     """torchvision.models.vit_b_16's structure (image 32, patch 16 -> 4 patches, width 32, 2 layers)."""
 
     def __init__(self, image: int = 32, patch: int = 16, d: int = 32, layers: int = 2, heads: int = 4,
-                 mlp: int = 64, num_classes: int = 10) -> None:
+                 mlp: int = 64, num_classes: int = 10, conv_stem: bool = False) -> None:
         super().__init__()
         self.patch_size, self.hidden_dim = patch, d
-        self.conv_proj = nn.Conv2d(3, d, patch, patch)
+        if conv_stem:  # conv_stem_configs: Conv2dNormActivation layers, then a 1x1 conv_last (stride 16 in all)
+            stem = nn.Sequential()
+            cin = 3
+            for k, c in enumerate((8, 16, 16, 16)):
+                stem.add_module(f"conv_bn_relu_{k}", Conv2dNormActivation(cin, c, 3, 2))
+                cin = c
+            stem.add_module("conv_last", nn.Conv2d(cin, d, 1))
+            self.conv_proj: nn.Module = stem
+        else:
+            self.conv_proj = nn.Conv2d(3, d, patch, patch)
         self.class_token = nn.Parameter(torch.zeros(1, 1, d))
         self.encoder = Encoder((image // patch) ** 2 + 1, layers, heads, d, mlp)
         self.heads = nn.Sequential(OrderedDict([("head", nn.Linear(d, num_classes))]))
@@ -438,9 +447,13 @@ def tv_vit_init(model: nn.Module) -> dict[str, Spec]:
     log.normal(model.encoder.pos_embedding, std=0.02)
     log.zeros(model.class_token)
     conv = model.conv_proj
-    fan_in = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
-    log.trunc_normal(conv.weight, std=math.sqrt(1 / fan_in))
-    log.zeros(conv.bias)
+    if isinstance(conv, nn.Conv2d):
+        fan_in = conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1]
+        log.trunc_normal(conv.weight, std=math.sqrt(1 / fan_in))
+        log.zeros(conv.bias)
+    else:  # the conv stem's last 1x1 conv; the Conv2dNormActivation layers keep torch's defaults
+        log.normal(conv.conv_last.weight, 0.0, math.sqrt(2.0 / conv.conv_last.out_channels))
+        log.zeros(conv.conv_last.bias)
     log.zeros(model.heads.head.weight)
     log.zeros(model.heads.head.bias)
     return log.result()
@@ -459,6 +472,7 @@ ZOO_TV = {
     "tv_mobilenet_v3_small": ZooEntry(TvMobileNetV3, tv_mobilenet_v3_init, _img(32)),
     "tv_efficientnet_b0": ZooEntry(TvEfficientNet, tv_efficientnet_init, _img(32)),
     "tv_vit_b_16": ZooEntry(TvVisionTransformer, tv_vit_init, _img(32)),
+    "tv_vit_conv_stem": ZooEntry(lambda: TvVisionTransformer(conv_stem=True), tv_vit_init, _img(32)),
 }
 
 ZOO: dict[str, ZooEntry] = {}

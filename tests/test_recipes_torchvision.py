@@ -15,7 +15,7 @@ from initlab.torch.recipes_torchvision import torchvision_family
 from initlab.torch.roles import param_infos
 
 FAMILY = {"tv_resnet18": "resnet", "tv_mobilenet_v3_small": "mobilenet", "tv_efficientnet_b0": "efficientnet",
-          "tv_vit_b_16": "vit"}
+          "tv_vit_b_16": "vit", "tv_vit_conv_stem": "vit"}
 
 
 @functools.lru_cache(maxsize=None)

@@ -13,7 +13,8 @@ family's rules reproduce the loops of torchvision's constructors (read from pyto
 * ``"efficientnet"`` (efficientnet*: depthwise convs with SiLU): as ``"mobilenet"`` but Linear
   ``U(+-1/sqrt(out_features))`` with bias 0;
 * ``"vit"`` (vit_*: ``nn.MultiheadAttention`` encoder blocks and a class token): the patchify conv
-  ``trunc_normal(std=sqrt(1 / fan_in))`` with bias 0, the class token 0, the position embedding
+  ``trunc_normal(std=sqrt(1 / fan_in))`` with bias 0 (a conv stem instead: its last 1x1 conv
+  ``N(0, sqrt(2 / out_channels))`` with bias 0, the others torch's defaults), the class token 0, the position embedding
   ``N(0, 0.02)``, the MLP blocks' Linear ``xavier_uniform`` with bias ``N(0, 1e-6)``, the
   attention torch's own ``MultiheadAttention`` init, a ``pre_logits`` layer
   ``trunc_normal(std=sqrt(1 / in_features))`` with bias 0, the head 0.
@@ -100,7 +101,12 @@ def _vit(model: nn.Module, infos: list[ParamInfo]) -> list[Rule]:
     outside = [m for m in model.modules() if isinstance(m, nn.Linear) and id(m) not in in_block | mha_linears]
     head = id(outside[-1]) if outside else None
     pre = {id(m) for m in outside[:-1]}
-    patchify = {id(m) for m in model.modules() if isinstance(m, nn.Conv2d) and m.stride == m.kernel_size}
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    patchify = {id(m) for m in convs if m.stride == m.kernel_size and max(m.kernel_size) > 1}
+    # a conv stem (conv_stem_configs) instead: its last conv, a 1x1, projects to the width
+    last_conv = convs[-1] if convs and not patchify and max(convs[-1].kernel_size) == 1 else None
+    last = {id(last_conv)} if last_conv is not None else set()
+    std_last = math.sqrt(2.0 / last_conv.out_channels) if last_conv is not None else 0.0
     toks = {id(i.param): ("pos" if "pos" in i.pname.lower() else "cls") for i in _bare_tokens(infos)}
 
     def trunc_fan_in(i: ParamInfo) -> Fill:
@@ -114,6 +120,10 @@ def _vit(model: nn.Module, infos: list[ParamInfo]) -> list[Rule]:
         FnRule("torchvision vit: patchify conv trunc_normal(std=sqrt(1/fan_in))",
                lambda i: id(i.module) in patchify and i.pname == "weight", trunc_fan_in),
         FnRule("torchvision vit: patchify conv bias 0", lambda i: id(i.module) in patchify and i.pname == "bias",
+               lambda i: _const(0.0)),
+        FnRule("torchvision vit: conv stem's last 1x1 conv N(0, sqrt(2/out_channels))",
+               lambda i: id(i.module) in last and i.pname == "weight", lambda i: Fill("normal", {"mean": 0.0, "std": std_last})),
+        FnRule("torchvision vit: conv stem's last conv bias 0", lambda i: id(i.module) in last and i.pname == "bias",
                lambda i: _const(0.0)),
         FnRule("torchvision vit: MLP block Linear weight xavier_uniform",
                lambda i: id(i.module) in in_block and i.pname == "weight", lambda i: resolve_named("xavier_uniform", {}, i)),
