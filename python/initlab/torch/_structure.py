@@ -52,10 +52,14 @@ def norm_identity(mod: nn.Module) -> tuple[float, str] | None:
             return None
         from torch.func import functional_call
 
-        x = _probe_input(n)
-        own = dict(mod.named_parameters(recurse=False))
-        base = {k: torch.zeros(tuple(p.shape), dtype=torch.float32, device="cpu") for k, p in own.items()}
-        with torch.no_grad():
+        # On the CPU whatever the default device (a `with torch.device("meta")` block), with the
+        # module's own buffers replaced by copies (a running statistic updated by the probe's
+        # forward must not change the model).
+        with torch.device("cpu"), torch.no_grad():
+            x = _probe_input(n)
+            base = {k: torch.zeros(tuple(p.shape), dtype=torch.float32)
+                    for k, p in mod.named_parameters(recurse=False)}
+            base.update({k: b.detach().clone() for k, b in mod.named_buffers(recurse=False) if b is not None})
             out0 = functional_call(mod, {**base, "weight": torch.zeros(n)}, (x,))
             out1 = functional_call(mod, {**base, "weight": torch.ones(n)}, (x,))
             out2 = functional_call(mod, {**base, "weight": torch.full((n,), 2.0)}, (x,))

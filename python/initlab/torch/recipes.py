@@ -315,4 +315,5 @@ def build_recipe(recipe: Any, model: nn.Module, infos: list[ParamInfo], opts: di
         raise TypeError(f"a recipe is a name or a list of Rule objects; got {bad!r}")
     if opts:
         raise TypeError(f"options {sorted(opts)} only apply to a named recipe")
-    return "custom", rules
+    # a weight_norm magnitude is always derived from its weight (the engine writes it with v)
+    return "custom", [r for r in _structural(model, infos, {}) if "weight_norm" in r.label] + rules
