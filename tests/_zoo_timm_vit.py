@@ -118,28 +118,36 @@ def vit_init(model: nn.Module) -> dict[str, Spec]:
 class EvaAttention(nn.Module):
     """timm eva.EvaAttention (fused qkv without bias; q_bias, k_bias buffer, v_bias)."""
 
-    def __init__(self, d: int, heads: int) -> None:
+    def __init__(self, d: int, heads: int, window: int = 0) -> None:
         super().__init__()
         self.num_heads = heads
         self.qkv = nn.Linear(d, 3 * d, bias=False)
         self.q_bias = nn.Parameter(torch.zeros(d))
         self.register_buffer("k_bias", torch.zeros(d), persistent=False)
         self.v_bias = nn.Parameter(torch.zeros(d))
+        if window:  # BEiT's Attention: a relative position table (+3 rows for the class token), zeros
+            n = window * window + 1
+            self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2 + 3, heads))
+            self.register_buffer("relative_position_index", torch.arange(n * n).remainder((2 * window - 1) ** 2 + 3)
+                                 .view(n, n), persistent=False)
         self.q_norm, self.k_norm, self.attn_drop, self.norm = nn.Identity(), nn.Identity(), nn.Identity(), nn.Identity()
         self.proj = nn.Linear(d, d)
         self.proj_drop = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = torch.cat([self.q_bias, self.k_bias, self.v_bias])
-        return self.proj(_attend(nn.functional.linear(x, self.qkv.weight, b), self.num_heads))
+        bias = None
+        if hasattr(self, "relative_position_bias_table"):
+            bias = self.relative_position_bias_table[self.relative_position_index].permute(2, 0, 1)
+        return self.proj(_attend(nn.functional.linear(x, self.qkv.weight, b), self.num_heads, bias))
 
 
 class EvaBlock(nn.Module):
-    def __init__(self, d: int, heads: int, init_values: float) -> None:
+    def __init__(self, d: int, heads: int, init_values: float, window: int = 0) -> None:
         super().__init__()
         self.init_values = init_values
         self.norm1 = nn.LayerNorm(d, eps=1e-6)
-        self.attn = EvaAttention(d, heads)
+        self.attn = EvaAttention(d, heads, window)
         self.drop_path1 = nn.Identity()
         self.gamma_1 = nn.Parameter(torch.full((d,), init_values))
         self.norm2 = nn.LayerNorm(d, eps=1e-6)
@@ -154,16 +162,17 @@ class EvaBlock(nn.Module):
 
 class Eva(nn.Module):
     """timm Eva's structure (cls_token and pos_embed trunc_normal(.02), layer-scale gamma_1/2,
-    depth-scaled proj/fc2, head scaled by head_init_scale=0.001)."""
+    depth-scaled proj/fc2, head scaled by head_init_scale=0.001); ``beit=True``: timm Beit's
+    (relative position tables in the attention, zeros; no absolute position embedding)."""
 
-    def __init__(self, num_classes: int = 10, init_values: float = 0.1) -> None:
+    def __init__(self, num_classes: int = 10, init_values: float = 0.1, beit: bool = False) -> None:
         super().__init__()
         d = 32
         self.patch_embed = PatchEmbed(8, d)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
-        self.pos_embed = nn.Parameter(torch.zeros(1, 5, d))
+        self.pos_embed = None if beit else nn.Parameter(torch.zeros(1, 5, d))
         self.pos_drop, self.norm_pre = nn.Identity(), nn.Identity()
-        self.blocks = nn.ModuleList([EvaBlock(d, 4, init_values) for _ in range(3)])
+        self.blocks = nn.ModuleList([EvaBlock(d, 4, init_values, 2 if beit else 0) for _ in range(3)])
         self.norm = nn.LayerNorm(d, eps=1e-6)
         self.fc_norm = nn.Identity()
         self.head_drop = nn.Identity()
@@ -173,7 +182,8 @@ class Eva(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
-        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1)
+        x = x + self.pos_embed if self.pos_embed is not None else x
         for b in self.blocks:
             x = b(x)
         return self.head(self.norm(x)[:, 0])
@@ -186,6 +196,8 @@ def eva_init(model: nn.Module) -> dict[str, Spec]:
     for b in model.blocks:
         log.zeros(b.attn.q_bias)
         log.zeros(b.attn.v_bias)
+        if hasattr(b.attn, "relative_position_bias_table"):  # BEiT's Attention.reset_parameters
+            log.zeros(b.attn.relative_position_bias_table)
         log.constant(b.gamma_1, b.init_values)
         log.constant(b.gamma_2, b.init_values)
     for m in model.modules():
@@ -193,7 +205,8 @@ def eva_init(model: nn.Module) -> dict[str, Spec]:
             log.trunc_normal(m.weight, std=0.02)
             if m.bias is not None:
                 log.zeros(m.bias)
-    log.trunc_normal(model.pos_embed, std=0.02)
+    if model.pos_embed is not None:
+        log.trunc_normal(model.pos_embed, std=0.02)
     log.trunc_normal(model.cls_token, std=0.02)
     for i, b in enumerate(model.blocks):
         s = math.sqrt(2.0 * (i + 1))
@@ -713,6 +726,7 @@ ZOO_TIMM_VIT_ENTRIES: dict[str, ZooEntry] = {
     "timm_vit": ZooEntry(VisionTransformer, vit_init, _img(16)),
     "timm_deit_distilled": ZooEntry(lambda: VisionTransformer(distilled=True), vit_init, _img(16)),
     "timm_eva": ZooEntry(Eva, eva_init, _img(16)),
+    "timm_beit": ZooEntry(lambda: Eva(beit=True), eva_init, _img(16)),
     "timm_swin": ZooEntry(SwinTransformer, swin_init, _img(16)),
     "timm_maxvit": ZooEntry(MaxxVit, maxvit_init, _img(16)),
     "timm_maxvit_tf": ZooEntry(lambda: MaxxVit(rel="bias_tf"), maxvit_init, _img(16)),

@@ -21,7 +21,7 @@ from initlab.torch.roles import param_infos
 FAMILY = {
     "timm_efficientnet_b0": "efficientnet", "timm_mobilenetv3": "efficientnet", "timm_regnetx": "regnet",
     "timm_resnet": "resnet", "timm_resnext": "resnet", "timm_convnext": "convnext", "timm_vit": "vit",
-    "timm_deit_distilled": "vit", "timm_eva": "eva", "timm_swin": "swin", "timm_maxvit": "maxxvit", "timm_maxvit_tf": "maxxvit",
+    "timm_deit_distilled": "vit", "timm_eva": "eva", "timm_beit": "eva", "timm_swin": "swin", "timm_maxvit": "maxxvit", "timm_maxvit_tf": "maxxvit",
     "timm_coatnet": "maxxvit", "timm_levit": "levit",
 }
 

@@ -18,11 +18,13 @@ rules reproduce what timm's code does (read from huggingface/pytorch-image-model
 * ``"vit"`` (ViT, DeiT; tokens): class/register tokens ``N(0, 1e-6)``, position embedding and
   distillation token ``trunc_normal(.02)``, Linear ``trunc_normal(.02)`` with bias 0, patch conv
   and norms torch's defaults;
-* ``"eva"`` (EVA, BEiT: tokens, attention with separate ``q_bias``/``v_bias``): Linear and tokens
-  ``trunc_normal(.02)``, q/v biases 0, attention/MLP output projections of block ``i`` divided by
+* ``"eva"`` (EVA, BEiT: tokens, attention with separate ``q_bias``/``v_bias`` or bare
+  ``gamma_1``/``gamma_2`` layer scales on the blocks): Linear and tokens ``trunc_normal(.02)``,
+  q/v biases and BEiT's relative position tables 0, attention/MLP output projections of block ``i`` divided by
   ``sqrt(2 (i + 1))`` (``fix_init_weight``), the head scaled by ``head_init_scale`` (option,
   default 0.001);
-* ``"swin"`` (windowed attention with relative position tables, no depthwise convs): Linear
+* ``"swin"`` (windowed attention with relative position tables, no class token, no depthwise
+  convs): Linear
   ``trunc_normal(.02)``, bias 0, the tables ``trunc_normal(.02)``;
 * ``"maxxvit"`` (MaxViT, CoAtNet: depthwise MBConv blocks and transformer blocks;
   ``weight_init='vit_eff'``): convs outside transformer blocks as EfficientNet, conv/Linear inside
@@ -95,14 +97,16 @@ def _table_fill(i: ParamInfo) -> Fill:
 
 
 def _bare_tokens(infos: list[ParamInfo]) -> list[ParamInfo]:
-    """Token-like parameters: role ``"token"``, or a bare ``(1, n, d)`` parameter of a module that
-    is no layer (a class/register/distillation token or a position embedding of any name)."""
+    """Token-like parameters as timm and torchvision shape them, ``(1, n, d)``: role ``"token"``,
+    or a bare parameter of that shape of a module that is no layer (a class/register/distillation
+    token or a position embedding of any name). A "token" of another shape (an attention bias
+    table, a 1-D bias concatenated into a packed one) is not one of theirs."""
     out = []
     for i in infos:
-        if i.role == "token" and len(i.shape) >= 2:  # a 1-D "token" is a bias concatenated into one
-            out.append(i)
-        elif (i.role is None or i.role == "weight") and len(i.shape) == 3 and i.shape[0] == 1 and not (
-                isinstance(i.module, (nn.Linear, _CONV, nn.Embedding, nn.EmbeddingBag)) or is_norm(i.module)):
+        if len(i.shape) != 3 or i.shape[0] != 1:
+            continue
+        if i.role == "token" or ((i.role is None or i.role == "weight") and not (
+                isinstance(i.module, (nn.Linear, _CONV, nn.Embedding, nn.EmbeddingBag)) or is_norm(i.module))):
             out.append(i)
     return out
 
@@ -166,15 +170,20 @@ def timm_family(model: nn.Module, infos: list[ParamInfo]) -> str:
     mods = list(model.modules())
     tables = any(_rel_pos_table(i) for i in infos)
     depthwise = any(_is_depthwise(m) for m in mods)
-    if depthwise and _transformer_blocks(model) and not _bare_tokens(infos):
+    tokens = _bare_tokens(infos)
+    if any(_token_kind(t) != "pos" for t in tokens) or (tokens and not tables):
+        # a class token (or a position embedding without relative tables): ViT-like; EVA/BEiT
+        # have attention with separate q/v biases or bare gamma_1/gamma_2 layer scales on blocks
+        blocks = {id(b) for _, b in _transformer_blocks(model)}
+        eva = any(i.pname in ("q_bias", "v_bias") or (i.pname.startswith("gamma_") and id(i.module) in blocks)
+                  for i in infos)
+        return "eva" if eva else "vit"
+    if depthwise and _transformer_blocks(model):
         return "maxxvit"  # MBConv stages and transformer blocks (tables or rel-pos MLPs)
     if tables:
-        return "maxxvit" if depthwise else "swin"
+        return "swin"
     if _linear_norm_units(model) and _norm_linear_heads(model):
         return "levit"
-    if _bare_tokens(infos):
-        separate_qv = any(i.pname in ("q_bias", "v_bias") for i in infos)
-        return "eva" if separate_qv else "vit"
     big_dw = any(isinstance(m, _CONV) and _is_depthwise(m) and max(m.kernel_size) >= 7 for m in mods)
     if big_dw or any(i.role == "scalar" and len(i.shape) == 1 for i in infos):
         return "convnext"
@@ -303,7 +312,8 @@ def _eva(model: nn.Module, infos: list[ParamInfo], head_scale: float) -> list[Ru
         return i.role == "head" and isinstance(i.module, nn.Linear)
 
     s = float(head_scale)
-    return [FnRule("timm eva: attention q/v bias 0", lambda i: len(i.shape) == 1 and i.pname in ("q_bias", "v_bias"),
+    return [FnRule("timm eva (BEiT): relative position bias table 0", _rel_pos_table, lambda i: _const(0.0)),
+            FnRule("timm eva: attention q/v bias 0", lambda i: len(i.shape) == 1 and i.pname in ("q_bias", "v_bias"),
                    lambda i: _const(0.0))] + _token_rules(infos, Fill("trunc_normal", dict(_TN02)), "eva") + [
         FnRule("timm eva: attention/MLP output projection trunc_normal(.02) / sqrt(2 (layer + 1))", rescaled, rescale),
         FnRule(f"timm eva: head weight trunc_normal(.02) * head_init_scale {s:g}",
@@ -356,13 +366,15 @@ def _maxxvit(model: nn.Module, infos: list[ParamInfo]) -> list[Rule]:
 
 def _levit(model: nn.Module, infos: list[ParamInfo]) -> list[Rule]:
     zero_bn: set[int] = set()
-    for bname, blk in _transformer_blocks(model):
-        for branch in (blk.get_submodule("attn"), blk.get_submodule("mlp")):
-            units = [m for _, m in _linear_norm_units(branch)]
-            if units:
-                bn = [c for c in units[-1].children() if isinstance(c, nn.modules.batchnorm._BatchNorm)][0]
-                if isinstance(bn.weight, torch.Tensor):
-                    zero_bn.add(id(bn.weight))
+    # residual branches: children named attn / mlp (a LevitDownsample's attn_downsample is no
+    # residual branch: its projection keeps BN weight 1)
+    branches = [c for m in model.modules() for n, c in m.named_children() if n in ("attn", "mlp")]
+    for branch in branches:
+        units = [m for _, m in _linear_norm_units(branch)]
+        if units:
+            bn = [c for c in units[-1].children() if isinstance(c, nn.modules.batchnorm._BatchNorm)][0]
+            if isinstance(bn.weight, torch.Tensor):
+                zero_bn.add(id(bn.weight))
     heads = _norm_linear_heads(model)
     return [
         FnRule("timm levit: BN of the last unit of each attention/MLP branch 0 (bn_weight_init=0)",
