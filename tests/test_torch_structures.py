@@ -502,3 +502,51 @@ def test_materialize_equals_eager_for_structures():
         got, want = dict(m.named_parameters()), dict(e.named_parameters())
         assert [k for k in want if not torch.equal(got[k], want[k])] == []
         assert torch.equal(m["n"].gnorm.weight, torch.zeros(16))
+
+
+def _attend(q: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    attn = q @ q.transpose(-1, -2)
+    if bias is not None:
+        attn = attn + bias
+    return attn.softmax(-1) @ q
+
+
+class TimmStyleViT(nn.Module):
+    """timm's patterns: tokens collected with list.append / a conditional list, an attention bias
+    passed to a module-level helper, q/v biases concatenated into F.linear's bias."""
+
+    def __init__(self, d: int = 8, n: int = 4, dist: bool = True) -> None:
+        super().__init__()
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
+        if dist:
+            self.dist_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.reg = nn.Parameter(torch.zeros(1, 2, d))
+        self.rel_table = nn.Parameter(torch.zeros(n + 5, n + 5))
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.q_bias = nn.Parameter(torch.zeros(d))
+        self.v_bias = nn.Parameter(torch.zeros(d))
+        self.register_buffer("k_bias", torch.zeros(d), persistent=False)
+
+    def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
+        to_cat = []
+        to_cat.append(self.reg.expand(x.shape[0], -1, -1))
+        return torch.cat(to_cat + [x], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        toks = [self.cls_token] + ([self.dist_token] if hasattr(self, "dist_token") else [])
+        x = torch.cat([t.expand(x.shape[0], -1, -1) for t in toks] + [x], dim=1)
+        x = self._pos_embed(x)
+        bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
+        x = F.linear(x, self.qkv.weight, bias=bias)[..., :8]
+        return _attend(x, self.rel_table)
+
+
+def test_usage_through_lists_helpers_and_functions():
+    infos = {i.name: i for i in param_infos(TimmStyleViT())}
+    roles = {k: v.role for k, v in infos.items()}
+    assert roles["cls_token"] == roles["dist_token"] == roles["reg"] == "token"
+    assert "concatenated" in infos["reg"].extra["usage"] and "concatenated" in infos["dist_token"].extra["usage"]
+    assert roles["rel_table"] == "token" and "_attend" in infos["rel_table"].extra["usage"]
+    assert roles["q_bias"] == roles["v_bias"] == "bias" and "F.linear" in infos["q_bias"].extra["usage"]
+    man = plan(TimmStyleViT(), "torch_default", seed=0)  # all recognized by use: kept, no "no rule"
+    assert {x.name for x in man.left_alone} >= {"cls_token", "dist_token", "reg", "rel_table", "q_bias", "v_bias"}

@@ -170,125 +170,219 @@ def _methods(cls: type) -> tuple[tuple[str, ast.FunctionDef, dict[int, ast.AST]]
     return tuple(out)  # type: ignore[arg-type]
 
 
-def _classify(node: ast.AST, parents: dict[int, ast.AST], fdef: ast.AST, owner: nn.Module, ndim: int,
-              where: str, depth: int = 0) -> Usage | None:
-    """What the value ``node`` (derived from the parameter) is used for."""
-    if depth > 12:
-        return None
-    parent = parents.get(id(node))
-    if parent is None:
-        return None
-    if isinstance(parent, ast.Attribute) and parent.value is node:
-        call = parents.get(id(parent))
-        if isinstance(call, ast.Call) and call.func is parent:
-            m = parent.attr
-            if m in ("mul", "mul_", "div", "div_"):
-                return ("scalar", None, f"multiplies a branch elementwise ({where}: .{m})")
-            if m in ("add", "add_") and ndim >= 2:
-                return ("token", None, f"added to the sequence ({where}: .{m})")
-            if m in _MATMUL:
-                return ("token", None, f"the learned left operand of a matrix product ({where}: .{m})")
-            return _classify(call, parents, fdef, owner, ndim, where, depth + 1)  # any other method: follow it
-        return None
-    if isinstance(parent, ast.Subscript) and parent.value is node:
-        return _classify(parent, parents, fdef, owner, ndim, where, depth + 1)
-    if isinstance(parent, ast.Starred):
-        return _classify(parent, parents, fdef, owner, ndim, where, depth + 1)
-    if isinstance(parent, (ast.List, ast.Tuple)):
-        call = parents.get(id(parent))
-        if isinstance(call, ast.Call) and _func_name(call.func) in _CAT and parent in call.args:
-            return ("token", None, f"concatenated with the sequence ({where}: {_func_name(call.func)})")
-        return None
-    if isinstance(parent, ast.keyword):
-        call = parents.get(id(parent))
-        if isinstance(call, ast.Call):
-            return _call_use(call, node, parent.arg, parents, fdef, owner, ndim, where, depth)
-        return None
-    if isinstance(parent, ast.Call):
-        if node is parent.func:
+_Method = tuple[str, ast.AST, dict[int, ast.AST]]  # (Class.method, its syntax tree, parent of each node)
+
+
+class _Reader:
+    """Follows one parameter's value through its owner's methods until something uses it."""
+
+    def __init__(self, owner: nn.Module, ndim: int, methods: tuple[_Method, ...]) -> None:
+        self.owner, self.ndim, self.methods = owner, ndim, methods
+        self.returned: set[str] = set()  # helper methods already followed into their callers
+
+    def classify(self, node: ast.AST, m: _Method, depth: int = 0) -> Usage | None:
+        """What the value ``node`` (derived from the parameter) in method ``m`` is used for."""
+        where, fdef, parents = m
+        if depth > 16:
             return None
-        return _call_use(parent, node, None, parents, fdef, owner, ndim, where, depth)
-    if isinstance(parent, ast.BinOp):
-        other = parent.right if parent.left is node else parent.left
-        if isinstance(parent.op, ast.Mult) or (isinstance(parent.op, ast.Div) and parent.right is node):
-            return ("scalar", None, f"multiplies a branch elementwise ({where}: *)")
-        if isinstance(parent.op, (ast.Add, ast.Sub)):
-            if isinstance(other, ast.Constant) or _is_self_attr(other):
-                return _classify(parent, parents, fdef, owner, ndim, where, depth + 1)
-            if ndim >= 2:
-                return ("token", None, f"added to the sequence ({where}: +)")
-            return ("bias", None, f"added to an activation ({where}: +)")
-        if isinstance(parent.op, ast.MatMult):
-            if parent.right is node:
-                return ("weight", "in_out", f"the weight of a matrix product x @ W ({where})")
-            return ("token", None, f"the learned left operand of a matrix product ({where}: @)")
-        return _classify(parent, parents, fdef, owner, ndim, where, depth + 1)
-    if isinstance(parent, ast.UnaryOp):
-        return _classify(parent, parents, fdef, owner, ndim, where, depth + 1)
-    if isinstance(parent, ast.AugAssign) and parent.value is node:
-        if isinstance(parent.op, ast.Mult):
-            return ("scalar", None, f"multiplies a branch elementwise ({where}: *=)")
-        if isinstance(parent.op, ast.Add):
-            return ("token", None, f"added to the sequence ({where}: +=)") if ndim >= 2 else \
-                ("bias", None, f"added to an activation ({where}: +=)")
-        return None
-    if isinstance(parent, (ast.Assign, ast.AnnAssign)) and parent.value is node:
-        targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
-        if len(targets) == 1 and isinstance(targets[0], ast.Subscript) and not _is_self_attr(targets[0].value):
-            return ("token", None, f"written into the sequence at selected positions (a mask token, {where})")
-        if len(targets) != 1 or not isinstance(targets[0], ast.Name):
+        parent = parents.get(id(node))
+        if parent is None:
             return None
-        var = targets[0].id
-        line = getattr(parent, "lineno", 0)
-        uses = [n for n in ast.walk(fdef) if isinstance(n, ast.Name) and n.id == var and isinstance(n.ctx, ast.Load)
-                and getattr(n, "lineno", 0) >= line and n is not targets[0]]
-        for u in uses:
-            r = _classify(u, parents, fdef, owner, ndim, where, depth + 1)
+        nd = self.ndim
+        if isinstance(parent, ast.Attribute) and parent.value is node:
+            call = parents.get(id(parent))
+            if isinstance(call, ast.Call) and call.func is parent:
+                meth = parent.attr
+                if meth in ("mul", "mul_", "div", "div_"):
+                    return ("scalar", None, f"multiplies a branch elementwise ({where}: .{meth})")
+                if meth in ("add", "add_") and nd >= 2:
+                    return ("token", None, f"added to the activations ({where}: .{meth})")
+                if meth in _MATMUL:
+                    return ("token", None, f"the learned left operand of a matrix product ({where}: .{meth})")
+                return self.classify(call, m, depth + 1)  # any other method of the tensor: follow its result
+            return None
+        if isinstance(parent, (ast.Subscript, ast.Starred, ast.UnaryOp)) and getattr(parent, "value", None) is node \
+                or isinstance(parent, ast.UnaryOp):
+            return self.classify(parent, m, depth + 1)
+        if isinstance(parent, (ast.List, ast.Tuple)):
+            return self._in_list(parent, m, depth)
+        if isinstance(parent, ast.keyword):
+            call = parents.get(id(parent))
+            return self._call_use(call, node, parent.arg, m, depth) if isinstance(call, ast.Call) else None
+        if isinstance(parent, ast.Call):
+            return None if node is parent.func else self._call_use(parent, node, None, m, depth)
+        if isinstance(parent, ast.BinOp):
+            other = parent.right if parent.left is node else parent.left
+            if isinstance(parent.op, ast.Mult) or (isinstance(parent.op, ast.Div) and parent.right is node):
+                return ("scalar", None, f"multiplies a branch elementwise ({where}: *)")
+            if isinstance(parent.op, (ast.Add, ast.Sub)):
+                if isinstance(other, ast.Constant) or _is_self_attr(other):
+                    return self.classify(parent, m, depth + 1)
+                if nd >= 2:
+                    return ("token", None, f"added to the activations ({where}: +)")
+                return ("bias", None, f"added to an activation ({where}: +)")
+            if isinstance(parent.op, ast.MatMult):
+                if parent.right is node:
+                    return ("weight", "in_out", f"the weight of a matrix product x @ W ({where})")
+                return ("token", None, f"the learned left operand of a matrix product ({where}: @)")
+            return self.classify(parent, m, depth + 1)
+        if isinstance(parent, ast.AugAssign) and parent.value is node:
+            if isinstance(parent.op, ast.Mult):
+                return ("scalar", None, f"multiplies a branch elementwise ({where}: *=)")
+            if isinstance(parent.op, ast.Add):
+                return ("token", None, f"added to the activations ({where}: +=)") if nd >= 2 else \
+                    ("bias", None, f"added to an activation ({where}: +=)")
+            return None
+        if isinstance(parent, (ast.Assign, ast.AnnAssign)) and parent.value is node:
+            targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
+            if len(targets) == 1 and isinstance(targets[0], ast.Subscript) and not _is_self_attr(targets[0].value):
+                return ("token", None, f"written into the sequence at selected positions (a mask token, {where})")
+            if len(targets) != 1 or not isinstance(targets[0], ast.Name):
+                return None
+            return self._name_uses(targets[0].id, parent, m, depth)
+        if isinstance(parent, ast.Return) and fdef is not None:
+            return self._returned(m, depth)
+        return None
+
+    def _name_uses(self, var: str, after: ast.AST, m: _Method, depth: int) -> Usage | None:
+        line = getattr(after, "lineno", 0)
+        for n in ast.walk(m[1]):
+            if isinstance(n, ast.Name) and n.id == var and isinstance(n.ctx, ast.Load) \
+                    and getattr(n, "lineno", 0) >= line:
+                r = self.classify(n, m, depth + 1)
+                if r is not None:
+                    return r
+        return None
+
+    def _returned(self, m: _Method, depth: int) -> Usage | None:
+        """A helper method returns the value: follow each ``self.<helper>(...)`` call."""
+        name = m[0].rsplit(".", 1)[-1]
+        if name in self.returned:
+            return None
+        self.returned.add(name)
+        for other in self.methods:
+            for n in ast.walk(other[1]):
+                if isinstance(n, ast.Call) and _is_self_attr(n.func, name):
+                    r = self.classify(n, other, depth + 1)
+                    if r is not None:
+                        return r
+        return None
+
+    def _in_list(self, lst: ast.AST, m: _Method, depth: int) -> Usage | None:
+        """The value is an element of a list display: concatenated with the sequence when the list
+        reaches a ``torch.cat`` with activations; a concatenation of parameters only (EVA's
+        ``cat((q_bias, k_bias, v_bias))``) is followed as one value."""
+        where, _, parents = m
+        up: ast.AST = lst
+        while isinstance(parents.get(id(up)), (ast.BinOp, ast.List, ast.Tuple, ast.Starred, ast.IfExp)):
+            up = parents[id(up)]
+        par = parents.get(id(up))
+        if isinstance(par, ast.Call) and _func_name(par.func) in _CAT and up in par.args:
+            elts = getattr(lst, "elts", [])
+            if lst is up and elts and all(_is_self_attr(e) for e in elts):
+                return self.classify(par, m, depth + 1)
+            return ("token", None, f"concatenated with the sequence ({where}: {_func_name(par.func)})")
+        if isinstance(par, (ast.Assign, ast.AnnAssign)) and par.value is up:
+            targets = par.targets if isinstance(par, ast.Assign) else [par.target]
+            if len(targets) == 1 and isinstance(targets[0], ast.Name):
+                return self._list_use(targets[0].id, par, m)
+        return None
+
+    def _list_use(self, var: str, after: ast.AST, m: _Method) -> Usage | None:
+        """How the list ``var`` (holding the value) is used: through list arithmetic and
+        comprehensions (``[t.expand(...) for t in toks] + [x]``) into a ``torch.cat``."""
+        where, fdef, parents = m
+        line = getattr(after, "lineno", 0)
+        for n in ast.walk(fdef):
+            if not (isinstance(n, ast.Name) and n.id == var and isinstance(n.ctx, ast.Load)
+                    and getattr(n, "lineno", 0) >= line):
+                continue
+            up: ast.AST = n
+            while isinstance(parents.get(id(up)), (ast.BinOp, ast.List, ast.Tuple, ast.Starred, ast.comprehension,
+                                                   ast.ListComp, ast.GeneratorExp)):
+                up = parents[id(up)]
+            par = parents.get(id(up))
+            if isinstance(par, ast.Call) and _func_name(par.func) in _CAT and up in par.args:
+                return ("token", None, f"concatenated with the sequence ({where}: {_func_name(par.func)})")
+        return None
+
+    def _call_use(self, call: ast.Call, node: ast.AST, kw: str | None, m: _Method, depth: int) -> Usage | None:
+        where = m[0]
+        f = _func_name(call.func)
+        pos = next((k for k, a in enumerate(call.args) if a is node), None)
+        if f == "linear":
+            if pos == 1 or kw == "weight":
+                return ("weight", "out_in", f"the weight of F.linear(x, W): stored (out, in) ({where})")
+            if pos == 2 or kw == "bias":
+                return ("bias", None, f"the bias of F.linear ({where})")
+            if pos == 0 or kw == "input":
+                return ("token", None, f"fed as the input of a linear map ({where})")
+            return None
+        if f in _MATMUL:
+            if pos == 1 or kw in ("mat2", "other"):
+                return ("weight", "in_out", f"the weight of a matrix product {f}(x, W) ({where})")
+            return ("token", None, f"the learned left operand of {f} ({where})")
+        if f == "scaled_dot_product_attention":
+            if pos == 0 or kw == "query":
+                return ("token", None, f"used as attention queries ({where}: scaled_dot_product_attention)")
+            return None
+        if f == "mul":
+            return ("scalar", None, f"multiplies a branch elementwise ({where}: torch.mul)")
+        if f == "add" and self.ndim >= 2:
+            return ("token", None, f"added to the activations ({where}: torch.add)")
+        if _is_self_attr(call.func):
+            sub = getattr(self.owner, call.func.attr, None)  # type: ignore[attr-defined]
+            if isinstance(sub, nn.Module):
+                name = call.func.attr  # type: ignore[attr-defined]
+                attn = isinstance(sub, nn.MultiheadAttention) or "attention" in type(sub).__name__.lower() \
+                    or "attn" in name.lower()
+                if attn and (pos == 0 or kw in ("query", "q", "hidden_states")):
+                    return ("token", None, f"used as attention queries (the query input of self.{name}, {where})")
+                if pos == 0 or kw in ("input", "x", "hidden_states"):
+                    return ("token", None, f"fed as a learned input to self.{name} ({where})")
+            return None  # a method of the owner: its use is read where that method reads the value
+        if f in ("append", "extend", "insert") and isinstance(call.func, ast.Attribute) \
+                and isinstance(call.func.value, ast.Name):
+            # collected into a list (timm: to_cat.append(self.cls_token.expand(...))): how is the list used?
+            return self._list_use(call.func.value.id, call, m)
+        if isinstance(call.func, ast.Name):  # a Python function of the owner's module: read it too
+            r = self._into_function(call.func.id, pos, kw, depth)
             if r is not None:
                 return r
+        # a function of the tensor itself (torch.exp, torch.sum, F.normalize, ...: the tensor is its
+        # first argument): follow its result; as another argument of an unknown function, no conclusion
+        if pos == 0:
+            return self.classify(call, m, depth + 1)
         return None
-    return None
 
 
-def _call_use(call: ast.Call, node: ast.AST, kw: str | None, parents: dict[int, ast.AST], fdef: ast.AST,
-              owner: nn.Module, ndim: int, where: str, depth: int) -> Usage | None:
-    f = _func_name(call.func)
-    pos = next((k for k, a in enumerate(call.args) if a is node), None)
-    if f == "linear":
-        if pos == 1 or kw == "weight":
-            return ("weight", "out_in", f"the weight of F.linear(x, W): stored (out, in) ({where})")
-        if pos == 0 or kw == "input":
-            return ("token", None, f"fed as the input of a linear map ({where})")
+    def _into_function(self, fname: str, pos: int | None, kw: str | None, depth: int) -> Usage | None:
+        """The value passed to ``fname`` (a function defined in the owner's module, e.g. an
+        attention helper ``_attend(qkv, heads, bias)``): how that function uses its argument."""
+        import sys
+
+        fn = getattr(sys.modules.get(type(self.owner).__module__), fname, None)
+        tree = _function_tree(fn) if inspect.isfunction(fn) else None
+        if tree is None:
+            return None
+        fdef, parents = tree
+        formals = [a.arg for a in fdef.args.posonlyargs + fdef.args.args]  # type: ignore[attr-defined]
+        formal = formals[pos] if pos is not None and pos < len(formals) else kw
+        if formal is None:
+            return None
+        return self._name_uses(formal, fdef, (fn.__qualname__, fdef, parents), depth + 1)
+
+
+@functools.lru_cache(maxsize=256)
+def _function_tree(fn: Any) -> tuple[ast.AST, dict[int, ast.AST]] | None:
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
         return None
-    if f in _MATMUL or f == "einsum":
-        if f == "einsum":
-            return None
-        if pos == 1 or kw in ("mat2", "other"):
-            return ("weight", "in_out", f"the weight of a matrix product {f}(x, W) ({where})")
-        return ("token", None, f"the learned left operand of {f} ({where})")
-    if f == "scaled_dot_product_attention":
-        if pos == 0 or kw == "query":
-            return ("token", None, f"used as attention queries ({where}: scaled_dot_product_attention)")
+    fdef = tree.body[0] if tree.body and isinstance(tree.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+    if fdef is None:
         return None
-    if f == "mul":
-        return ("scalar", None, f"multiplies a branch elementwise ({where}: torch.mul)")
-    if f == "add" and ndim >= 2:
-        return ("token", None, f"added to the sequence ({where}: torch.add)")
-    if _is_self_attr(call.func):
-        sub = getattr(owner, call.func.attr, None)  # type: ignore[attr-defined]
-        if isinstance(sub, nn.Module):
-            name = call.func.attr  # type: ignore[attr-defined]
-            attn = isinstance(sub, nn.MultiheadAttention) or "attention" in type(sub).__name__.lower() \
-                or "attn" in name.lower()
-            if attn and (pos == 0 or kw in ("query", "q", "hidden_states")):
-                return ("token", None, f"used as attention queries (the query input of self.{name}, {where})")
-            if pos == 0 or kw in ("input", "x", "hidden_states"):
-                return ("token", None, f"fed as a learned input to self.{name} ({where})")
-            return None
-        if callable(sub):  # a method of the owner: follow the argument into it (by position)
-            return None
-    # any other function of the tensor (torch.exp, torch.sum, F.normalize, ...): follow its result
-    return _classify(call, parents, fdef, owner, ndim, where, depth + 1)
+    return fdef, {id(c): p for p in ast.walk(fdef) for c in ast.iter_child_nodes(p)}
 
 
 def param_usage(owner: nn.Module, pname: str, ndim: int) -> Usage | None:
@@ -302,10 +396,11 @@ def param_usage(owner: nn.Module, pname: str, ndim: int) -> Usage | None:
         return None
     # forward first: its use decides; helpers after it
     methods = tuple(sorted(methods, key=lambda m: not m[0].endswith(".forward")))
-    for where, fdef, parents in methods:
-        for n in ast.walk(fdef):
+    reader = _Reader(owner, ndim, methods)
+    for m in methods:
+        for n in ast.walk(m[1]):
             if _is_self_attr(n, pname) and isinstance(n.ctx, ast.Load):  # type: ignore[attr-defined]
-                r = _classify(n, parents, fdef, owner, ndim, where)
+                r = reader.classify(n, m)
                 if r is not None:
                     return r
     return None

@@ -123,8 +123,8 @@ def _torch_default(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any
         # A bare parameter whose use the owner's forward shows (a token, a layer scale) is the
         # module's own: no reset_parameters owns it, so its constructed value is torch's default.
         # One recognized by its name only stays an error (the user says what it is).
-        FnRule("torch_default: token/scalar (recognized by its use) kept as constructed",
-               lambda i: i.role in ("token", "scalar") and "usage" in i.extra, lambda i: Fill("keep")),
+        FnRule("torch_default: token/scalar/bias (recognized by its use) kept as constructed",
+               lambda i: i.role in ("token", "scalar", "bias") and "usage" in i.extra, lambda i: Fill("keep")),
     ]
 
 
