@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # pragma: no cover
     from .trace import LayerTrace, Trace
 
-__all__ = ["Finding", "Diagnosis", "diagnose", "not_judged", "DIRECTIONS"]
+__all__ = ["Finding", "Diagnosis", "diagnose", "not_judged", "families", "DIRECTIONS", "CHAIN"]
 
 #: The two depth trends a layer can be left out of.
 DIRECTIONS = ("forward", "gradient")
@@ -89,7 +89,7 @@ def _fmt(v: float) -> str:
 # ---- which layers the depth trends leave out, and why -----------------------------------------
 
 
-def not_judged(trace: Trace) -> list[dict[str, str]]:
+def not_judged(trace: Trace, layer_gain: float = 1e-4) -> list[dict[str, str]]:
     """Per layer (in trace order), the depth trends it is left out of and why:
     ``{"forward": reason, "gradient": reason}`` (either key may be missing; an empty dict for a
     layer that is judged).
@@ -98,10 +98,14 @@ def not_judged(trace: Trace) -> list[dict[str, str]]:
     queries/keys, side branches, layer scales, position tables, attention outputs) come first;
     then what the figures show: a weight that is exactly zero (zero-initialized on purpose: its
     output is its bias, and it sends no gradient back), a gradient that is exactly zero (nothing
-    flows back to the layer: a zero-initialized layer after it).
+    flows back to the layer: a zero-initialized layer after it). And under the key ``"gain"``:
+    an output layer (the model's output is its output) whose gain is below ``layer_gain`` while
+    every other layer's is not, a head scaled down on purpose (timm's ``head_init_scale`` 1e-3 in
+    EVA/BEiT; the same convention as a zero-initialized head): the broken-layer check leaves it.
     """
     out: list[dict[str, str]] = []
     last = len(trace.layers) - 1
+    small = [i for i, lay in enumerate(trace.layers) if lay.gain is not None and lay.gain < layer_gain]
     for i, lay in enumerate(trace.layers):
         r: dict[str, str] = dict(lay.not_judged or {})
         if lay.weight is not None and lay.weight["ms"] == 0.0:
@@ -113,6 +117,8 @@ def not_judged(trace: Trace) -> list[dict[str, str]]:
             r.setdefault("gradient", "no gradient reaches it (a zero-initialized layer after it)")
         if lay.pre["ms"] == 0.0 and lay.pre["nonfinite_count"] == 0:
             r.setdefault("forward", "output exactly zero")
+        if small == [i] == [last] and lay.post["count"] == trace.output["count"] and lay.gain is not None:
+            r["gain"] = f"small head (gain {lay.gain:.2g}, scaled down on purpose as some recipes do)"
         out.append(r)
     return out
 
@@ -122,10 +128,11 @@ def describe(reasons: dict[str, str]) -> str:
     ``"gradient: attention query/key"``)."""
     if not reasons:
         return ""
-    vals = list(dict.fromkeys(reasons.values()))
-    if len(reasons) == len(DIRECTIONS) and len(vals) == 1:
-        return vals[0]
-    return "; ".join(f"{d}: {reasons[d]}" for d in DIRECTIONS if d in reasons)
+    trends = {d: reasons[d] for d in DIRECTIONS if d in reasons}
+    vals = list(dict.fromkeys(trends.values()))
+    parts = [vals[0]] if len(trends) == len(DIRECTIONS) and len(vals) == 1 else [f"{d}: {r}" for d, r in trends.items()]
+    parts += [r for k, r in reasons.items() if k not in DIRECTIONS]
+    return "; ".join(parts)
 
 
 # ---- diagnosis --------------------------------------------------------------------------------
@@ -145,8 +152,8 @@ def diagnose(trace: Trace, *, ratio: float, growth: float, dead: float, saturate
                                    f"values in {what}.",
                                    {"where": what, "nonfinite_count": d["nonfinite_count"], "count": d["count"]}))
                 break
-    broken = _broken_layers(lays, layer_gain)
-    reasons = not_judged(trace)
+    reasons = not_judged(trace, layer_gain)
+    broken = _broken_layers([lay for lay, r in zip(lays, reasons) if "gain" not in r], layer_gain)
     if len(lays) >= 2:
         # A forward trend that ends after a broken layer is that layer's doing, and so is any
         # gradient trend: a broken layer changes the gradient before it, and after it too (the
@@ -197,20 +204,27 @@ def _broken_layers(lays: list[LayerTrace], layer_gain: float) -> list[Finding]:
     return broken
 
 
+#: :attr:`LayerTrace.family` of every layer of a model that is a plain chain (the torch front end
+#: sets it when every layer sits in nested ``Sequential``/``ModuleList`` containers).
+CHAIN = "(chain)"
+
+
 def families(lays: list[LayerTrace]) -> list[list[LayerTrace]]:
     """Layers that play the same part at different depths.
 
     The key is :attr:`LayerTrace.family` where the front end set it (the torch front end groups
     repeated blocks by structure: siblings of the same module class with the same children,
-    whatever their names), else the qualified name with the indices of repeated blocks replaced
-    (``h.*.attn.c_attn``, ``layer1.*.conv1``); plus the layer type, the weight's size (the same
-    block at another width, in a later stage of a CNN or a Swin, is not the same part: its fans
-    and so its scales differ by design) and the call number when one module runs more than once
-    in a pass (a key projection applied to the tokens, then to relative positions). A model without repeated blocks (a plain chain: MLP, VGG-like) is one
-    family of all its layers. Depth trends compare like with like: in a residual network the
-    layers of one block live at unrelated scales by design.
+    whatever their names, and the same weight size: the same block at another width, in a later
+    stage of a CNN or a Swin, has other fans and so other scales by design; every layer of a
+    plain chain of containers is in the one family :data:`CHAIN`), else the qualified name with
+    the indices of repeated blocks replaced (``h.*.attn.c_attn``, ``layer1.*.conv1``); plus the
+    layer type, and the call number when one module runs more than once in a pass (a key
+    projection applied to the tokens, then to relative positions). Without family information (an
+    :mod:`initlab.nn` model) a model without repeated blocks (MLP, VGG-like) is one family of all
+    its layers. Depth trends compare like with like: in a residual network the layers of one
+    block live at unrelated scales by design.
     """
-    groups: dict[tuple[str, str, int, int], list[LayerTrace]] = {}
+    groups: dict[tuple[str, str, int], list[LayerTrace]] = {}
     calls: dict[str, int] = {}
     for lay in lays:
         key = lay.family
@@ -219,10 +233,11 @@ def families(lays: list[LayerTrace]) -> list[list[LayerTrace]]:
             key = ".".join(["*" if p.isdigit() else p for p in parts[:-1]] + parts[-1:])
         n = calls.get(lay.name, 0)
         calls[lay.name] = n + 1
-        size = int(lay.weight["count"]) if lay.weight else -1
-        groups.setdefault((lay.type, key, n, size), []).append(lay)
+        groups.setdefault(("" if key == CHAIN else lay.type, key, n), []).append(lay)
     fams = [g for g in groups.values() if len(g) >= 2]
-    return fams or [list(lays)]
+    if fams or any(lay.family is not None for lay in lays):
+        return fams
+    return [list(lays)]
 
 
 def _scale(lay: LayerTrace, key: str) -> float:

@@ -145,6 +145,8 @@ def _annotate(lay: Any, name: str, head: nn.Module, modules: dict[str, nn.Module
               data_input: bool, norm: str | None = None) -> None:
     """Set the layer's structural family and the depth trends it is left out of, with why."""
     lay.family = _family(name, modules, struct)
+    if lay.family is not None:  # the same block at another width is not the same part
+        lay.family += f" [{probes.layer_weight(head).numel()}]"
     reasons: dict[str, str] = {}
     if norm is not None:  # its scale does not carry on (train mode) or is not yet used (fresh statistics)
         reasons["forward"] = f"normalized right after ({norm})"
@@ -158,6 +160,15 @@ def _annotate(lay: Any, name: str, head: nn.Module, modules: dict[str, nn.Module
     if scale is not None:
         reasons.setdefault("gradient", f"layer scale {scale:.0e}")
     lay.not_judged = reasons or None
+
+
+def _in_chain(name: str, modules: dict[str, nn.Module]) -> bool:
+    """Whether every module above the layer (the root excepted) is a plain container."""
+    if name == "(root)":
+        return True
+    parts = name.split(".")
+    return all(isinstance(modules.get(".".join(parts[:i])), (nn.Sequential, nn.ModuleList, nn.ModuleDict))
+               for i in range(1, len(parts)))
 
 
 def _positions(shape: tuple[int, ...] | None, axis: int, batch: int) -> int | None:
@@ -251,6 +262,7 @@ def analyze(module: nn.Module, x: Any, *, loss: str | Callable[[np.ndarray], tup
     uses them. Hooks are removed, ``.grad``, the train/eval flags and BatchNorm running
     statistics restored (the analysis leaves no trace in the model), also after an error.
     """
+    from ..analysis.diagnose import CHAIN
     from ..analysis.trace import LayerTrace, Trace, _loss, _reduction, _summary, _unit_axes
     from ..stats import stats
 
@@ -379,6 +391,9 @@ def analyze(module: nn.Module, x: Any, *, loss: str | Callable[[np.ndarray], tup
         positions.append(_positions(ev.input_shape, _feature_axis(head), probes.batch_size(x)))
         layers.append(lay)
     _side_branches(layers, positions)
+    if all(_in_chain(lay.name, modules) for lay in layers):
+        for lay in layers:
+            lay.family = CHAIN
     if first.tensor is None:
         inp_stats, inp_name = _summary(np.zeros(0)), "no floating-point activation"
     else:
