@@ -14,7 +14,7 @@ from initlab.torch import init_module, materialize, plan
 from initlab.torch.recipes_torchvision import torchvision_family
 from initlab.torch.roles import param_infos
 
-FAMILY = {"tv_resnet18": "resnet", "tv_mobilenet_v3_small": "mobilenet", "tv_efficientnet_b0": "efficientnet",
+FAMILY = {"tv_resnet18": "resnet", "tv_resnext50_32x4d": "resnet", "tv_mobilenet_v2": "mobilenet", "tv_mobilenet_v3_small": "mobilenet", "tv_efficientnet_b0": "efficientnet",
           "tv_vit_b_16": "vit", "tv_vit_conv_stem": "vit"}
 
 
@@ -50,6 +50,11 @@ def test_resnet_bn2_stays_one_unless_zero_init_residual():
     assert all(man[n].init == "constant" and man[n].params["value"] == 1.0 for n in names)
     man = plan(m, "torchvision", seed=0, zero_init_residual=True)
     assert all(man[n].params["value"] == 0.0 for n in names)
+    x = ZOO["tv_resnext50_32x4d"].build()  # bottlenecks: bn3 is the last BN
+    man = plan(x, "torchvision", seed=0, zero_init_residual=True)
+    bn3 = [n for n, _ in x.named_parameters() if n.endswith("bn3.weight")]
+    assert len(bn3) == 4 and all(man[n].init == "constant" and man[n].params["value"] == 0.0 for n in bn3)
+    assert all(man[n].params["value"] == 1.0 for n, _ in x.named_parameters() if n.endswith("bn2.weight"))
 
 
 def test_vit_class_token_head_and_stem():
