@@ -550,3 +550,25 @@ def test_usage_through_lists_helpers_and_functions():
     assert roles["q_bias"] == roles["v_bias"] == "bias" and "F.linear" in infos["q_bias"].extra["usage"]
     man = plan(TimmStyleViT(), "torch_default", seed=0)  # all recognized by use: kept, no "no rule"
     assert {x.name for x in man.left_alone} >= {"cls_token", "dist_token", "reg", "rel_table", "q_bias", "v_bias"}
+
+
+def test_hf_layer_scale_lambda1_probe_and_mask_tokens_by_use():
+    transformers = pytest.importorskip("transformers")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dino = transformers.Dinov2Model(transformers.Dinov2Config(hidden_size=32, num_hidden_layers=2,
+                                                                  num_attention_heads=2, image_size=16, patch_size=4))
+        sig = transformers.SiglipVisionModel(transformers.SiglipVisionConfig(
+            hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=37, image_size=16,
+            patch_size=4))
+    roles = _roles(dino)
+    lam = [n for n in roles if n.endswith("lambda1")]
+    assert len(lam) == 4 and all(roles[n] == "scalar" for n in lam)  # Dinov2LayerScale: x * lambda1
+    assert roles["embeddings.mask_token"] == "token"  # expanded, then x * (1 - mask) + token * mask
+    assert roles["embeddings.cls_token"] == roles["embeddings.position_embeddings"] == "token"
+    assert _roles(sig)["head.probe"] == "token"  # the query of SigLIP's attention-pooling head
+    before = {n: p.detach().clone() for n, p in dino.named_parameters() if n.endswith("lambda1")}
+    init_module(dino, "kaiming_normal", seed=0)  # was: "no rule" for the lambda1's
+    assert all(torch.equal(dict(dino.named_parameters())[n], v) for n, v in before.items())
+    man = plan(sig, "torch_default", seed=0)  # was: "no rule" for head.probe
+    assert any(x.name == "head.probe" and "attention queries" in x.reason for x in man.left_alone)

@@ -199,7 +199,13 @@ class _Reader:
                     return ("token", None, f"added to the activations ({where}: .{meth})")
                 if meth in _MATMUL:
                     return ("token", None, f"the learned left operand of a matrix product ({where}: .{meth})")
-                return self.classify(call, m, depth + 1)  # any other method of the tensor: follow its result
+                r = self.classify(call, m, depth + 1)  # any other method of the tensor: follow its result
+                if meth in ("expand", "expand_as", "repeat", "tile") and r is not None and r[0] == "scalar":
+                    # replicated per sample, then mixed into the activations (Dinov2's mask_token:
+                    # x * (1 - mask) + token * mask): a token, not a layer scale
+                    return ("token", None, f"expanded over the batch and mixed into the sequence ({where}: "
+                                           f".{meth}, then {r[2].split(' (')[0]})")
+                return r
             return None
         if isinstance(parent, (ast.Subscript, ast.Starred, ast.UnaryOp)) and getattr(parent, "value", None) is node \
                 or isinstance(parent, ast.UnaryOp):

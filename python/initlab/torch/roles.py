@@ -198,7 +198,7 @@ def _role(mname: str, mod: nn.Module, pname: str, p: torch.Tensor, head_name: st
 def _usage(mod: nn.Module, pname: str, p: torch.Tensor) -> Any:
     from ._structure import param_usage
 
-    if p.dim() == 0 or isinstance(p, nn.parameter.UninitializedTensorMixin):  # type: ignore[attr-defined]
+    if isinstance(p, nn.parameter.UninitializedTensorMixin):  # type: ignore[attr-defined]
         return None
     return param_usage(mod, pname, p.dim())
 
