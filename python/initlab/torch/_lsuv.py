@@ -267,6 +267,11 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
     -----
     The rescaled weights (and biases) are copied once before anything is written, so that an
     error can restore them: LSUV needs that much extra memory.
+    A ``weight_norm``-parametrized layer is rescaled through its magnitude ``g`` (the weight the
+    forward uses, ``g * v / ||v||``, scales with it; the orthonormal pre-init goes to ``v`` with
+    ``g = ||v||``). A layer under ``spectral_norm`` (or another parametrization) is left alone and
+    listed in ``report.not_scaled`` with the reason: scaling ``original`` does not change
+    ``original / sigma(original)``.
     A layer whose weight is tied to a module LSUV does not rescale (an output head sharing the
     embedding matrix) is left untouched: rescaling it would rescale that module too. A weight
     shared by several rescalable layers is rescaled at its first holder (in execution order);

@@ -10,8 +10,15 @@ recognized like torch's own:
 * norms: torch's normalization modules and any module whose class name contains ``Norm`` and
   whose own parameters are 1-D ``weight``/``bias`` (``LlamaRMSNorm``, ``T5LayerNorm``, ...);
 * transformer projections by their conventional names (``q_proj``, ``c_attn``, ``query``, ...);
-* bare parameters: layer-scale and residual multipliers are ``"scalar"``; cls / position /
-  register / mask tokens are ``"token"``.
+* bare parameters (owned by no such module) by how the owner's ``forward`` uses them
+  (:func:`initlab.torch._structure.param_usage`, read from the source): concatenated with or
+  added to the activations, or used as queries → ``"token"``; multiplying a branch → ``"scalar"``
+  (layer scales, residual multipliers); the weight of ``F.linear`` / a matmul → a weight with its
+  orientation; only then by name (``cls_token``, ``gamma``, ...);
+* fused mixture-of-experts tensors ``(E, out, in)``: per-expert fans (``extra["experts"]``);
+* norms computing ``x_hat * (1 + w)``: ``extra["norm_identity"] = 0`` (probed, never written);
+* ``weight_norm`` / ``spectral_norm`` parts: the role and fans of the layer's weight, with
+  ``extra["parametrization"]`` naming the part (``"g"``, ``"v"``, ``"original"``).
 """
 
 from __future__ import annotations
