@@ -105,7 +105,8 @@ def not_judged(trace: Trace, layer_gain: float = 1e-4) -> list[dict[str, str]]:
     """
     out: list[dict[str, str]] = []
     last = len(trace.layers) - 1
-    small = [i for i, lay in enumerate(trace.layers) if lay.gain is not None and lay.gain < layer_gain]
+    small = [i for i, lay in enumerate(trace.layers) if lay.gain is not None and lay.gain < layer_gain
+             and not (lay.weight is not None and lay.weight["ms"] == 0.0)]
     for i, lay in enumerate(trace.layers):
         r: dict[str, str] = dict(lay.not_judged or {})
         if lay.weight is not None and lay.weight["ms"] == 0.0:
