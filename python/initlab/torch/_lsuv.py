@@ -40,7 +40,7 @@ class _TorchLayer:
     def owned(self) -> list[torch.Tensor]:
         """The parameters this layer's weight is made of (a parametrization's originals)."""
         if self.wn is not None:
-            return [self.wn[0].original0, self.wn[0].original1]
+            return [self.wn[0], self.wn[1]]
         return [self.weight]
 
     @property
@@ -54,7 +54,7 @@ class _TorchLayer:
     def _pre_init_params(self) -> list[tuple[str, torch.Tensor]]:
         if self.wn is not None:  # v, then g (restored with it; the pre-init re-derives g from v)
             pre = f"{self.pname}.parametrizations.weight" if self.pname else "parametrizations.weight"
-            return [(f"{pre}.original1", self.wn[0].original1), (f"{pre}.original0", self.wn[0].original0)]
+            return [(f"{pre}.original1", self.wn[1]), (f"{pre}.original0", self.wn[0])]
         out = [(f"{self.pname}.weight" if self.pname else "weight", self.weight)]
         m = self.module
         if isinstance(m, nn.MultiheadAttention):
@@ -97,13 +97,12 @@ class _TorchLayer:
 
         with host_default():
             if self.wn is not None:
-                plist, dim = self.wn
-                pname, v = self._pre_init_params()[0]
-                orthogonal_(v, 1.0, seed=seeds(pname))
+                g, v, dim = self.wn
+                orthogonal_(v, 1.0, seed=seeds(self._pre_init_params()[0][0]))
                 with torch.no_grad():
                     from .rules import _norm_except
 
-                    plist.original0.copy_(_norm_except(v, dim).reshape(plist.original0.shape))
+                    g.copy_(_norm_except(v, dim).reshape(g.shape))
                 return
             for pname, p in self._pre_init_params():
                 # In place on the parameter's device: the fill routes by device, same bits as on the CPU.
@@ -114,7 +113,7 @@ class _TorchLayer:
             if shift is not None:
                 assert self.bias is not None
                 self.bias.sub_(shift).mul_(s)
-            (self.wn[0].original0 if self.wn is not None else self.weight).mul_(s)
+            (self.wn[0] if self.wn is not None else self.weight).mul_(s)
 
     def weight_part_zero(self, out: torch.Tensor) -> bool:
         """Whether the output is exactly the bias broadcast, i.e. W·x contributed nothing."""
@@ -137,12 +136,15 @@ def _weight_tensor(m: nn.Module) -> torch.Tensor:
     return probes.layer_weight(m)
 
 
-def _weight_norm_parts(m: nn.Module) -> tuple[nn.Module, int] | None:
-    """``(ParametrizationList, dim)`` when ``m.weight`` is ``weight_norm``-parametrized, else None."""
+def _weight_norm_parts(m: nn.Module) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+    """``(g, v, dim)`` when ``m.weight`` is ``weight_norm``-parametrized, else None."""
     plist = getattr(getattr(m, "parametrizations", None), "weight", None)
     if plist is None or len(plist) != 1 or type(plist[0]).__name__ != "_WeightNorm":
         return None
-    return plist, int(getattr(plist[0], "dim", 0))
+    g, v = getattr(plist, "original0", None), getattr(plist, "original1", None)
+    if not (isinstance(g, torch.Tensor) and isinstance(v, torch.Tensor)):
+        return None
+    return g, v, int(getattr(plist[0], "dim", 0))
 
 
 def _unscalable_parametrization(m: nn.Module) -> tuple[str, list[torch.Tensor]] | None:
@@ -408,7 +410,7 @@ def lsuv(module: nn.Module, x: Any, *, tol: float = 0.1, max_iter: int = 10, tar
         for n, m in all_layers:  # a parametrized layer left alone: its originals are listed under its weight
             wn = _weight_norm_parts(m)
             if wn is not None and f"{n}.weight" in left:
-                handled |= {id(p) for p in wn[0].parameters()}
+                handled |= {id(wn[0]), id(wn[1])}
         rest = _not_scaled(module, handled, quiet)  # embeddings join `quiet`: by design, not a surprise
         # Registration order, whoever found the entry.
         rank = {q: r for r, (q, _) in enumerate(module.named_parameters(remove_duplicate=False))}

@@ -20,7 +20,7 @@ import ast
 import functools
 import inspect
 import textwrap
-from typing import Any
+from typing import Any, Hashable, cast
 
 import torch
 from torch import nn
@@ -146,7 +146,7 @@ def _is_self_attr(node: ast.AST, attr: str | None = None) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def _methods(cls: type) -> tuple[tuple[str, ast.FunctionDef, dict[int, ast.AST]], ...]:
+def _methods(cls: Any) -> tuple[tuple[str, ast.FunctionDef, dict[int, ast.AST]], ...]:
     """The owner class's own methods (up to nn.Module) as syntax trees, each with a parent map."""
     out = []
     seen: set[str] = set()
@@ -376,7 +376,7 @@ class _Reader:
         formal = formals[pos] if pos is not None and pos < len(formals) else kw
         if formal is None:
             return None
-        return self._name_uses(formal, fdef, (fn.__qualname__, fdef, parents), depth + 1)
+        return self._name_uses(formal, fdef, (getattr(fn, "__qualname__", fname), fdef, parents), depth + 1)
 
 
 @functools.lru_cache(maxsize=256)
@@ -397,7 +397,7 @@ def param_usage(owner: nn.Module, pname: str, ndim: int) -> Usage | None:
     if "." in pname:
         return None
     try:
-        methods = _methods(type(owner))
+        methods = _methods(cast(Hashable, type(owner)))
     except Exception:  # noqa: BLE001 - a class whose source cannot be read: no structural evidence
         return None
     # forward first: its use decides; helpers after it

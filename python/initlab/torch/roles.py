@@ -11,7 +11,7 @@ recognized like torch's own:
   whose own parameters are 1-D ``weight``/``bias`` (``LlamaRMSNorm``, ``T5LayerNorm``, ...);
 * transformer projections by their conventional names (``q_proj``, ``c_attn``, ``query``, ...);
 * bare parameters (owned by no such module) by how the owner's ``forward`` uses them
-  (:func:`initlab.torch._structure.param_usage`, read from the source): concatenated with or
+  (``initlab.torch._structure.param_usage``, read from the source): concatenated with or
   added to the activations, or used as queries → ``"token"``; multiplying a branch → ``"scalar"``
   (layer scales, residual multipliers); the weight of ``F.linear`` / a matmul → a weight with its
   orientation; only then by name (``cls_token``, ``gamma``, ...);
