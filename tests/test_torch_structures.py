@@ -572,3 +572,25 @@ def test_hf_layer_scale_lambda1_probe_and_mask_tokens_by_use():
     assert all(torch.equal(dict(dino.named_parameters())[n], v) for n, v in before.items())
     man = plan(sig, "torch_default", seed=0)  # was: "no rule" for head.probe
     assert any(x.name == "head.probe" and "attention queries" in x.reason for x in man.left_alone)
+
+
+class CountingNorm(nn.Module):
+    """A norm that updates a running statistic in its forward (a custom batch norm)."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(d))
+        self.register_buffer("running_mean", torch.zeros(d))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.running_mean.add_(x.mean(0))
+        return (x - x.mean(0)) / (x.std(0) + 1e-5) * self.weight
+
+
+def test_norm_probe_writes_nothing_runs_no_hook():
+    m = CountingNorm(6)
+    calls = []
+    m.register_forward_hook(lambda *a: calls.append(1))
+    info = next(i for i in param_infos(m))
+    assert info.role == "norm_weight" and "norm_identity" not in info.extra  # x_hat * w: identity 1
+    assert torch.equal(m.running_mean, torch.zeros(6)) and calls == []

@@ -2,8 +2,9 @@
 
 * :func:`norm_identity` — the weight value at which a norm leaves the normalized input unscaled:
   1 for ``x_hat * w``, 0 for ``x_hat * (1 + w)`` (Gemma-style RMSNorm), found by running the
-  norm on a fixed probe input with ``w = 0`` and ``w = 1`` (``torch.func.functional_call``:
-  the module itself is never written).
+  norm's ``forward`` on a fixed probe input with ``w = 0, 1, 2`` on a shallow copy holding fresh
+  CPU tensors (the module itself is never written, its hooks never run; one probe per
+  configuration).
 * :func:`param_usage` — how a bare parameter (one not owned by a linear/conv/norm/embedding/
   recurrent module) is used by its owner's ``forward``: read from the owner's source (its
   methods' syntax trees; no forward pass, so it works without an input and on the meta device).
@@ -38,36 +39,74 @@ def _probe_input(n: int) -> torch.Tensor:
     return torch.sin(1.7 * i + 0.3) + 0.25 * torch.cos(0.37 * i * i)
 
 
+def _config_key(mod: nn.Module, n: int) -> tuple[Any, ...] | None:
+    """What a norm's forward can depend on besides its tensors: its class, width, own scalar
+    attributes (``eps``, a flag such as ``add_unit_offset``) and its parameters' and buffers'
+    names and shapes. Modules with equal keys compute the same function of ``w``."""
+    try:
+        attrs = tuple(sorted((k, v) for k, v in vars(mod).items()
+                             if not k.startswith("_") and isinstance(v, (bool, int, float, str, type(None)))))
+        tensors = tuple((k, tuple(t.shape)) for k, t in list(mod._parameters.items()) + list(mod._buffers.items())
+                        if t is not None)
+        return (type(mod), n, attrs, tensors)
+    except Exception:  # noqa: BLE001 - unhashable or odd attributes: probe this one alone
+        return None
+
+
+_IDENTITY_CACHE: dict[tuple[Any, ...], tuple[float, str] | None] = {}
+
+
 def norm_identity(mod: nn.Module) -> tuple[float, str] | None:
     """``(value, form)``: the weight value that makes ``mod`` (a norm with a 1-D ``weight``) scale
     its normalized input by exactly 1, and the form found (``"x_hat * w"`` or
     ``"x_hat * (c + w)"``); None where the probe cannot tell (the forward needs other inputs, the
-    module is on the meta device, the output is not affine in ``w``)."""
+    output is not affine in ``w``).
+
+    The probe runs the module's ``forward`` on a shallow copy whose parameters and buffers are
+    fresh CPU tensors (so a meta-device module is probed too, and nothing of the module's is
+    written or hooked); modules of equal configuration (:func:`_config_key`) share one probe."""
     w = getattr(mod, "weight", None)
     if not isinstance(w, torch.Tensor) or w.dim() != 1 or w.numel() < 2:
         return None
     n = int(w.shape[0])
-    try:
-        if any(b.is_meta for b in mod.buffers(recurse=False)):
-            return None
-        from torch.func import functional_call
+    key = _config_key(mod, n)
+    if key is not None and key in _IDENTITY_CACHE:
+        return _IDENTITY_CACHE[key]
+    out = _probe_norm(mod, n)
+    if key is not None:
+        try:
+            if len(_IDENTITY_CACHE) > 4096:
+                _IDENTITY_CACHE.clear()
+            _IDENTITY_CACHE[key] = out
+        except TypeError:  # an unhashable attribute value slipped through
+            pass
+    return out
 
-        # On the CPU whatever the default device (a `with torch.device("meta")` block), with the
-        # module's own buffers replaced by copies (a running statistic updated by the probe's
-        # forward must not change the model).
+
+def _probe_norm(mod: nn.Module, n: int) -> tuple[float, str] | None:
+    import copy
+
+    try:
+        # On the CPU whatever the default device (a `with torch.device("meta")` block).
         with torch.device("cpu"), torch.no_grad():
             x = _probe_input(n)
-            base = {k: torch.zeros(tuple(p.shape), dtype=torch.float32)
-                    for k, p in mod.named_parameters(recurse=False)}
-            base.update({k: b.detach().clone() for k, b in mod.named_buffers(recurse=False) if b is not None})
-            out0 = functional_call(mod, {**base, "weight": torch.zeros(n)}, (x,))
-            out1 = functional_call(mod, {**base, "weight": torch.ones(n)}, (x,))
-            out2 = functional_call(mod, {**base, "weight": torch.full((n,), 2.0)}, (x,))
+            twin = copy.copy(mod)  # shares nothing that is written: its tensor dicts are new
+            object.__setattr__(twin, "_parameters", {
+                k: (torch.zeros(tuple(p.shape), dtype=torch.float32) if p is not None else None)
+                for k, p in mod._parameters.items()})
+            object.__setattr__(twin, "_buffers", {
+                k: (torch.zeros(tuple(b.shape), dtype=b.dtype) if b.is_meta else b.detach().clone())
+                if b is not None else None
+                for k, b in mod._buffers.items()})
+            outs = []
+            for v in (0.0, 1.0, 2.0):
+                twin._parameters["weight"] = cast(nn.Parameter, torch.full((n,), v))  # a plain tensor serves
+                outs.append(twin.forward(x))  # forward itself: the module's hooks are not run
     except Exception:  # noqa: BLE001 - a forward that needs more than one tensor: no probe
         return None
-    if not all(isinstance(o, torch.Tensor) and o.shape == x.shape for o in (out0, out1, out2)):
+    if not all(isinstance(o, torch.Tensor) and o.shape == x.shape for o in outs):
         return None
-    out0, out1, out2 = (o.double() for o in (out0, out1, out2))
+    out0, out1, out2 = (o.double() for o in outs)
     d = out1 - out0
     dd = float((d * d).sum())
     if not dd > 0 or not torch.isfinite(out0).all():
