@@ -61,6 +61,19 @@ def _hf_models() -> dict[str, tuple[Callable[[], nn.Module], Callable[[], Any]]]
         "hf_mamba": (lambda: tr.MambaModel(tr.MambaConfig(hidden_size=32, num_hidden_layers=2, vocab_size=64,
                                                           state_size=4, expand=2)), ids),
         "hf_gemma": (lambda: tr.GemmaForCausalLM(tr.GemmaConfig(num_key_value_heads=1, head_dim=16, **small)), ids),
+        "hf_mistral": (lambda: tr.MistralForCausalLM(tr.MistralConfig(num_key_value_heads=1, **small)), ids),
+        "hf_qwen2": (lambda: tr.Qwen2ForCausalLM(tr.Qwen2Config(num_key_value_heads=1, **small)), ids),
+        "hf_gpt_neox": (lambda: tr.GPTNeoXForCausalLM(tr.GPTNeoXConfig(**small)), ids),
+        "hf_t5": (lambda: tr.T5ForConditionalGeneration(tr.T5Config(num_layers=2, d_model=32, d_ff=64, num_heads=2,
+                                                                    d_kv=16, vocab_size=64)),
+                  lambda: {**ids(), "decoder_input_ids": torch.randint(0, 64, (2, 6), generator=torch.Generator().manual_seed(1))}),
+        "hf_clip": (lambda: tr.CLIPModel(tr.CLIPConfig(
+            text_config=dict(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=2, vocab_size=64),
+            vision_config=dict(num_hidden_layers=2, hidden_size=32, intermediate_size=64, num_attention_heads=2,
+                               image_size=16, patch_size=4), projection_dim=16)),
+                    lambda: {**ids(), "pixel_values": torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))}),
+        "hf_mixtral": (lambda: tr.MixtralForCausalLM(tr.MixtralConfig(num_key_value_heads=1, num_local_experts=4,
+                                                                      num_experts_per_tok=2, **small)), ids),
     }
 
 
@@ -116,7 +129,8 @@ def _materialize_ok(make: Callable[[], nn.Module], recipe: str, factory: Any = N
     with torch.device("meta"):
         meta = make()
     itorch.materialize(meta, recipe, seed=5, factory=factory)
-    return all(torch.equal(p.detach().contiguous().view(torch.uint8), q.detach().contiguous().view(torch.uint8))
+    return all(torch.equal(p.detach().contiguous().reshape(-1).view(torch.uint8),
+                           q.detach().contiguous().reshape(-1).view(torch.uint8))
                for (_, p), (_, q) in zip(meta.named_parameters(), eager.named_parameters()))
 
 
@@ -126,7 +140,8 @@ def _analyze(model: nn.Module, x: Any) -> Any:
     except ValueError as e:  # an encoder / backbone without logits: its last hidden state
         if "no tensor entry 'logits'" not in str(e):
             raise
-        return itorch.analyze(model, x, output="last_hidden_state")
+        key = "logits_per_image" if "logits_per_image" in str(e) else "last_hidden_state"
+        return itorch.analyze(model, x, output=key)
 
 
 def _diagnose(model: nn.Module, x: Any) -> tuple[list[str], str]:
