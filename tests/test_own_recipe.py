@@ -183,3 +183,29 @@ def test_own_errors_name_every_offender_and_leave_the_model_unchanged():
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert torch.nn.init.normal_.__module__ in ("torch.nn.init", "initlab.torch.fast_init")  # patching undone
     assert nn.Parameter.__new__ is nn.parameter.Parameter.__new__ and "__new__" in nn.Parameter.__dict__
+
+
+def test_other_threads_keep_torchs_own_functions_while_recording():
+    import threading
+
+    written = {}
+
+    def other():
+        t = torch.zeros(1000)
+        torch.nn.init.normal_(t)
+        t.uniform_()
+        written["t"] = t
+        written["r"] = torch.randn(10)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+            th = threading.Thread(target=other)
+            th.start()
+            th.join()
+
+    _, man = init_module(Net(), "own", factory=Net, seed=0, return_manifest=True)
+    assert man["lin.weight"].init == "uniform"
+    assert written["t"].min() >= 0 and written["t"].max() <= 1 and written["t"].std() > 0.2  # really written
+    assert written["r"].std() > 0

@@ -19,6 +19,7 @@ into one result):
 from __future__ import annotations
 
 import contextlib
+import threading
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -183,14 +184,20 @@ def _patched_construction(on_call: Callable[..., Any], on_factory: Callable[...,
             patched.append((owner, name, getattr(owner, name), own))
             setattr(owner, name, fn)
 
+    me = threading.get_ident()  # other threads keep the originals
+
     def call_wrapper(fname: str, orig: Callable[..., Any], hf: bool = False) -> Callable[..., Any]:
         def w(tensor: Any, *args: Any, **kw: Any) -> Any:
+            if threading.get_ident() != me:
+                return orig(tensor, *args, **kw)
             return on_call(fname, orig, tensor, args, kw, hf)
 
         return w
 
     def factory_wrapper(name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
         def w(*args: Any, **kw: Any) -> Any:
+            if threading.get_ident() != me:
+                return orig(*args, **kw)
             return on_factory(name, orig, args, kw)
 
         return w
@@ -205,7 +212,7 @@ def _patched_construction(on_call: Callable[..., Any], on_factory: Callable[...,
 
     def param_new(cls: Any, data: Any = None, requires_grad: bool = True) -> Any:
         p = orig_new(cls, data, requires_grad)
-        cell = track.get(data) if data is not None else None
+        cell = track.get(data) if data is not None and threading.get_ident() == me else None
         if cell is not None:
             track.put(p, cell)
         return p

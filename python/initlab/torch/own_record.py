@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -282,24 +283,33 @@ def _patched(rec: Recorder) -> Iterator[None]:
     """Replace the init functions and Tensor samplers by recorders (restored on exit)."""
     patched: list[tuple[Any, str, Any, bool]] = []
 
-    def patch(owner: Any, name: str, fn: Any) -> None:
+    me = threading.get_ident()  # other threads keep the originals
+
+    def patch(owner: Any, name: str, build: Callable[[Any], Any]) -> None:
         if hasattr(owner, name):
             # A class attribute inherited from a base (Tensor.normal_ lives on TensorBase) is
             # restored by deleting the override, not by copying the base's into the class.
             own = not isinstance(owner, type) or name in owner.__dict__
-            patched.append((owner, name, getattr(owner, name), own))
-            setattr(owner, name, fn)
+            orig = getattr(owner, name)
+            patched.append((owner, name, orig, own))
+            setattr(owner, name, build(orig))
 
-    def recorder(fname: str) -> Callable[..., Any]:
-        def rec_call(tensor: torch.Tensor, *args: Any, **kw: Any) -> torch.Tensor:
-            rec.events.append(("call", fname, tensor, args, kw, rec.context))
-            return tensor
+    def recorder(fname: str) -> Callable[[Any], Callable[..., Any]]:
+        def build(orig: Any) -> Callable[..., Any]:
+            def rec_call(tensor: torch.Tensor, *args: Any, **kw: Any) -> torch.Tensor:
+                if threading.get_ident() != me:
+                    return orig(tensor, *args, **kw)
+                rec.events.append(("call", fname, tensor, args, kw, rec.context))
+                return tensor
 
-        return rec_call
+            return rec_call
+
+        return build
 
     def counting(orig: Callable[..., Any]) -> Callable[..., Any]:
         def factory(*args: Any, **kw: Any) -> Any:
-            rec.random_factories += 1
+            if threading.get_ident() == me:
+                rec.random_factories += 1
             return orig(*args, **kw)
 
         return factory
@@ -318,11 +328,11 @@ def _patched(rec: Recorder) -> Iterator[None]:
         if hf_init is not None and isinstance(getattr(hf_init, "TORCH_INIT_FUNCTIONS", None), dict):
             table = hf_init.TORCH_INIT_FUNCTIONS
             saved = dict(table)
-            table.update({k: recorder(k) for k in table})
+            table.update({k: recorder(k)(f) for k, f in saved.items()})
         for n in _TENSOR_METHODS:
             patch(torch.Tensor, n, recorder(n))
         for n in ("rand", "randn", "rand_like", "randn_like", "randint", "randperm", "normal", "bernoulli"):
-            patch(torch, n, counting(getattr(torch, n)))
+            patch(torch, n, counting)
         yield
     finally:
         for owner, name, fn, own in reversed(patched):
