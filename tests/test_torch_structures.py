@@ -594,3 +594,19 @@ def test_norm_probe_writes_nothing_runs_no_hook():
     info = next(i for i in param_infos(m))
     assert info.role == "norm_weight" and "norm_identity" not in info.extra  # x_hat * w: identity 1
     assert torch.equal(m.running_mean, torch.zeros(6)) and calls == []
+
+
+class OwnInitNet(NormNet):
+    """A model whose own init sets its (1 + w) norm to 0.25 on purpose."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        nn.init.constant_(self.gnorm.weight, 0.25)
+
+
+def test_own_recipe_keeps_the_models_own_norm_value():
+    m = OwnInitNet()
+    init_module(m, "own", seed=0, factory=OwnInitNet)
+    assert torch.equal(m.gnorm.weight, torch.full((16,), 0.25))  # the model's own init decides
+    init_module(m, "torch_default", seed=0)
+    assert torch.equal(m.gnorm.weight, torch.zeros(16))  # a recipe's "norm at identity" is 0 here

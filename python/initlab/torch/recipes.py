@@ -308,6 +308,8 @@ def build_recipe(recipe: Any, model: nn.Module, infos: list[ParamInfo], opts: di
         built = _BUILDERS[recipe](model, infos, opts)
         if recipe == "hf":  # what the model's own _init_weights did comes first, then the structure
             return recipe, built[:1] + _structural(model, infos, opts) + built[1:]
+        if recipe == "own":  # the model's own init decides its norms; a weight_norm g is still derived
+            return recipe, [r for r in _structural(model, infos, opts) if "norm weight" not in r.label] + built
         return recipe, _structural(model, infos, opts) + built
     rules = list(recipe)
     bad = [r for r in rules if not isinstance(r, Rule)]
