@@ -150,6 +150,12 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
                             f"{tuple(getattr(p, 'placements', ()))}); initialize it before sharding, or use a fill that works block "
                             "by block (normal, uniform, trunc_normal, the fan-based ones)")
             continue
+        if shard is not None and tuple(shard[0].shape) != tuple(shard[1]) and any(op[0] == "derive" for op in fill.post):
+            # a parametrization's parts are derived from the whole weight (g = ||v|| per slice, sigma)
+            problems.append(f"{info.name}: a parametrization's parts ({info.extra['parametrization']['kind']}) are "
+                            f"derived from the whole weight, but this rank holds the block {tuple(shard[0].shape)} of "
+                            f"{shard[1]}; initialize it before sharding")
+            continue
         if fill.init in ("normal", "uniform", "trunc_normal", "constant", "orthogonal") and info.extra.get("padding_idx") is not None \
                 and info.role == "embedding":
             pad = info.extra["padding_idx"] % p.shape[0] if p.shape[0] else 0
