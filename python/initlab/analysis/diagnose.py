@@ -179,6 +179,10 @@ def diagnose(trace: Trace, *, ratio: float, growth: float, dead: float, saturate
     return Diagnosis(out, len(lays), skipped)
 
 
+def _gain(lay: LayerTrace) -> float:
+    return lay.gain if lay.gain is not None else math.nan
+
+
 def _broken_layers(lays: list[LayerTrace], layer_gain: float) -> list[Finding]:
     broken: list[Finding] = []
     for kind, verb, verbs, bad in (("vanishing_layer", "shrinks", "shrink", lambda g: g < layer_gain),
@@ -187,17 +191,17 @@ def _broken_layers(lays: list[LayerTrace], layer_gain: float) -> list[Finding]:
                 and not (lay.weight is not None and lay.weight["ms"] == 0.0)]
         if not hits:
             continue
-        worst = (min if kind == "vanishing_layer" else max)(hits, key=lambda lay: lay.gain)
+        worst = (min if kind == "vanishing_layer" else max)(hits, key=_gain)
         if len(hits) == 1:
             w = f"; weight rms {_fmt(math.sqrt(worst.weight['ms']))}" if worst.weight else ""
             msg = (f"Layer {worst.index} ({worst.name}, {worst.type}) {verb} the mean square of its input by "
-                   f"x{_fmt(worst.gain)} (a healthy layer: about fan_in * Var(W), order 1){w}.")
+                   f"x{_fmt(_gain(worst))} (a healthy layer: about fan_in * Var(W), order 1){w}.")
         else:
             limit = layer_gain if kind == "vanishing_layer" else 1.0 / layer_gain
             msg = (f"{len(hits)} layers each {verbs} the mean square of their input by "
                    f"{'less' if kind == 'vanishing_layer' else 'more'} than x{limit:g} (a healthy layer: about "
                    f"fan_in * Var(W), order 1), from layer {hits[0].index} ({hits[0].name}); worst: layer "
-                   f"{worst.index} ({worst.name}) at x{_fmt(worst.gain)}.")
+                   f"{worst.index} ({worst.name}) at x{_fmt(_gain(worst))}.")
         broken.append(Finding(kind, hits[0].name, hits[0].index, msg,
                               {"gain": worst.gain, "layers": {lay.name: lay.gain for lay in hits},
                                "input_ms": worst.input["ms"] if worst.input else None, "pre_ms": worst.pre["ms"],

@@ -111,14 +111,21 @@ def library_computed_rules(model: nn.Module, infos: list[ParamInfo], recipe: str
     if not is_pretrained(model):
         return []
     kept = {k: f for k, f in record_hf_init(model, infos, compute=False).items() if f.init == "keep"}
-    rules = []
+    rules: list[Any] = []
     for i in infos:
         f = kept.get(id(i.param))
         if f is not None:
-            why = f.params["why"]
-            rules.append(FnRule(f"{recipe}: {why}; kept, not re-sampled",
-                                lambda info, key=id(i.param): id(info.param) == key, lambda info: Fill("keep")))
+            rules.append(FnRule(f"{recipe}: {f.params['why']}; kept, not re-sampled", _is(i.param), _keep))
     return rules
+
+
+def _is(param: torch.Tensor) -> Any:
+    key = id(param)
+    return lambda info: id(info.param) == key
+
+
+def _keep(info: ParamInfo) -> Fill:
+    return Fill("keep")
 
 
 def _row_edit(state: Any, kind: str, fname: str, t: torch.Tensor, args: tuple, kw: dict, owner: ParamInfo) -> Fill | None:
@@ -129,7 +136,7 @@ def _row_edit(state: Any, kind: str, fname: str, t: torch.Tensor, args: tuple, k
     p = owner.param
     if p.dim() != 2 or t.dim() != 1 or t.shape[0] != p.shape[1] or p.shape[1] == 0 or t.stride() != (p.stride(1),):
         return None
-    row, rem = divmod(t.storage_offset() - p.storage_offset(), p.stride(0))
+    row, rem = divmod(int(t.storage_offset()) - int(p.storage_offset()), int(p.stride(0)))
     if rem or not 0 <= row < p.shape[0]:
         return None
     from .own_record import call_to_fill

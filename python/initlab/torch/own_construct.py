@@ -219,7 +219,8 @@ def _patched_construction(on_call: Callable[..., Any], on_factory: Callable[...,
 
     try:
         for n in _INIT_NAMES:
-            patch(torch.nn.init, n, call_wrapper(n, getattr(torch.nn.init, n, None)))
+            if hasattr(torch.nn.init, n):
+                patch(torch.nn.init, n, call_wrapper(n, getattr(torch.nn.init, n)))
             if hf_init is not None and hasattr(hf_init, n):
                 patch(hf_init, n, call_wrapper(n, getattr(hf_init, n), hf=True))
         if hf_init is not None and isinstance(getattr(hf_init, "TORCH_INIT_FUNCTIONS", None), dict):

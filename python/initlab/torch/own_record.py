@@ -393,7 +393,7 @@ def compute_on_scratch(run: Callable[[nn.Module], Any], module: nn.Module, targe
     for b in module.buffers():
         memo[id(b)] = torch.zeros(b.shape, dtype=b.dtype) if b.device.type == "meta" else b.detach().to("cpu", copy=True)
     twin = copy.deepcopy(module, memo)
-    value = twin.get_parameter(target) if target else None
+    value: torch.Tensor | None = twin.get_parameter(target) if target else None
     # The other parameters' random fills are not needed (only `target` is read): skipped, so a
     # scratch run costs what computing the target costs.
     others = {id(q) for q in twin.parameters() if q is not value}
