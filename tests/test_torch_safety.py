@@ -245,3 +245,13 @@ def test_item8_int_parameter_refused_clearly_otherwise():
     with pytest.raises(ValueError, match=r"steps has dtype int64 \(rule .* would fill it\)"):
         init_module(m, "kaiming_normal", seed=0, unknown="keep", rules=[Rule("normal", name="steps")])
     assert _bytes(m) == before
+
+
+def test_fill_checked_per_dtype_before_any_write():
+    # the same constant and shape on a float32 and a float16 layer: the float16 one overflows; the
+    # plan's check tried each distinct fill once per dtype (it used to try it once, on float32)
+    m = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 3).half())
+    before = _bytes(m)
+    with pytest.raises(ValueError, match=r"1\.weight: constant_: val=100000 overflows float16"):
+        init_module(m, [Rule("constant", value=1e5)], seed=0)
+    assert _bytes(m) == before

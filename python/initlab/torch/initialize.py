@@ -196,7 +196,7 @@ def _check_numbers(work: list[tuple[ParamInfo, Fill, str]]) -> list[str]:
     """Run each distinct fill once on a scratch tensor: bad numbers (negative std, an empty
     truncation interval, ...) surface with the parameter's name before anything is written."""
     bad: list[str] = []
-    tried: dict[str, str | None] = {}
+    tried: dict[tuple, str | None] = {}
     for info, fill, _ in work:
         if fill.init in ("callable", "keep", "computed", "derived"):  # computed: tried when it was recorded
             continue
@@ -204,12 +204,13 @@ def _check_numbers(work: list[tuple[ParamInfo, Fill, str]]) -> list[str]:
         # ones kept): a fill that needs a shape the parameter does not have (orthogonal on a 1-D
         # bias) fails here too, not half-way through the writes.
         shape = (4, 4) if fill.init == "recurrent_orthogonal" else tuple(min(int(n), 4) for n in info.shape)
-        key = repr((fill.init, shape, sorted((k, v) for k, v in fill.params.items() if isinstance(v, (int, float)))))
+        dtype = info.param.dtype
+        key = (fill.init, shape, dtype,  # the dtype decides what overflows (a constant 1e5 in float16)
+               tuple(sorted((k, v) for k, v in fill.params.items() if isinstance(v, (int, float)))))
         if key not in tried:
             # On the CPU whatever the parameter's device (or a default-device context) is: only the
             # numbers are checked here, and the bits do not depend on the device.
-            scratch = torch.empty(shape, dtype=info.param.dtype if info.param.dtype in _DTYPES else torch.float32,
-                                  device="cpu")
+            scratch = torch.empty(shape, dtype=dtype if dtype in _DTYPES else torch.float32, device="cpu")
             try:
                 scratch_fill = Fill(fill.init, dict(fill.params, hidden_size=2), (), fill.fn) \
                     if fill.init == "recurrent_orthogonal" else Fill(fill.init, fill.params, (), fill.fn)
@@ -376,6 +377,8 @@ def init_module(model: nn.Module, recipe: Any = "torch_default", *, seed: Any = 
 
     pl = _make_plan(model, recipe, rules, only, unknown, options)
     _run(pl, named_seeds(seed))  # the seed is validated before the first write
+    if not return_manifest and recipe != "auto":
+        return model  # nobody reads the manifest: not built (a few microseconds per parameter)
     manifest = _manifest(pl, seed)
     if recipe == "auto" and example is not None:
         from .auto import correct
