@@ -457,3 +457,34 @@ def test_tied_weight_layer_left_untouched():
     assert list(rep.not_scaled) == ["head.weight"]  # one parameter, one entry, under the layer's name
     assert "head.weight: tied to emb" in str(rep)
     assert torch.equal(model.emb.weight, emb)
+
+
+def test_lsuv_quiet_about_norms_tokens_and_layer_scales_it_is_not_meant_to_scale():
+    # issue 18 item 5: timm's BatchNormAct2d (a BatchNorm2d with act/drop children) and a ViT's
+    # tokens / a layer scale are listed in report.not_scaled with the reason, but not warned about
+    import warnings
+
+    from _zoo import ZOO
+
+    for name, listed in (("timm_efficientnet_b0", []), ("timm_vit", ["cls_token", "pos_embed"]),
+                         ("timm_convnext", ["stages.0.blocks.0.gamma"])):
+        z = ZOO[name]
+        m = z.build()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            rep = itorch.lsuv(m, z.example_input(), seed=0)
+        assert not any("BatchNormAct2d" in v for v in rep.not_scaled.values()), rep.not_scaled
+        for q in listed:
+            assert q in rep.not_scaled and "not a layer's weight" in rep.not_scaled[q], rep.not_scaled
+    # a bare matrix nobody recognizes is still warned about
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(8, 8)
+            self.mystery = nn.Parameter(torch.randn(8, 8))
+
+        def forward(self, x):
+            return self.lin(x) @ torch.tanh(self.mystery)
+
+    with pytest.warns(RuntimeWarning, match="mystery: bare parameter"):
+        itorch.lsuv(Odd(), torch.randn(32, 8, generator=torch.Generator().manual_seed(0)), seed=0)

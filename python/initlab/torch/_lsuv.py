@@ -165,14 +165,22 @@ def _unscalable_parametrization(m: nn.Module) -> tuple[str, list[torch.Tensor]] 
     return why, [p for p in plist.parameters()]
 
 
+def _is_norm(m: nn.Module) -> bool:
+    """A normalization module (torch's, or one whose class name says so, as the roles read it)."""
+    return isinstance(m, (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)) \
+        or "Norm" in type(m).__name__
+
+
 def _not_scaled(module: nn.Module, handled: set[int], expected: set[str] | None = None) -> dict[str, str]:
     """The weights outside LSUV's layers, with the reason they are left alone: recurrent
     weights, embedding tables, and bare parameters (registered on a container or on an
     unrecognized module: tokens, layer-scale vectors). Norms' affine parameters and biases are
     not weights and are not listed; ``handled`` parameters (the layers') are skipped. Names of
-    entries left alone by design (embeddings) are added to ``expected``."""
+    entries left alone by design (embeddings; tokens, position tables and layer scales as the
+    roles read them) are added to ``expected``."""
     out: dict[str, str] = {}
     seen: set[int] = set(handled)
+    roles: dict[int, str | None] = {}  # filled on the first bare parameter
     for mname, m in module.named_modules():
         if probes.is_layer(m):
             continue  # a layer's parameters: scaled, listed by the caller, or MHA's in-projection (pre-init only)
@@ -191,9 +199,30 @@ def _not_scaled(module: nn.Module, handled: set[int], expected: set[str] | None 
                     expected.add(q)
             elif pname.endswith("bias") and p.dim() <= 1:
                 continue
+            elif p.dim() <= 1 and _is_norm(m):
+                continue  # a norm's affine parameter (timm's BatchNormAct2d holds act/drop children too)
             elif p.dim() >= 2 or any(True for _ in m.children()) or _unrecognized(m):
-                out[q] = f"bare parameter of {kind} (shape {tuple(p.shape)}), not part of a layer LSUV rescales"
+                role = _roles(module, roles).get(id(p))
+                if role in _BY_DESIGN:  # a token / position table or a layer scale: left by design
+                    out[q] = f"{_BY_DESIGN[role]} of {kind} (shape {tuple(p.shape)}): not a layer's weight"
+                    if expected is not None:
+                        expected.add(q)
+                else:
+                    out[q] = f"bare parameter of {kind} (shape {tuple(p.shape)}), not part of a layer LSUV rescales"
     return out
+
+
+_BY_DESIGN = {"token": "token or position table", "scalar": "layer scale"}
+
+
+def _roles(module: nn.Module, cache: dict[int, str | None]) -> dict[int, str | None]:
+    """``{id(parameter): role}`` as the model layer reads it (by use in forward), computed once."""
+    if not cache:
+        from .roles import param_infos
+
+        cache.update({id(i.param): i.role for i in param_infos(module)})
+        cache.setdefault(0, None)  # computed (even for a model without parameters)
+    return cache
 
 
 def _unrecognized(m: nn.Module) -> bool:
