@@ -209,3 +209,17 @@ def test_other_threads_keep_torchs_own_functions_while_recording():
     assert man["lin.weight"].init == "uniform"
     assert written["t"].min() >= 0 and written["t"].max() <= 1 and written["t"].std() > 0.2  # really written
     assert written["r"].std() > 0
+
+
+def test_a_factory_that_builds_on_meta_keeps_computed_values_and_says_why():
+    def on_meta():
+        with torch.device("meta"):
+            return _Research()
+
+    m = _Research()
+    before = _bits(m)
+    _, man = init_module(m, "own", factory=on_meta, seed=0, return_manifest=True)
+    left = {x.name: x.reason for x in man.left_alone}
+    assert "meta device" in left["pe.table"] and "meta device" in left["A_log"], left
+    assert torch.equal(before["pe.table"], _bits(m)["pe.table"])
+    assert man["q"].init == "normal"  # sampled fills are still replayed

@@ -106,10 +106,10 @@ def record_construction(factory: Callable[[], nn.Module]) -> tuple[nn.Module, di
     deterministic writes run, so computed values are exact in the twin.
     """
     track = _Track()
-    dummy = ParamInfo("", "", "", nn.Module(), torch.empty(0), None, 0, 0)
+    anon = nn.Module()  # the owner the fold's fan helpers see (fans come from the tensor's shape)
 
     def info_for(t: torch.Tensor) -> ParamInfo:
-        return ParamInfo("", "", "", dummy.module, t, None, 0, 0)
+        return ParamInfo("", "", "", anon, t, None, 0, 0)
 
     def run(orig: Callable[..., Any], tensor: Any, args: tuple, kw: dict) -> Any:
         track.busy += 1

@@ -84,6 +84,9 @@ def _from_construction(factory: Callable[[], nn.Module], model: nn.Module, infos
         st = got.state
         if isinstance(st, Fill):
             fills[id(i.param)] = st
+        elif isinstance(st, Computed) and got.value is not None and got.value.device.type == "meta":
+            fills[id(i.param)] = Fill("keep", {"why": f"the constructor computes it ({st.why}), but factory() built "
+                                                      "the model on the meta device, where no value exists"})
         elif isinstance(st, Computed) and got.value is not None:
             value = got.value
 
