@@ -422,9 +422,14 @@ def test_lsuv_bare_parameters_listed():
             return self.fc(self.norm(torch.cat([self.cls.expand(x.shape[0], 1, 8), x], 1))) * self.scale
 
     torch.manual_seed(0)
-    with pytest.warns(RuntimeWarning, match="bare parameter"):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a token and a layer scale are left by design: listed, not warned
         rep = itorch.lsuv(Tokens(), torch.randn(4, 6, 8), seed=0)
     assert list(rep.not_scaled) == ["cls", "scale"]  # the LayerNorm's affine parameters are not weights
+    assert rep.not_scaled["cls"].startswith("token or position table of Tokens")
+    assert rep.not_scaled["scale"].startswith("layer scale of Tokens")
 
 
 def test_lsuv_shared_weight_scaled_at_first_holder():
