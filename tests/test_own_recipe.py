@@ -183,6 +183,8 @@ def test_own_errors_name_every_offender_and_leave_the_model_unchanged():
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert torch.nn.init.normal_.__module__ in ("torch.nn.init", "initlab.torch.fast_init")  # patching undone
     assert nn.Parameter.__new__ is nn.parameter.Parameter.__new__ and "__new__" in nn.Parameter.__dict__
+    assert isinstance(nn.Parameter.__dict__["__new__"], staticmethod)  # put back as it was stored
+    assert not any(k in torch.Tensor.__dict__ for k in ("normal_", "uniform_", "zero_", "fill_"))
 
 
 def test_other_threads_keep_torchs_own_functions_while_recording():

@@ -19,15 +19,14 @@ into one result):
 from __future__ import annotations
 
 import contextlib
-import threading
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from .own_record import _ALIAS_OPS, _INIT_NAMES, _TENSOR_METHODS, Computed, _number, finish, fold
+from .own_record import _ALIAS_OPS, Computed, _number, finish, fold, patched_init_functions
 from .roles import ParamInfo
 from .rules import Fill
 
@@ -174,74 +173,29 @@ def record_construction(factory: Callable[[], nn.Module]) -> tuple[nn.Module, di
     return twin, out
 
 
-@contextlib.contextmanager
-def _patched_construction(on_call: Callable[..., Any], on_factory: Callable[..., Any], track: _Track) -> Iterator[None]:
-    patched: list[tuple[Any, str, Any, bool]] = []
+def _patched_construction(on_call: Callable[..., Any], on_factory: Callable[..., Any],
+                          track: _Track) -> contextlib.AbstractContextManager[None]:
+    """The init functions, Tensor samplers and random factories watched, and ``nn.Parameter``
+    wrapping a tracked tensor made to share its state (:func:`~.own_record.patched_init_functions`)."""
 
-    def patch(owner: Any, name: str, fn: Any) -> None:
-        if hasattr(owner, name):
-            own = not isinstance(owner, type) or name in owner.__dict__
-            patched.append((owner, name, getattr(owner, name), own))
-            setattr(owner, name, fn)
+    def call(fname: str, orig: Callable[..., Any], hf: bool) -> Callable[..., Any]:
+        return lambda tensor, *args, **kw: on_call(fname, orig, tensor, args, kw, hf)
 
-    me = threading.get_ident()  # other threads keep the originals
+    def factory(name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
+        return lambda *args, **kw: on_factory(name, orig, args, kw)
 
-    def call_wrapper(fname: str, orig: Callable[..., Any], hf: bool = False) -> Callable[..., Any]:
-        def w(tensor: Any, *args: Any, **kw: Any) -> Any:
-            if threading.get_ident() != me:
-                return orig(tensor, *args, **kw)
-            return on_call(fname, orig, tensor, args, kw, hf)
+    def param_new(orig_new: Callable[..., Any]) -> Callable[..., Any]:
+        def new(cls: Any, data: Any = None, requires_grad: bool = True) -> Any:
+            p = orig_new(cls, data, requires_grad)
+            cell = track.get(data) if data is not None else None
+            if cell is not None:
+                track.put(p, cell)
+            return p
 
-        return w
+        return new
 
-    def factory_wrapper(name: str, orig: Callable[..., Any]) -> Callable[..., Any]:
-        def w(*args: Any, **kw: Any) -> Any:
-            if threading.get_ident() != me:
-                return orig(*args, **kw)
-            return on_factory(name, orig, args, kw)
-
-        return w
-
-    hf_init: Any
-    try:
-        import transformers.initialization as hf_init
-    except ImportError:  # pragma: no cover
-        hf_init = None
-    saved = None
-    orig_new = nn.Parameter.__new__
-
-    def param_new(cls: Any, data: Any = None, requires_grad: bool = True) -> Any:
-        p = orig_new(cls, data, requires_grad)
-        cell = track.get(data) if data is not None and threading.get_ident() == me else None
-        if cell is not None:
-            track.put(p, cell)
-        return p
-
-    try:
-        for n in _INIT_NAMES:
-            if hasattr(torch.nn.init, n):
-                patch(torch.nn.init, n, call_wrapper(n, getattr(torch.nn.init, n)))
-            if hf_init is not None and hasattr(hf_init, n):
-                patch(hf_init, n, call_wrapper(n, getattr(hf_init, n), hf=True))
-        if hf_init is not None and isinstance(getattr(hf_init, "TORCH_INIT_FUNCTIONS", None), dict):
-            table = hf_init.TORCH_INIT_FUNCTIONS
-            saved = dict(table)
-            table.update({k: call_wrapper(k, v) for k, v in saved.items()})
-        for n in _TENSOR_METHODS:
-            patch(torch.Tensor, n, call_wrapper(n, getattr(torch.Tensor, n)))
-        for n in tuple(_RANDOM_FACTORIES) + _UNSERVED_RANDOM + ("normal",):
-            if hasattr(torch, n):
-                patch(torch, n, factory_wrapper(n, getattr(torch, n)))
-        patch(nn.Parameter, "__new__", param_new)
-        yield
-    finally:
-        for owner, name, fn, own in reversed(patched):
-            if own:
-                setattr(owner, name, fn)
-            else:
-                delattr(owner, name)
-        if hf_init is not None and saved is not None:
-            hf_init.TORCH_INIT_FUNCTIONS.update(saved)
+    return patched_init_functions(call, factory, tuple(_RANDOM_FACTORIES) + _UNSERVED_RANDOM + ("normal",),
+                                  ((nn.Parameter, "__new__", param_new),))
 
 
 def _write(track: _Track, name: str, v: torch.Tensor, rest: tuple, kwargs: dict) -> None:

@@ -237,7 +237,6 @@ class Recorder:
         self._alias: dict[int, torch.Tensor] = {}  # id(alias) -> parameter
         self._keep: list[torch.Tensor] = []  # aliases kept alive so their ids stay unique
         self.events: list[tuple[str, str, torch.Tensor, tuple, dict, Any]] = []
-        self.random_factories = 0  # torch.rand/randn/... calls seen (a computed value may be random)
         self.context: Any = None
         self._stack = contextlib.ExitStack()
 
@@ -279,69 +278,91 @@ class Recorder:
 
 
 @contextlib.contextmanager
-def _patched(rec: Recorder) -> Iterator[None]:
-    """Replace the init functions and Tensor samplers by recorders (restored on exit)."""
+def patched_init_functions(wrap_call: Callable[[str, Any, bool], Callable[..., Any]],
+                           wrap_factory: Callable[[str, Any], Callable[..., Any]] | None = None,
+                           factories: tuple[str, ...] = (),
+                           extra: tuple[tuple[Any, str, Callable[[Any], Any]], ...] = ()) -> Iterator[None]:
+    """Replace, on this thread, the functions a library's init code writes parameters with.
+
+    Every ``torch.nn.init`` function of :data:`_INIT_NAMES`, every one of
+    ``transformers.initialization`` (``hf=True``) and the torch functions in its table, and the
+    ``Tensor`` samplers become ``wrap_call(name, original, hf)``; the torch random ``factories``
+    become ``wrap_factory(name, original)``; ``extra`` holds more ``(owner, name, build(original))``.
+    Other threads keep the originals (each replacement checks the thread). Everything is put back
+    on exit, also after an exception or Ctrl-C.
+    """
+    me = threading.get_ident()
     patched: list[tuple[Any, str, Any, bool]] = []
 
-    me = threading.get_ident()  # other threads keep the originals
-
     def patch(owner: Any, name: str, build: Callable[[Any], Any]) -> None:
-        if hasattr(owner, name):
+        if isinstance(owner, dict):  # transformers' table of the torch functions
+            if name not in owner:
+                return
+            orig, raw, own = owner[name], owner[name], True
+        elif hasattr(owner, name):
             # A class attribute inherited from a base (Tensor.normal_ lives on TensorBase) is
-            # restored by deleting the override, not by copying the base's into the class.
+            # restored by deleting the override; an own one is put back as it was stored (the
+            # staticmethod of a __new__, not the function getattr returns).
             own = not isinstance(owner, type) or name in owner.__dict__
             orig = getattr(owner, name)
-            patched.append((owner, name, orig, own))
-            setattr(owner, name, build(orig))
+            raw = owner.__dict__[name] if isinstance(owner, type) and own else orig
+        else:
+            return
+        fn = build(orig)
 
-    def recorder(fname: str) -> Callable[[Any], Callable[..., Any]]:
-        def build(orig: Any) -> Callable[..., Any]:
-            def rec_call(tensor: torch.Tensor, *args: Any, **kw: Any) -> torch.Tensor:
-                if threading.get_ident() != me:
-                    return orig(tensor, *args, **kw)
-                rec.events.append(("call", fname, tensor, args, kw, rec.context))
-                return tensor
+        def on_this_thread(*args: Any, **kw: Any) -> Any:
+            return fn(*args, **kw) if threading.get_ident() == me else orig(*args, **kw)
 
-            return rec_call
-
-        return build
-
-    def counting(orig: Callable[..., Any]) -> Callable[..., Any]:
-        def factory(*args: Any, **kw: Any) -> Any:
-            if threading.get_ident() == me:
-                rec.random_factories += 1
-            return orig(*args, **kw)
-
-        return factory
+        patched.append((owner, name, raw, own))
+        if isinstance(owner, dict):
+            owner[name] = on_this_thread
+        else:
+            setattr(owner, name, on_this_thread)
 
     hf_init: Any
     try:
         import transformers.initialization as hf_init  # transformers >= 5
     except ImportError:  # pragma: no cover - older transformers call torch.nn.init directly
         hf_init = None
-    saved = None
+    table = getattr(hf_init, "TORCH_INIT_FUNCTIONS", None) if hf_init is not None else None
+    saved = dict(table) if isinstance(table, dict) else None
     try:
         for n in _INIT_NAMES:
-            patch(torch.nn.init, n, recorder(n))
+            patch(torch.nn.init, n, lambda orig, n=n: wrap_call(n, orig, False))
             if hf_init is not None:
-                patch(hf_init, n, recorder(n))
-        if hf_init is not None and isinstance(getattr(hf_init, "TORCH_INIT_FUNCTIONS", None), dict):
-            table = hf_init.TORCH_INIT_FUNCTIONS
-            saved = dict(table)
-            table.update({k: recorder(k)(f) for k, f in saved.items()})
+                patch(hf_init, n, lambda orig, n=n: wrap_call(n, orig, True))
+        if table is not None and saved is not None:
+            for k in saved:
+                patch(table, k, lambda orig, k=k: wrap_call(k, orig, False))
         for n in _TENSOR_METHODS:
-            patch(torch.Tensor, n, recorder(n))
-        for n in ("rand", "randn", "rand_like", "randn_like", "randint", "randperm", "normal", "bernoulli"):
-            patch(torch, n, counting)
+            patch(torch.Tensor, n, lambda orig, n=n: wrap_call(n, orig, False))
+        if wrap_factory is not None:
+            for n in factories:
+                patch(torch, n, lambda orig, n=n: wrap_factory(n, orig))
+        for owner, name, build in extra:
+            patch(owner, name, build)
         yield
     finally:
-        for owner, name, fn, own in reversed(patched):
-            if own:
-                setattr(owner, name, fn)
+        for owner, name, raw, own in reversed(patched):
+            if isinstance(owner, dict):
+                owner[name] = raw
+            elif own:
+                setattr(owner, name, raw)
             else:
                 delattr(owner, name)
-        if hf_init is not None and saved is not None:
-            hf_init.TORCH_INIT_FUNCTIONS.update(saved)
+
+
+def _patched(rec: Recorder) -> contextlib.AbstractContextManager[None]:
+    """The init functions and Tensor samplers as recorders: nothing is written."""
+
+    def recorder(fname: str, orig: Any, hf: bool) -> Callable[..., Any]:
+        def rec_call(tensor: torch.Tensor, *args: Any, **kw: Any) -> torch.Tensor:
+            rec.events.append(("call", fname, tensor, args, kw, rec.context))
+            return tensor
+
+        return rec_call
+
+    return patched_init_functions(recorder)
 
 
 def _NoWrites(rec: Recorder) -> contextlib.AbstractContextManager[Any]:
