@@ -389,17 +389,24 @@ def _levit(model: nn.Module, infos: list[ParamInfo]) -> list[Rule]:
     ]
 
 
+def family_option(opts: dict[str, Any], library: str, families: tuple[str, ...],
+                  aliases: dict[str, str]) -> str | None:
+    """The ``family`` option of a library recipe: a family or an alias of one, or None (read from
+    the structure); anything else is a ValueError listing what is accepted."""
+    fam = opts.get("family")
+    if fam is None:
+        return None
+    canon = aliases.get(fam, fam) if isinstance(fam, str) else fam
+    if canon not in families:
+        raise ValueError(f"family {fam!r} is not a {library} family; accepted: "
+                         f"{', '.join(repr(f) for f in families + tuple(aliases))} (or None: read from the structure)")
+    return canon
+
+
 def timm_rules(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -> list[Rule]:
     """The rules of the ``\"timm\"`` recipe for ``model`` (options ``family``, ``layer_scale``,
     ``head_init_scale``)."""
-    fam = opts.get("family")
-    if fam is not None:
-        fam = TIMM_ALIASES.get(fam, fam) if isinstance(fam, str) else fam
-        if fam not in TIMM_FAMILIES:
-            raise ValueError(f"family {opts['family']!r} is not a timm family; accepted: "
-                             f"{', '.join(repr(f) for f in TIMM_FAMILIES + tuple(TIMM_ALIASES))} "
-                             "(or None: read from the structure)")
-    family = fam or timm_family(model, infos)
+    family = family_option(opts, "timm", TIMM_FAMILIES, TIMM_ALIASES) or timm_family(model, infos)
     ls = opts.get("layer_scale")
     if ls is not None and (isinstance(ls, bool) or not isinstance(ls, (int, float)) or not math.isfinite(ls)):
         raise ValueError(f"layer_scale must be a finite number or None (keep as constructed), got {ls!r}")

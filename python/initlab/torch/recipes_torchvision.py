@@ -28,7 +28,7 @@ from typing import Any, Callable
 from torch import nn
 
 from .recipes import _const, _torch_default
-from .recipes_timm import _bare_tokens, _is, _is_depthwise
+from .recipes_timm import _bare_tokens, _is, _is_depthwise, family_option
 from .roles import ParamInfo, residual_block_last_norms
 from .rules import Fill, FnRule, Rule, resolve_named
 
@@ -140,13 +140,7 @@ def _vit(model: nn.Module, infos: list[ParamInfo]) -> list[Rule]:
 def torchvision_rules(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) -> list[Rule]:
     """The rules of the ``\"torchvision\"`` recipe for ``model`` (options ``family``,
     ``zero_init_residual``)."""
-    fam = opts.get("family")
-    if fam is not None:
-        fam = _ALIASES.get(fam, fam) if isinstance(fam, str) else fam
-        if fam not in TORCHVISION_FAMILIES:
-            raise ValueError(f"family {opts['family']!r} is not a torchvision family; accepted: "
-                             f"{', '.join(repr(f) for f in TORCHVISION_FAMILIES + tuple(_ALIASES))} "
-                             "(or None: read from the structure)")
+    fam = family_option(opts, "torchvision", TORCHVISION_FAMILIES, _ALIASES)
     zir = opts.get("zero_init_residual", False)
     if not isinstance(zir, bool):
         raise ValueError(f"zero_init_residual must be True or False, got {zir!r}")
