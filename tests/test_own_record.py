@@ -237,3 +237,47 @@ def test_code_that_cannot_run_on_a_scratch_copy_keeps_the_value_and_says_why():
     assert "table" in left and "scratch copy failed" in left["table"] and "RuntimeError" in left["table"], left
     assert torch.equal(net.table, before)  # the library's value, not a substitute
     assert man["lin.weight"].params["std"] == 0.5
+
+
+def test_computed_value_that_fails_when_written_leaves_the_model_unchanged():
+    # the library's code runs again at write time (on the parameter's own stream); if it raises
+    # there, no parameter has changed: computed values are written first, each snapshotted
+    from transformers import PretrainedConfig, PreTrainedModel
+
+    class Cfg(PretrainedConfig):
+        model_type = "initlab-computed-fails-test"
+
+    calls = {"n": 0}
+
+    class Net(PreTrainedModel):
+        config_class = Cfg
+
+        def __init__(self, config):
+            super().__init__(config)
+            self.lin = nn.Linear(4, 4)
+            self.a = nn.Parameter(torch.zeros(3))
+            self.b = nn.Parameter(torch.zeros(3))
+            self.post_init()
+
+        def _init_weights(self, module):
+            if isinstance(module, nn.Linear):
+                torch.nn.init.normal_(module.weight, std=0.5)
+                torch.nn.init.zeros_(module.bias)
+            if isinstance(module, Net):
+                calls["n"] += 1
+                if calls["n"] > 7:  # construction, the dry record and two trials each: then it fails
+                    raise RuntimeError("fails at write time")
+                with torch.no_grad():
+                    module.a.copy_(torch.arange(3.0))
+                    module.b.copy_(torch.arange(3.0) * 2)
+
+    net = _quiet(lambda: Net(Cfg()))
+    with torch.no_grad():
+        net.a.fill_(-1.0)  # trained away from the library's value: writing it again would show
+        net.b.fill_(-1.0)
+    before = {n: _bits(p) for n, p in net.named_parameters()}
+    calls["n"] = 1  # construction ran the init once
+    with pytest.raises(RuntimeError, match="fails at write time"):
+        init_module(net, "hf", seed=0)
+    assert calls["n"] > 7
+    assert all(torch.equal(before[n], _bits(p)) for n, p in net.named_parameters())

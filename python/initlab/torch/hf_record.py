@@ -19,7 +19,7 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from .own_record import Computed, Recorder, compute_on_scratch, finish, fold
+from .own_record import Computed, Recorder, call_to_fill, compute_on_scratch, finish, fold
 from .roles import ParamInfo
 from .rules import Fill
 
@@ -139,8 +139,6 @@ def _row_edit(state: Any, kind: str, fname: str, t: torch.Tensor, args: tuple, k
     row, rem = divmod(int(t.storage_offset()) - int(p.storage_offset()), int(p.stride(0)))
     if rem or not 0 <= row < p.shape[0]:
         return None
-    from .own_record import call_to_fill
-
     v = call_to_fill(fname, args, kw, owner)
     if v is None or v.init != "constant":
         return None
@@ -176,8 +174,7 @@ def _computed(model: nn.Module, info: ParamInfo, owners: list[nn.Module], why: s
                                     "the library's value is kept"})
     if trial[0].device.type == "meta" or tuple(trial[0].shape) != tuple(info.param.shape):
         return Fill("keep", {"why": f"{by}; it cannot be computed on a scratch copy; the library's value is kept"})
-    random = not torch.equal(trial[0].view(-1).view(torch.uint8) if trial[0].numel() else trial[0],
-                             trial[1].view(-1).view(torch.uint8) if trial[1].numel() else trial[1])
+    random = not torch.equal(trial[0].reshape(-1).view(torch.uint8), trial[1].reshape(-1).view(torch.uint8))
 
     def compute(seed: Any) -> torch.Tensor:
         return compute_on_scratch(run, module, target, seed, info.param.dtype)

@@ -258,9 +258,10 @@ def _run(pl: _Plan, seeds: Any) -> None:
     by the caller before anything was allocated or written.
 
     Every fill of initlab's own was checked by the plan (numbers, shapes, devices, DTensor
-    placements), so only a user's callable can still raise here: callables run first, each on a
-    snapshot of its own tensor, and if one raises, every tensor a callable has written is put back
-    byte for byte before the error propagates — no parameter has changed. (Values do not depend
+    placements), so only code that is not initlab's can still raise here (a user's callable, a
+    library's init computing a value on a scratch copy): it runs first, each on a snapshot of its
+    own tensor, and if one raises, every tensor it has written is put back byte for byte before
+    the error propagates — no parameter has changed. (Values do not depend
     on the order: each parameter's stream comes from its name.)"""
     try:
         from ._dtensor import local_shard
@@ -273,13 +274,16 @@ def _run(pl: _Plan, seeds: Any) -> None:
             return shard
         return info.param, None, None
 
-    work = [w for w in pl.work if w[1].init == "callable"] + [w for w in pl.work if w[1].init != "callable"]
-    written: list[tuple[torch.Tensor, torch.Tensor]] = []  # (tensor, its bytes before) for callables
+    # Code that is not initlab's (a user's callable, a library's init run on a scratch copy for a
+    # computed value) runs first, each tensor snapshotted, so that if it raises nothing has changed.
+    foreign = ("callable", "computed")
+    work = [w for w in pl.work if w[1].init in foreign] + [w for w in pl.work if w[1].init not in foreign]
+    written: list[tuple[torch.Tensor, torch.Tensor]] = []  # (tensor, its bytes before) for those
     with torch.no_grad():
         try:
             for info, fill, _ in work:
                 t, gshape, offset = target(info)
-                if fill.init == "callable":
+                if fill.init in foreign:
                     written.append((t, t.detach().clone()))
                 if gshape is not None:
                     execute(fill, t, seeds(info.name), global_shape=gshape, offset=offset)
