@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import math
 import threading
 from dataclasses import dataclass
@@ -327,18 +328,21 @@ def patched_init_functions(wrap_call: Callable[[str, Any, bool], Callable[..., A
     table = getattr(hf_init, "TORCH_INIT_FUNCTIONS", None) if hf_init is not None else None
     saved = dict(table) if isinstance(table, dict) else None
     try:
+        def call(name: str, hf: bool) -> Callable[[Any], Any]:
+            return functools.partial(_bound_call, wrap_call, name, hf)
+
         for n in _INIT_NAMES:
-            patch(torch.nn.init, n, lambda orig, n=n: wrap_call(n, orig, False))
+            patch(torch.nn.init, n, call(n, False))
             if hf_init is not None:
-                patch(hf_init, n, lambda orig, n=n: wrap_call(n, orig, True))
+                patch(hf_init, n, call(n, True))
         if table is not None and saved is not None:
             for k in saved:
-                patch(table, k, lambda orig, k=k: wrap_call(k, orig, False))
+                patch(table, k, call(k, False))
         for n in _TENSOR_METHODS:
-            patch(torch.Tensor, n, lambda orig, n=n: wrap_call(n, orig, False))
+            patch(torch.Tensor, n, call(n, False))
         if wrap_factory is not None:
             for n in factories:
-                patch(torch, n, lambda orig, n=n: wrap_factory(n, orig))
+                patch(torch, n, functools.partial(_bound_factory, wrap_factory, n))
         for owner, name, build in extra:
             patch(owner, name, build)
         yield
@@ -350,6 +354,15 @@ def patched_init_functions(wrap_call: Callable[[str, Any, bool], Callable[..., A
                 setattr(owner, name, raw)
             else:
                 delattr(owner, name)
+
+
+def _bound_call(wrap_call: Callable[[str, Any, bool], Callable[..., Any]], name: str, hf: bool,
+                orig: Any) -> Callable[..., Any]:
+    return wrap_call(name, orig, hf)
+
+
+def _bound_factory(wrap_factory: Callable[[str, Any], Callable[..., Any]], name: str, orig: Any) -> Callable[..., Any]:
+    return wrap_factory(name, orig)
 
 
 def _patched(rec: Recorder) -> contextlib.AbstractContextManager[None]:
