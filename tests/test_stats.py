@@ -51,7 +51,7 @@ def check(s, ref, rtol):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 1000, 8192, 8193, 300_001])
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 15, 16, 17, 1000, 32768, 32769, 300_001])
 def test_random_against_numpy(dtype, n):
     x = np.random.default_rng(n).normal(0.3, 2.0, size=n).astype(dtype)
     s = stats(x)
@@ -96,8 +96,8 @@ def test_nan_inf_rule():
     check(s, reference(x), 1e-12)
     assert np.isfinite([s.mean, s.var, s.min, s.max, s.abs_max, s.rms]).all()
     # float32 and every block position of the non-finite value
-    for pos in (0, 1, 8191, 8192, 12345):
-        y = np.ones(20_000, np.float32)
+    for pos in (0, 1, 15, 16, 32767, 32768, 40_000):
+        y = np.ones(50_000, np.float32)
         y[pos] = np.inf
         t = stats(y)
         assert t.nonfinite_count == 1 and t.mean == 1.0 and t.var == 0.0 and t.max == 1.0
@@ -266,3 +266,48 @@ def test_staged_layouts_have_the_bits_of_the_c_layout(dtype, shape, axis):
         assert int(ref.count) - int(ref.nonfinite_count) == int(fin.sum())
         np.testing.assert_allclose(float(ref.mean), x[fin].mean(), rtol=1e-12)
         np.testing.assert_allclose(float(ref.var), x[fin].var(), rtol=1e-10)
+
+
+# Every SIMD path (direct 16-bit kernels, vector tile transposes of the staged walk, the loops
+# without the shift) against the portable path, C and Fortran layouts, 1 and 2 threads. Half of
+# the rows sit far from 0 compared with their spread: their blocks are summed again shifted by their mean
+# (cancellation), the others are not, and both must agree everywhere. Shape (100, 5000): a
+# Fortran task stages several groups (rows span 256 bytes of each column).
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16"])
+def test_every_simd_path_layout_and_thread_count_agree(dtype):
+    dt = pytest.importorskip("ml_dtypes").bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+    rng = np.random.default_rng(11)
+    # magnitudes spread over 9 decades, so that any change in which lane sums which value, or in
+    # what order, changes the bits of the sums
+    x = rng.standard_normal((100, 5000)) * 10.0 ** rng.uniform(-6, 3, (100, 5000))
+    x[50:] = 1e4 + x[50:] * 1e-3
+    x[3, 17] = 0.0
+    x[70, 4999] = np.nan
+    a = x.astype(dt)
+    fields = ("mean", "var", "min", "max", "count", "nonfinite_count", "zero_fraction")
+    saved = initlab.simd_path()
+    runs = {}
+    try:
+        for path in initlab.available_simd_paths():
+            initlab.set_simd_path(path)
+            for nt in (1, 2):
+                with initlab.num_threads(nt):
+                    # each half alone too: in the whole, the offset half hides the other's last bits
+                    for part, b in (("all", a), ("wide", a[:50]), ("offset", a[50:])):
+                        for name, lay in (("C", np.ascontiguousarray(b)), ("F", np.asfortranarray(b))):
+                            for axis in (None, 0, 1):
+                                s = initlab.stats(lay, axis=axis)
+                                runs[(path, nt, name, part, axis)] = [np.asarray(getattr(s, k)).tobytes() for k in fields]
+    finally:
+        initlab.set_simd_path(saved)
+    for part in ("all", "wide", "offset"):
+        for axis in (None, 0, 1):
+            ref = runs[("scalar", 1, "C", part, axis)]
+            bad = [k for k, v in runs.items() if k[3:] == (part, axis) and v != ref]
+            assert not bad, bad
+    s = initlab.stats(a)
+    f = a.astype(np.float64)
+    f = f[np.isfinite(f)]
+    np.testing.assert_allclose(float(s.mean), f.mean(), rtol=1e-13)
+    np.testing.assert_allclose(float(s.var), f.var(), rtol=1e-11)
+    assert float(s.min) == f.min() and float(s.max) == f.max() and int(s.nonfinite_count) == 1

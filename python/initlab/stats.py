@@ -184,8 +184,8 @@ def stats(a: Any, axis: int | tuple[int, ...] | None = None) -> Stats:
 
     Notes
     -----
-    Determinism: each slice's elements are cut into fixed blocks of 8192 (in a canonical memory
-    order), reduced with shifted sums (no catastrophic cancellation for data far from zero) and
+    Determinism: each slice's elements are cut into fixed blocks of 32768 (in a canonical memory
+    order), reduced in 16 float64 lanes with shifted sums (no catastrophic cancellation for data far from zero) and
     merged in block order with Chan et al.'s update, so the result is bit-identical for any
     thread count and any SIMD path. The variance is the population variance (ddof 0).
     Non-finite values (NaN, ±inf) are counted in ``nonfinite_count`` and excluded from the

@@ -17,8 +17,8 @@
 
 namespace initlab {
 
-constexpr std::int64_t kStatsBlock = 8192;     // elements per block (fixed: part of determinism)
-constexpr std::int64_t kStatsGroup = 16;       // blocks per parallel task
+constexpr std::int64_t kStatsBlock = 32768;    // elements per block (fixed: part of determinism)
+constexpr std::int64_t kStatsGroup = 4;        // blocks per parallel task
 
 // A read-only n-d array with arbitrary signed strides (in elements). bfloat16/float16 are
 // passed as their 16-bit patterns.
