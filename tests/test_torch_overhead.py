@@ -61,3 +61,47 @@ def test_whole_model_calls_pause_the_cyclic_collector_and_restore_it():
     finally:
         gc.callbacks.remove(cb)
         gc.enable()
+
+
+def _bits(m):
+    return [p.detach().clone().view(torch.uint8) for p in m.parameters()]
+
+
+@pytest.mark.filterwarnings("ignore:Initializing zero-element tensors")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("recipe", ["torch_default", "kaiming_normal", "xavier_uniform", "lecun_normal"])
+def test_direct_writes_have_the_public_fills_bits(monkeypatch, dtype, recipe):
+    """The write loop's shortcut (the core called directly for plain random fills) writes the bits
+    the public fills write: the same model initialized with the shortcut turned off is equal."""
+    from initlab.torch import Rule
+    from initlab.torch import _direct
+
+    def build():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(5, 7), nn.LayerNorm(7), nn.Linear(0, 3), nn.Linear(7, 3),
+                             nn.Embedding(4, 3, padding_idx=1)).to(dtype)
+
+    rules = [Rule("trunc_normal", name="3.weight", std=0.5, a=-0.4, b=0.6), Rule("normal", name="4.*", std=0.3)]
+    taken = []
+    write = _direct.DirectWriter.write
+    monkeypatch.setattr(_direct.DirectWriter, "write", lambda self, *a: taken.append(write(self, *a)) or taken[-1])
+    for seed in (3, lambda: initlab.Generator(11)):
+        fast = init_module(build(), recipe, seed=seed() if callable(seed) else seed, rules=rules)
+        assert sum(taken) >= 2, taken  # the shortcut wrote the plain random fills (and small constants)
+        taken.clear()
+        with monkeypatch.context() as mp:
+            mp.setattr(_direct.DirectWriter, "write", lambda self, fill, t, name: False)
+            slow = init_module(build(), recipe, seed=seed() if callable(seed) else seed, rules=rules)
+        for a, b in zip(_bits(fast), _bits(slow)):
+            assert torch.equal(a, b)
+
+
+def test_direct_writes_bump_the_version_counter_and_keep_errors():
+    m = nn.Linear(4, 4)
+    v = m.weight._version
+    init_module(m, "kaiming_normal", seed=0)
+    assert m.weight._version > v  # autograd sees the in-place write
+    with torch.inference_mode():
+        inf = nn.Linear(4, 4)
+    with pytest.raises(ValueError, match="inference tensor"):
+        init_module(inf, "kaiming_normal", seed=0)

@@ -153,7 +153,7 @@ class DeviceTarget:
             self.tensor.copy_(self._mirror)
 
 
-def _torch_target(t: Any) -> Target | DeviceTarget:
+def _check_torch_writable(t: Any) -> None:
     import torch
 
     if t.is_conj() or t.is_neg():
@@ -164,6 +164,20 @@ def _torch_target(t: Any) -> Target | DeviceTarget:
             "cannot fill an inference tensor outside torch.inference_mode() (torch refuses in-place updates "
             "there as well): fill it inside `with torch.inference_mode():`, or fill a clone"
         )
+
+
+def core_torch_target(t: Any) -> Target:
+    """:func:`as_target` of a torch tensor whose route the caller knows is ``"core"`` (a CPU
+    tensor, ``INITLAB_DEVICE_BACKEND`` unset): the same checks and the same view, without asking
+    :func:`initlab.device_backend` again (a whole-model call asks once, not per parameter)."""
+    _check_torch_writable(t)
+    arr, code = _torch_view(t, "filled")
+    check_no_overlap(arr)
+    return Target(t, arr, code)
+
+
+def _torch_target(t: Any) -> Target | DeviceTarget:
+    _check_torch_writable(t)
     route = device_backend(t)
     if route == "core":
         arr, code = _torch_view(t, "filled")
@@ -187,8 +201,10 @@ def check_no_overlap(arr: np.ndarray) -> None:
     of all smaller ones. Layouts it cannot clear (interleaved but disjoint) are checked exactly
     by enumerating the offsets when they are small enough, and rejected otherwise.
     """
-    check_layout_no_overlap(tuple(arr.shape), tuple(arr.strides), arr.itemsize,
-                            arr.flags.c_contiguous or arr.flags.f_contiguous)
+    flags = arr.flags
+    if flags.c_contiguous or flags.f_contiguous:
+        return  # (a contiguous array's elements are distinct by construction)
+    check_layout_no_overlap(tuple(arr.shape), tuple(arr.strides), arr.itemsize, False)
 
 
 def check_layout_no_overlap(shape: tuple[int, ...], strides: tuple[int, ...], itemsize: int,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Sequence, Union
+from typing import TYPE_CHECKING, Any, Sequence, Union
 
 import numpy as np
 
@@ -509,7 +509,23 @@ def name_stream(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode("utf-8"), digest_size=8).digest(), "little") & ((1 << 63) - 1)
 
 
-def named_seeds(seed: SeedLike) -> Callable[[str], Generator]:
+class NamedSeeds:
+    """``name -> Generator(key, stream=name_stream(name))``, the seeds :func:`named_seeds` returns.
+
+    ``key`` (already resolved and validated) with ``name_stream(name)`` is the same Philox (key,
+    stream) without building a :class:`Generator`: what a whole-model call's write loop needs
+    per parameter."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+
+    def __call__(self, name: str) -> Generator:
+        return Generator(self.key, stream=name_stream(name))
+
+
+def named_seeds(seed: SeedLike) -> NamedSeeds:
     """Resolve ``seed`` once and return ``name -> seed`` giving every name its own stream.
 
     Rule (documented contract): with an ``int`` seed ``s`` a name's numbers are those of key
@@ -527,8 +543,4 @@ def named_seeds(seed: SeedLike) -> Callable[[str], Generator]:
         key = int(w[0]) | (int(w[1]) << 32)
     else:
         key, _ = resolve_seed(seed)  # validates the int
-
-    def at(name: str) -> Generator:
-        return Generator(key, stream=name_stream(name))
-
-    return at
+    return NamedSeeds(key)

@@ -15,7 +15,8 @@ from torch import nn
 from ..manifest import Entry, LeftAlone, Manifest
 from .recipes import build_recipe
 from .roles import ParamInfo, param_infos
-from .rules import Fill, Rule, execute, structural_fill
+from .rules import Fill, FnRule, Rule, execute, structural_fill
+from ._direct import DirectWriter
 from ._tree import gc_paused
 
 __all__ = ["plan", "init_module"]
@@ -75,6 +76,7 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
 
         recipe_rules = library_computed_rules(model, infos, name) + recipe_rules
     all_rules = user_rules + recipe_rules
+    matchers = _matchers(all_rules)
     out = _Plan()
     out.recipe = name
     problems: list[str] = []
@@ -95,7 +97,7 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
             # bool/int/complex parameters (counters, masks kept as parameters): initlab never fills
             # them; they can be kept (a "keep" rule, or unknown="keep"/"skip" when no rule of the
             # user's asks for a fill), anything else is refused with the way out.
-            rule = next((r for r in all_rules if r.matches(info)), None)
+            rule = _first_match(matchers, info)
             try:
                 keeps = rule is not None and rule.resolve(info).init == "keep"
             except (ValueError, TypeError):
@@ -125,7 +127,7 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
             except ValueError as e:
                 problems.append(str(e))
                 continue
-        rule = next((r for r in all_rules if r.matches(info)), None)
+        rule = _first_match(matchers, info)
         if rule is None:
             if unknown == "error":
                 missing.append(f"{info.name} ({info.module_type}, role {info.role or 'none'}, shape {tuple(p.shape)})")
@@ -173,6 +175,21 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
     return out
 
 
+def _matchers(rules: list[Rule]) -> list[tuple[Rule, Callable[[ParamInfo], Any]]]:
+    """Each rule with the function that tells whether it matches (an :class:`FnRule`'s own match
+    function, called directly: the recipes' rules are tried for every parameter)."""
+    return [(r, r._match if isinstance(r, FnRule) and type(r).matches is FnRule.matches else r.matches)
+            for r in rules]
+
+
+def _first_match(matchers: list[tuple[Rule, Callable[[ParamInfo], Any]]], info: ParamInfo) -> Rule | None:
+    """The first rule that matches ``info`` (the rule that decides), or None."""
+    for rule, match in matchers:
+        if match(info):
+            return rule
+    return None
+
+
 def _device_problem(p: torch.Tensor) -> str | None:
     """Why initlab cannot fill ``p`` (a tensor on a non-CPU device) in place, or None.
 
@@ -203,10 +220,10 @@ def _check_numbers(work: list[tuple[ParamInfo, Fill, str]]) -> list[str]:
         # The scratch has the parameter's number of dimensions (at most 4 per dimension, empty
         # ones kept): a fill that needs a shape the parameter does not have (orthogonal on a 1-D
         # bias) fails here too, not half-way through the writes.
-        shape = (4, 4) if fill.init == "recurrent_orthogonal" else tuple(min(int(n), 4) for n in info.shape)
+        shape = (4, 4) if fill.init == "recurrent_orthogonal" else tuple([min(int(n), 4) for n in info.shape])
         dtype = info.param.dtype
-        key = (fill.init, shape, dtype,  # the dtype decides what overflows (a constant 1e5 in float16)
-               tuple(sorted((k, v) for k, v in fill.params.items() if isinstance(v, (int, float)))))
+        # the dtype decides what overflows (a constant 1e5 in float16); the numbers decide the rest
+        key = (fill.init, shape, dtype, _numbers_key(fill.params))
         if key not in tried:
             # On the CPU whatever the parameter's device (or a default-device context) is: only the
             # numbers are checked here, and the bits do not depend on the device.
@@ -221,6 +238,18 @@ def _check_numbers(work: list[tuple[ParamInfo, Fill, str]]) -> list[str]:
         if tried[key] is not None:
             bad.append(f"{info.name}: {tried[key]}")
     return bad
+
+
+def _numbers_key(params: dict[str, Any]) -> Any:
+    """What :func:`_check_numbers` tries a fill once for: its numbers. All of its params when they
+    are hashable (one tuple, no sorting: equal keys mean equal numbers, and a fill whose other
+    params differ is only tried once more), else its int/float params sorted by name."""
+    items = tuple(params.items())
+    try:
+        hash(items)
+    except TypeError:
+        return tuple(sorted((k, v) for k, v in items if isinstance(v, (int, float))))
+    return items
 
 
 def _manifest(pl: _Plan, seed: Any) -> Manifest:
@@ -268,7 +297,11 @@ def _run(pl: _Plan, seeds: Any) -> None:
     except ImportError:  # pragma: no cover - the module ships with initlab
         local_shard = None  # type: ignore[assignment]
 
+    plain = (torch.Tensor, nn.Parameter)  # (a DTensor, or a Parameter wrapping one, is neither)
+
     def target(info: ParamInfo) -> tuple[torch.Tensor, Any, Any]:
+        if type(info.param) in plain:
+            return info.param, None, None
         shard = local_shard(info.param) if local_shard is not None else None
         if shard is not None:
             return shard
@@ -279,6 +312,7 @@ def _run(pl: _Plan, seeds: Any) -> None:
     foreign = ("callable", "computed")
     work = [w for w in pl.work if w[1].init in foreign] + [w for w in pl.work if w[1].init not in foreign]
     written: list[tuple[torch.Tensor, torch.Tensor]] = []  # (tensor, its bytes before) for those
+    direct = DirectWriter(seeds)  # plain random fills of CPU tensors: the core, straight (same bits)
     with torch.no_grad():
         try:
             for info, fill, _ in work:
@@ -287,7 +321,7 @@ def _run(pl: _Plan, seeds: Any) -> None:
                     written.append((t, t.detach().clone()))
                 if gshape is not None:
                     execute(fill, t, seeds(info.name), global_shape=gshape, offset=offset)
-                else:
+                elif not direct.write(fill, t, info.name):
                     execute(fill, t, seeds(info.name))
         except BaseException:
             for t, before in reversed(written):

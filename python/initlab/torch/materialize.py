@@ -11,7 +11,7 @@ from ..generator import SeedLike
 from ..manifest import LeftAlone, Manifest
 from .initialize import _make_plan, _manifest, _run
 from .rules import Rule
-from ._tree import gc_paused
+from ._tree import gc_paused, own_parameters
 
 __all__ = ["materialize"]
 
@@ -20,10 +20,12 @@ def _tie_groups(model: nn.Module) -> list[list[tuple[nn.Module, str]]]:
     """Every parameter registered under more than one (module, name), grouped by identity."""
     groups: dict[int, list[tuple[nn.Module, str]]] = {}
     for _, mod in model.named_modules(remove_duplicate=False):
-        for pname, p in mod.named_parameters(recurse=False):
-            groups.setdefault(id(p), [])
-            if not any(m is mod and n == pname for m, n in groups[id(p)]):
-                groups[id(p)].append((mod, pname))
+        for pname, p in own_parameters(mod):
+            group = groups.get(id(p))
+            if group is None:
+                groups[id(p)] = [(mod, pname)]
+            elif not any(m is mod and n == pname for m, n in group):
+                group.append((mod, pname))
     return [g for g in groups.values() if len(g) > 1]
 
 

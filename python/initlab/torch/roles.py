@@ -31,6 +31,8 @@ from typing import Any, Iterator, cast
 import torch
 from torch import nn
 
+from ._tree import own_parameters
+
 __all__ = ["ROLES", "ParamInfo", "param_infos", "is_norm", "is_linear_like", "is_hf_conv1d", "weight_fans",
            "projection_kind", "QUERY", "KEY", "VALUE", "PACKED_QKV", "ATT_OUT", "MLP_IN", "MLP_OUT",
            "residual_block_last_norms"]
@@ -61,11 +63,18 @@ MLP_OUT = re.compile(r"(^|\.)(linear2|fc2|down_proj|w2|wo_ffn|lin2|mlp\.c_proj|m
 def projection_kind(rel: str) -> str | None:
     """``"q"``, ``"k"``, ``"v"``, ``"qkv"``, ``"att_out"``, ``"mlp_in"``, ``"mlp_out"`` or None,
     from a module's (relative or qualified) name."""
-    for kind, rx in (("att_out", ATT_OUT), ("mlp_out", MLP_OUT), ("mlp_in", MLP_IN), ("qkv", PACKED_QKV),
-                     ("q", QUERY), ("k", KEY), ("v", VALUE)):
+    if not _ANY_PROJECTION.search(rel):  # (one search for most names: "0", "layers.3.norm", ...)
+        return None
+    for kind, rx in _PROJECTIONS:
         if rx.search(rel):
             return kind
     return None
+
+
+_PROJECTIONS = (("att_out", ATT_OUT), ("mlp_out", MLP_OUT), ("mlp_in", MLP_IN), ("qkv", PACKED_QKV),
+                ("q", QUERY), ("k", KEY), ("v", VALUE))
+# matches a name exactly when one of the patterns above does (priority is then decided in order)
+_ANY_PROJECTION = re.compile("|".join(f"(?:{rx.pattern})" for _, rx in _PROJECTIONS))
 
 
 _PROJECTION_ROLE = {"q": "attention_qkv", "k": "attention_qkv", "v": "attention_qkv", "qkv": "attention_qkv",
@@ -272,7 +281,7 @@ def param_infos(model: nn.Module) -> Iterator[ParamInfo]:
     last_norms = residual_block_last_norms(model)
     first: dict[int, ParamInfo] = {}
     for mname, mod in model.named_modules(remove_duplicate=False):
-        for pname, p in mod.named_parameters(recurse=False):
+        for pname, p in own_parameters(mod):
             qname = f"{mname}.{pname}" if mname else pname
             key = id(p)
             if key in first:

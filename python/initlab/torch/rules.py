@@ -127,6 +127,8 @@ def structural_fill(info: ParamInfo, fill: Fill) -> Fill:
     needs: a parametrization's parts re-derived after its weight is written, orthogonal fills
     of fused experts taken per expert, and the manifest's notes (per-expert fans, how a token or
     scalar is used)."""
+    if not info.extra:  # no structural fact about the parameter: nothing to add (the common case)
+        return fill
     if fill.init == "keep" and "usage" in info.extra and "why" not in fill.params:
         return Fill("keep", {**fill.params, "why": f"{info.role or 'bare parameter'}: {info.extra['usage']}"})
     if fill.init in ("keep", "derived"):
