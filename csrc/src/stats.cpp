@@ -388,12 +388,45 @@ __attribute__((target("avx512f,avx512dq"))) void tile8_f64_avx512(const void* sr
     _mm512_storeu_pd(dst + (6 + c) * pitch, _mm512_shuffle_f64x2(z, w, 0xDD));
   }
 }
+
+// AVX2: 8 x 8 tiles of values widened to float, 4 x 4 of doubles (the same contract as above).
+template <class L>
+__attribute__((target("avx2,f16c"))) void tile8_avx2(const void* src, std::int64_t col, float* dst, std::int64_t pitch) {
+  const typename L::T* p = static_cast<const typename L::T*>(src);
+  __m256 r[8], t[8], u[8];
+  for (int k = 0; k < 8; ++k) r[k] = L::load(p + k * col);
+  for (int k = 0; k < 4; ++k) {
+    t[2 * k] = _mm256_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+    t[2 * k + 1] = _mm256_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+  }
+  for (int h = 0; h < 2; ++h) {  // u[4h + c], 128-bit lane L: column 4L + c of rows 4h..4h+3
+    u[4 * h + 0] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+    u[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xEE);
+    u[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+    u[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xEE);
+  }
+  for (int c = 0; c < 4; ++c) {
+    _mm256_storeu_ps(dst + c * pitch, _mm256_permute2f128_ps(u[c], u[4 + c], 0x20));
+    _mm256_storeu_ps(dst + (4 + c) * pitch, _mm256_permute2f128_ps(u[c], u[4 + c], 0x31));
+  }
+}
+__attribute__((target("avx2"))) void tile4_f64_avx2(const void* src, std::int64_t col, double* dst, std::int64_t pitch) {
+  const double* p = static_cast<const double*>(src);
+  __m256d r[4];
+  for (int k = 0; k < 4; ++k) r[k] = _mm256_loadu_pd(p + k * col);
+  const __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+  const __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+  _mm256_storeu_pd(dst, _mm256_permute2f128_pd(t0, t2, 0x20));
+  _mm256_storeu_pd(dst + pitch, _mm256_permute2f128_pd(t1, t3, 0x20));
+  _mm256_storeu_pd(dst + 2 * pitch, _mm256_permute2f128_pd(t0, t2, 0x31));
+  _mm256_storeu_pd(dst + 3 * pitch, _mm256_permute2f128_pd(t1, t3, 0x31));
+}
 #endif
 
 // The kernels of one instruction set. bf16 / f16 read 16-bit inputs directly (whole groups of
 // 16 only); null where the path has none (the portable one stages them as floats).
-// tile32 / tile64 transpose staging tiles (16 x 16 values widened to float; 8 x 8 doubles), per
-// input dtype; null where the path has none (element-by-element staging).
+// tile_* transpose staging tiles (tile_w x tile_w values widened to float, half that for doubles),
+// per input dtype; null where the path has none (element-by-element staging).
 struct Kernels {
   void (*f32)(const float*, std::int64_t, Acc&);
   void (*f64)(const double*, std::int64_t, Acc&);
@@ -403,6 +436,7 @@ struct Kernels {
   void (*tile_bf16)(const void*, std::int64_t, float*, std::int64_t);
   void (*tile_f16)(const void*, std::int64_t, float*, std::int64_t);
   void (*tile_f64)(const void*, std::int64_t, double*, std::int64_t);
+  int tile_w;
 };
 
 Kernels kernels_for(Isa isa) {
@@ -410,12 +444,12 @@ Kernels kernels_for(Isa isa) {
 #if defined(INITLAB_STATS_MULTI)
   if (isa == Isa::avx512)
     return {kernel_avx512<LoadF32x16>, kernel_f64_avx512, kernel_avx512<LoadBf16x16>, kernel_avx512<LoadF16x16>,
-            tile16_avx512<LoadF32x16>, tile16_avx512<LoadBf16x16>, tile16_avx512<LoadF16x16>, tile8_f64_avx512};
+            tile16_avx512<LoadF32x16>, tile16_avx512<LoadBf16x16>, tile16_avx512<LoadF16x16>, tile8_f64_avx512, 16};
   if (isa == Isa::avx2)
     return {kernel_avx2<LoadF32x8>, kernel_f64_avx2, kernel_avx2<LoadBf16x8>, kernel_avx2<LoadF16x8>,
-            nullptr, nullptr, nullptr, nullptr};
+            tile8_avx2<LoadF32x8>, tile8_avx2<LoadBf16x8>, tile8_avx2<LoadF16x8>, tile4_f64_avx2, 8};
 #endif
-  return {kernel_f32_base, kernel_f64_base, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
+  return {kernel_f32_base, kernel_f64_base, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0};
 }
 
 // Element reader for every dtype (16-bit types are widened exactly to float).
@@ -752,7 +786,9 @@ void stage_range(const Plan& P, std::int64_t base, std::int64_t l0, std::int64_t
   constexpr std::int64_t kTileJ = 32, kTileQ = 16, kPitch = kTileJ + 1;
   T tile[kTileQ * kPitch];
   // The vector transposes (W x W tiles) where the path has one for this dtype.
-  constexpr std::int64_t W = std::is_same<T, double>::value ? 8 : 16;
+  // Rows per tile: the transpose's width, or kTileQ where the path has no transpose (<= kTileQ).
+  const std::int64_t tw = std::is_same<T, double>::value ? P.k.tile_w / 2 : P.k.tile_w;
+  const std::int64_t W = tw > 0 ? tw : kTileQ;
   void (*fast)(const void*, std::int64_t, T*, std::int64_t) = nullptr;
   if constexpr (std::is_same<T, double>::value) fast = P.k.tile_f64;
   else fast = P.dtype == DType::f32 ? P.k.tile_f32 : P.dtype == DType::bf16 ? P.k.tile_bf16 : P.k.tile_f16;
