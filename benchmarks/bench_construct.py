@@ -125,8 +125,13 @@ def _instrument(clock: _Clock) -> None:
         def __getattr__(self, name: str) -> Any:
             return getattr(self._core, name)
 
+    import initlab.torch._direct  # noqa: F401 - the whole-model write loop's direct core calls
+
     if not isinstance(il._core, _CoreProxy):
-        il._core = _CoreProxy(il._core)
+        proxy = _CoreProxy(il._core)
+        for mod in list(sys.modules.values()):  # every initlab module that calls the core's fill
+            if getattr(mod, "__name__", "").startswith("initlab") and getattr(mod, "_core", None) is proxy._core:
+                mod._core = proxy
     tm._make_plan = clock.wrap("plan", tm._make_plan)
     tb.plan_buffers = clock.wrap("buffers", tb.plan_buffers)
     tb.apply_buffers = clock.wrap("buffers", tb.apply_buffers)
