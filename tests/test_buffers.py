@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
-from initlab.torch.buffers import _build_twin, restore_buffers  # noqa: E402
+from initlab.torch.buffers import _build_twin, plan_buffers, restore_buffers  # noqa: E402
 
 
 def spoil(model: nn.Module) -> None:
@@ -172,3 +172,23 @@ def test_hf_model_wrapped_in_a_plain_module():
     report = dict(restore_buffers(m))
     assert_buffers_equal(m, eager)
     assert report["lm.model.rotary_emb.inv_freq"] == "hf_twin" and report["bn.running_var"] == "running_stats"
+
+
+def test_twin_skips_samplers_on_meta_parameters_only():
+    # The twin's constructor samples its (meta) parameter and a real buffer: the buffer is still
+    # sampled (its value is what the plan copies), the meta sampling returns the meta tensor, and
+    # torch.Tensor is left as it was (the methods inherited again, not copied onto the class).
+    class Noisy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.empty(3, 3))
+            assert nn.init.normal_(self.w) is self.w
+            self.register_buffer("noise", torch.zeros(5).normal_())
+
+    before = {k: k in torch.Tensor.__dict__ for k in ("normal_", "uniform_", "random_")}
+    with torch.device("meta"):
+        m = Noisy()
+    plan = plan_buffers(m, factory=Noisy, allow_meta=True)
+    (name, how, src), = plan
+    assert name == "noise" and src is not None and src.device.type == "cpu" and bool((src != 0).all())
+    assert {k: k in torch.Tensor.__dict__ for k in before} == before

@@ -40,6 +40,38 @@ class _EmptyOnMeta(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+# In-place samplers the library's init calls on the twin's (meta) parameters. On a meta tensor
+# they write nothing and return the tensor, but through torch's Python decompositions under the
+# twin's modes: 0.07 s of the 0.1 s a 0.95 B Llama twin took. Inside the twin's construction they
+# return the meta tensor at once (the same result); any other tensor takes the original method.
+_META_NOOP_SAMPLERS = ("normal_", "uniform_", "bernoulli_", "exponential_", "geometric_", "log_normal_",
+                       "cauchy_", "random_")
+
+
+@contextlib.contextmanager
+def _meta_samplers_skipped() -> Iterator[None]:
+    saved = {name: getattr(torch.Tensor, name) for name in _META_NOOP_SAMPLERS}
+    own = {name: name in torch.Tensor.__dict__ for name in _META_NOOP_SAMPLERS}  # else inherited from TensorBase
+
+    def skipping(orig: Callable[..., Any]) -> Callable[..., Any]:
+        def method(self: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            if type(self) in (torch.Tensor, nn.Parameter) and self.is_meta:
+                return self
+            return orig(self, *args, **kwargs)
+        return method
+
+    for name, orig in saved.items():
+        setattr(torch.Tensor, name, skipping(orig))
+    try:
+        yield
+    finally:
+        for name, orig in saved.items():
+            if own[name]:
+                setattr(torch.Tensor, name, orig)
+            else:
+                delattr(torch.Tensor, name)  # inherited again, as before
+
+
 @contextlib.contextmanager
 def _parameters_on_meta(redirect_empty: bool, real: frozenset[str] = frozenset()) -> Iterator[None]:
     """Inside: every parameter registered on this thread is moved to the meta device; buffers
@@ -62,7 +94,7 @@ def _parameters_on_meta(redirect_empty: bool, real: frozenset[str] = frozenset()
     with _lock:
         nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
         try:
-            with torch.device("cpu"), torch.no_grad():
+            with torch.device("cpu"), torch.no_grad(), _meta_samplers_skipped():
                 if redirect_empty:
                     with _EmptyOnMeta():
                         yield
