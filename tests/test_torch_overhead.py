@@ -105,3 +105,42 @@ def test_direct_writes_bump_the_version_counter_and_keep_errors():
         inf = nn.Linear(4, 4)
     with pytest.raises(ValueError, match="inference tensor"):
         init_module(inf, "kaiming_normal", seed=0)
+
+
+def test_direct_writes_of_non_contiguous_parameters_take_the_checked_view(monkeypatch):
+    """A parameter the quick view does not clear (transposed storage) is still written by the
+    core, through core_torch_target's view: the bits of the public fills."""
+    from initlab.torch import _direct
+
+    def build():
+        m = nn.Sequential(nn.Linear(6, 5), nn.Linear(5, 4))
+        m[0].weight = nn.Parameter(torch.empty(6, 5).t())  # (5, 6), not C-contiguous
+        return m
+
+    fast = init_module(build(), "kaiming_uniform", seed=4)
+    assert not fast[0].weight.is_contiguous()
+    monkeypatch.setattr(_direct.DirectWriter, "write", lambda self, fill, t, name: False)
+    slow = init_module(build(), "kaiming_uniform", seed=4)
+    for a, b in zip(fast.parameters(), slow.parameters()):
+        assert torch.equal(a.detach().contiguous().view(torch.uint8), b.detach().contiguous().view(torch.uint8))
+
+
+def test_rules_reading_structural_facts_are_skipped_only_where_they_cannot_match():
+    """The engine does not ask an ``extra_only`` rule about a parameter without structural facts;
+    every rule it skips would have answered False."""
+    from initlab.torch.initialize import _first_match, _matchers
+    from initlab.torch.recipes import build_recipe
+    from initlab.torch.roles import param_infos
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.LayerNorm(4), nn.Embedding(5, 4, padding_idx=0),
+                          nn.utils.parametrizations.weight_norm(nn.Linear(4, 3)), nn.LSTM(4, 4))
+    infos = list(param_infos(model))
+    for recipe in ("torch_default", "kaiming_normal", "xavier_uniform"):
+        _, rules = build_recipe(recipe, model, infos, {})
+        assert any(getattr(r, "extra_only", False) for r in rules)
+        every = _matchers(rules)[0]
+        for info in infos:
+            first = next((r for r, m in every if m(info)), None)
+            assert _first_match(_matchers(rules), info) is first
+            if not info.extra:
+                assert not any(m(info) for r, m in every if getattr(r, "extra_only", False))

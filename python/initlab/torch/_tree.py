@@ -88,8 +88,8 @@ def check_acyclic(model: nn.Module, *, what: str = "initlab.torch") -> None:
         cname, child = step
         if child is None or id(child) in done:
             continue
-        qname = f"{name}.{cname}" if name else cname
         if id(child) in on_path:
+            qname = f"{name}.{cname}" if name else cname
             target = on_path[id(child)] or "the root model"
             raise ValueError(
                 f"{what}: the model contains itself: submodule {qname!r} ({type(child).__name__}) is "
@@ -97,6 +97,10 @@ def check_acyclic(model: nn.Module, *, what: str = "initlab.torch") -> None:
                 "module tree is infinite (named_modules(remove_duplicate=False), to(), state_dict() never end). "
                 "Keep such a back-reference outside the module registry, e.g. "
                 f"object.__setattr__(module, {cname!r}, ...) or a weakref")
+        if not child._modules:  # a leaf: nothing below it can point back
+            done.add(id(child))
+            continue
+        qname = f"{name}.{cname}" if name else cname
         on_path[id(child)] = qname
         stack.append((child, qname, iter(list(child._modules.items()))))
 

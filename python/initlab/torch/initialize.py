@@ -23,6 +23,7 @@ __all__ = ["plan", "init_module"]
 
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _UNKNOWN = ("error", "skip", "keep")
+_PLAIN = (torch.Tensor, nn.Parameter)  # tensor subclasses may answer .device their own way
 
 
 def _dtype_name(dt: torch.dtype) -> str:
@@ -83,14 +84,14 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
     missing: list[str] = []
     for info in infos:
         p = info.param
-        names = (info.name,) + info.aliases
-        if pred is not None and not any(pred(n) for n in names):
+        if pred is not None and not any(pred(n) for n in (info.name,) + info.aliases):
             out.left.append(LeftAlone(info.name, "parameter", "not selected by only="))
             continue
         if isinstance(p, nn.parameter.UninitializedTensorMixin):  # type: ignore[attr-defined]  # not in torch's .pyi
             problems.append(f"{info.name} is not materialized yet (lazy module): run one forward pass first")
             continue
-        if p.device.type == "meta" and not allow_meta:
+        device = _device_type(p)
+        if device == "meta" and not allow_meta:
             problems.append(f"{info.name} is on the meta device: use initlab.torch.materialize(model, ...)")
             continue
         if p.dtype not in _DTYPES:
@@ -113,7 +114,7 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
                                 f"float64, float16 and bfloat16 parameters only: keep it with unknown='keep' or "
                                 f"rules=[initlab.torch.Rule('keep', name={info.name!r})]")
             continue
-        if p.device.type not in ("cpu", "meta"):
+        if device not in ("cpu", "meta"):
             why = _device_problem(p)
             if why is not None:
                 problems.append(f"{info.name}: {why}")
@@ -175,16 +176,32 @@ def _make_plan(model: nn.Module, recipe: Any, rules: Iterable[Rule], only: Any, 
     return out
 
 
-def _matchers(rules: list[Rule]) -> list[tuple[Rule, Callable[[ParamInfo], Any]]]:
+def _device_type(p: torch.Tensor) -> str:
+    """``p.device.type``, without building a ``torch.device`` for a plain CPU tensor."""
+    if type(p) in _PLAIN:
+        if p.is_cpu:
+            return "cpu"
+        if p.is_meta:
+            return "meta"
+    return p.device.type
+
+
+_Matchers = tuple[list[tuple[Rule, Callable[[ParamInfo], Any]]], list[tuple[Rule, Callable[[ParamInfo], Any]]]]
+
+
+def _matchers(rules: list[Rule]) -> _Matchers:
     """Each rule with the function that tells whether it matches (an :class:`FnRule`'s own match
-    function, called directly: the recipes' rules are tried for every parameter)."""
-    return [(r, r._match if isinstance(r, FnRule) and type(r).matches is FnRule.matches else r.matches)
-            for r in rules]
+    function, called directly: the recipes' rules are tried for every parameter); all of them,
+    then those asked of a parameter without structural facts (``extra`` empty: an
+    ``extra_only`` rule cannot match it)."""
+    every = [(r, r._match if isinstance(r, FnRule) and type(r).matches is FnRule.matches else r.matches)
+             for r in rules]
+    return every, [(r, m) for r, m in every if not (isinstance(r, FnRule) and getattr(r, "extra_only", False))]
 
 
-def _first_match(matchers: list[tuple[Rule, Callable[[ParamInfo], Any]]], info: ParamInfo) -> Rule | None:
+def _first_match(matchers: _Matchers, info: ParamInfo) -> Rule | None:
     """The first rule that matches ``info`` (the rule that decides), or None."""
-    for rule, match in matchers:
+    for rule, match in matchers[0] if info.extra else matchers[1]:
         if match(info):
             return rule
     return None
@@ -214,13 +231,18 @@ def _check_numbers(work: list[tuple[ParamInfo, Fill, str]]) -> list[str]:
     truncation interval, ...) surface with the parameter's name before anything is written."""
     bad: list[str] = []
     tried: dict[tuple, str | None] = {}
+    capped: dict[tuple[int, ...], tuple[int, ...]] = {}  # parameter shape -> scratch shape
     for info, fill, _ in work:
         if fill.init in ("callable", "keep", "computed", "derived"):  # computed: tried when it was recorded
             continue
         # The scratch has the parameter's number of dimensions (at most 4 per dimension, empty
         # ones kept): a fill that needs a shape the parameter does not have (orthogonal on a 1-D
         # bias) fails here too, not half-way through the writes.
-        shape = (4, 4) if fill.init == "recurrent_orthogonal" else tuple([min(int(n), 4) for n in info.shape])
+        if fill.init == "recurrent_orthogonal":
+            shape: tuple[int, ...] = (4, 4)
+        else:
+            full = info.shape
+            shape = capped.get(full) or capped.setdefault(full, tuple([min(int(n), 4) for n in full]))
         dtype = info.param.dtype
         # the dtype decides what overflows (a constant 1e5 in float16); the numbers decide the rest
         key = (fill.init, shape, dtype, _numbers_key(fill.params))
@@ -316,7 +338,7 @@ def _run(pl: _Plan, seeds: Any) -> None:
     with torch.no_grad():
         try:
             for info, fill, _ in work:
-                t, gshape, offset = target(info)
+                t, gshape, offset = (info.param, None, None) if type(info.param) in plain else target(info)
                 if fill.init in foreign:
                     written.append((t, t.detach().clone()))
                 if gshape is not None:

@@ -17,14 +17,21 @@ __all__ = ["materialize"]
 
 
 def _tie_groups(model: nn.Module) -> list[list[tuple[nn.Module, str]]]:
-    """Every parameter registered under more than one (module, name), grouped by identity."""
+    """Every parameter registered under more than one (module, name), grouped by identity (each
+    group in registration order; a list is made only for a parameter seen a second time)."""
+    first: dict[int, tuple[nn.Module, str]] = {}
     groups: dict[int, list[tuple[nn.Module, str]]] = {}
     for _, mod in model.named_modules(remove_duplicate=False):
         for pname, p in own_parameters(mod):
-            group = groups.get(id(p))
+            key = id(p)
+            seen = first.get(key)
+            if seen is None:
+                first[key] = (mod, pname)
+                continue
+            group = groups.get(key)
             if group is None:
-                groups[id(p)] = [(mod, pname)]
-            elif not any(m is mod and n == pname for m, n in group):
+                group = groups[key] = [seen]
+            if not any(m is mod and n == pname for m, n in group):
                 group.append((mod, pname))
     return [g for g in groups.values() if len(g) > 1]
 

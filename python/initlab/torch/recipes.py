@@ -113,10 +113,10 @@ def _torch_default(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any
                lambda i: _const(float(getattr(i.module, "init", 0.25)))),
         FnRule("torch_default: fused experts weight, each expert as nn.Linear(in, out): U(+-1/sqrt(fan_in))",
                lambda i: "experts" in i.extra,
-               lambda i: _bound(1.0 / math.sqrt(i.fan_in)) if i.fan_in > 0 else _const(0.0)),
+               lambda i: _bound(1.0 / math.sqrt(i.fan_in)) if i.fan_in > 0 else _const(0.0), extra_only=True),
         FnRule("torch_default: bare weight used as a linear map (F.linear / matmul), as nn.Linear: U(+-1/sqrt(fan_in))",
                lambda i: "linear_by_use" in i.extra,
-               lambda i: _bound(1.0 / math.sqrt(i.fan_in)) if i.fan_in > 0 else _const(0.0)),
+               lambda i: _bound(1.0 / math.sqrt(i.fan_in)) if i.fan_in > 0 else _const(0.0), extra_only=True),
         FnRule("torch_default: fused experts bias, each expert as nn.Linear: U(+-1/sqrt(fan_in))",
                lambda i: i.role == "bias" and _experts_fan_in(i) is not None,
                lambda i: _bound(1.0 / math.sqrt(cast(int, _experts_fan_in(i))))),
@@ -124,7 +124,8 @@ def _torch_default(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any
         # module's own: no reset_parameters owns it, so its constructed value is torch's default.
         # One recognized by its name only stays an error (the user says what it is).
         FnRule("torch_default: token/scalar/bias (recognized by its use) kept as constructed",
-               lambda i: i.role in ("token", "scalar", "bias") and "usage" in i.extra, lambda i: Fill("keep")),
+               lambda i: i.role in ("token", "scalar", "bias") and "usage" in i.extra, lambda i: Fill("keep"),
+               extra_only=True),
     ]
 
 
@@ -154,18 +155,18 @@ def _structural(model: nn.Module, infos: list[ParamInfo], opts: dict[str, Any]) 
                lambda i: Fill("constant", {"value": float(i.extra["norm_identity"]),
                                            "why": f"{i.module_type} computes {i.extra['norm_form']} (probed): "
                                                   f"w = {i.extra['norm_identity']:g} leaves the normalized input "
-                                                  "unscaled, as w = 1 does for x_hat * w"})),
+                                                  "unscaled, as w = 1 does for x_hat * w"}), extra_only=True),
         FnRule("structure: weight_norm magnitude g = ||v|| (derived from the layer's weight)",
                lambda i: _par(i, "weight_norm") == "g",
                lambda i: Fill("derived", {"from": i.name.rsplit(".", 1)[0] + ".original1",
                                           "how": "g = ||v|| per slice, written right after v; the layer's weight "
-                                                 "g*v/||v|| then equals v's fill"})),
+                                                 "g*v/||v|| then equals v's fill"}), extra_only=True),
         FnRule("structure: part of an unknown parametrization kept",
                lambda i: "parametrization" in i.extra and i.extra["parametrization"]["kind"] not in
                ("weight_norm", "spectral_norm") and i.extra["parametrization"]["part"] != "original",
                lambda i: Fill("keep", {"why": f"{i.extra['parametrization']['kind']} has several parts "
                                               f"({i.extra['parametrization']['part']}); initlab does not know how they "
-                                              "make the weight, so they stay as constructed"})),
+                                              "make the weight, so they stay as constructed"}), extra_only=True),
     ]
 
 

@@ -63,6 +63,9 @@ MLP_OUT = re.compile(r"(^|\.)(linear2|fc2|down_proj|w2|wo_ffn|lin2|mlp\.c_proj|m
 def projection_kind(rel: str) -> str | None:
     """``"q"``, ``"k"``, ``"v"``, ``"qkv"``, ``"att_out"``, ``"mlp_in"``, ``"mlp_out"`` or None,
     from a module's (relative or qualified) name."""
+    last = rel.rsplit(".", 1)[-1]
+    if _LAST_WORDS is not None and (last[:-1] if last.endswith("\n") else last) not in _LAST_WORDS:
+        return None  # (no pattern can match: its last word is not one of theirs; "$" also matches before a final newline)
     if not _ANY_PROJECTION.search(rel):  # (one search for most names: "0", "layers.3.norm", ...)
         return None
     for kind, rx in _PROJECTIONS:
@@ -75,6 +78,26 @@ _PROJECTIONS = (("att_out", ATT_OUT), ("mlp_out", MLP_OUT), ("mlp_in", MLP_IN), 
                 ("q", QUERY), ("k", KEY), ("v", VALUE))
 # matches a name exactly when one of the patterns above does (priority is then decided in order)
 _ANY_PROJECTION = re.compile("|".join(f"(?:{rx.pattern})" for _, rx in _PROJECTIONS))
+
+
+def _last_words() -> frozenset[str] | None:
+    """The last dotted word of every alternative of the projection patterns (each is
+    ``(^|\.)(alt|alt|...)$`` with literal alternatives): a name whose last word is none of them
+    matches none of the patterns. None if a pattern is not of that form (no shortcut then)."""
+    words = set()
+    for _, rx in _PROJECTIONS:
+        m = re.fullmatch(r"\(\^\|\\\.\)\((.*)\)\$", rx.pattern)
+        if m is None:
+            return None
+        for alt in m.group(1).split("|"):
+            word = alt.split("\\.")[-1]
+            if not re.fullmatch(r"\w+", word) or not re.fullmatch(r"(\(\?<!\w+\\\.\))?[\w\\.]+", alt):
+                return None
+            words.add(word)
+    return frozenset(words)
+
+
+_LAST_WORDS = _last_words()
 
 
 _PROJECTION_ROLE = {"q": "attention_qkv", "k": "attention_qkv", "v": "attention_qkv", "qkv": "attention_qkv",
@@ -247,6 +270,8 @@ def residual_block_last_norms(model: nn.Module) -> set[str]:
     """
     out: set[str] = set()
     for mname, mod in model.named_modules():
+        if "bn2" not in mod._modules:  # (not a block: a cheap test before building its children)
+            continue
         ch = dict(mod.named_children())
         if all(k in ch for k in ("conv1", "bn1", "conv2", "bn2")) and is_norm(ch["bn2"]):
             last = "bn3" if "bn3" in ch and "conv3" in ch else "bn2"

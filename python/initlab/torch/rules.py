@@ -44,6 +44,9 @@ _OPTIONS = {
 }
 
 
+_NEW_DICT: Any = object()  # Fill's params default: a new dict
+
+
 @dataclass(frozen=True)
 class Fill:
     """A rule resolved for one parameter: the primitive fill and its numbers.
@@ -63,6 +66,16 @@ class Fill:
     params: dict[str, Any] = field(default_factory=dict)
     post: tuple[tuple[Any, ...], ...] = ()
     fn: Callable[..., Any] | None = None
+
+    def __init__(self, init: str, params: dict[str, Any] = _NEW_DICT, post: tuple[tuple[Any, ...], ...] = (),
+                 fn: Callable[..., Any] | None = None) -> None:
+        # The dataclass's own __init__ (a new dict when ``params`` is not given), without its
+        # object.__setattr__ per field: a whole-model call makes one Fill per parameter.
+        d = self.__dict__
+        d["init"] = init
+        d["params"] = {} if params is _NEW_DICT else params
+        d["post"] = post
+        d["fn"] = fn
 
     @property
     def random(self) -> bool:
@@ -348,10 +361,14 @@ class Rule:
 class FnRule(Rule):
     """A rule whose match and resolution are functions of the parameter (recipe internals)."""
 
-    def __init__(self, label: str, match: Callable[[ParamInfo], bool], resolve: Callable[[ParamInfo], Fill]) -> None:
+    def __init__(self, label: str, match: Callable[[ParamInfo], bool], resolve: Callable[[ParamInfo], Fill], *,
+                 extra_only: bool = False) -> None:
         self.init, self.module, self.name, self.role, self.options = "fn", None, None, None, {}
         self.label = label
         self._match, self._resolve = match, resolve
+        #: ``match`` is False for every parameter whose ``extra`` is empty (it reads a structural
+        #: fact): the engine then does not ask it
+        self.extra_only = extra_only
 
     def matches(self, info: ParamInfo) -> bool:
         return bool(self._match(info))
