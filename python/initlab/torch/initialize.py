@@ -24,6 +24,7 @@ __all__ = ["plan", "init_module"]
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _UNKNOWN = ("error", "skip", "keep")
 _PLAIN = (torch.Tensor, nn.Parameter)  # tensor subclasses may answer .device their own way
+_UNTRIED: Any = object()
 
 
 def _dtype_name(dt: torch.dtype) -> str:
@@ -241,12 +242,13 @@ def _check_numbers(work: list[tuple[ParamInfo, Fill, str]]) -> list[str]:
         if fill.init == "recurrent_orthogonal":
             shape: tuple[int, ...] = (4, 4)
         else:
-            full = info.shape
+            full = info.param.shape  # (info.shape as a torch.Size: equal, same hash)
             shape = capped.get(full) or capped.setdefault(full, tuple([min(int(n), 4) for n in full]))
         dtype = info.param.dtype
         # the dtype decides what overflows (a constant 1e5 in float16); the numbers decide the rest
         key = (fill.init, shape, dtype, _numbers_key(fill.params))
-        if key not in tried:
+        error = tried.get(key, _UNTRIED)
+        if error is _UNTRIED:
             # On the CPU whatever the parameter's device (or a default-device context) is: only the
             # numbers are checked here, and the bits do not depend on the device.
             scratch = torch.empty(shape, dtype=dtype if dtype in _DTYPES else torch.float32, device="cpu")
@@ -254,11 +256,11 @@ def _check_numbers(work: list[tuple[ParamInfo, Fill, str]]) -> list[str]:
                 scratch_fill = Fill(fill.init, dict(fill.params, hidden_size=2), (), fill.fn) \
                     if fill.init == "recurrent_orthogonal" else Fill(fill.init, fill.params, (), fill.fn)
                 execute(scratch_fill, scratch, 0)
-                tried[key] = None
+                error = tried[key] = None
             except (ValueError, TypeError, OverflowError) as e:
-                tried[key] = str(e)
-        if tried[key] is not None:
-            bad.append(f"{info.name}: {tried[key]}")
+                error = tried[key] = str(e)
+        if error is not None:
+            bad.append(f"{info.name}: {error}")
     return bad
 
 

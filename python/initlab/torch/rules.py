@@ -18,6 +18,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from ..fans import calculate_gain, check_mode, fan_for_mode
 from ..init import TRUNC_STD_2SIGMA
 from .roles import ROLES, ParamInfo
 
@@ -169,8 +170,6 @@ def structural_fill(info: ParamInfo, fill: Fill) -> Fill:
 
 
 def _fan(info: ParamInfo, mode: str) -> float:
-    from ..fans import fan_for_mode
-
     return fan_for_mode(info.fan_in, info.fan_out, mode)
 
 
@@ -191,8 +190,6 @@ def resolve_named(init: str, opts: dict[str, Any], info: ParamInfo) -> Fill:
     if init == "orthogonal":
         return Fill("orthogonal", {"gain": float(o.get("gain", 1.0))})
     if init in ("kaiming_normal", "kaiming_uniform"):
-        from ..fans import calculate_gain, check_mode
-
         mode = check_mode(o.get("mode", "fan_in"), lower=True)  # torch lower-cases, as kaiming_*_
         g = float(calculate_gain(o.get("nonlinearity", "leaky_relu"), o.get("a", 0)))
         fan = _fan(info, mode)
@@ -214,8 +211,6 @@ def resolve_named(init: str, opts: dict[str, Any], info: ParamInfo) -> Fill:
                                                   "distribution": "truncated_normal" if init == "lecun_normal" else "uniform"},
                              info)
     if init == "variance_scaling":
-        from ..fans import check_mode
-
         scale = float(o.get("scale", 1.0))
         if not (scale > 0 and math.isfinite(scale)):
             raise ValueError(f"Argument `scale` must be positive float. Received: scale={scale}")
