@@ -734,8 +734,41 @@ inline void with_reader(const Plan& P, F&& f) {
 
 // Whole slices staged together (the small-slice branch): `bases` are the slices' offsets; every
 // slice's m elements land in v[u * m, (u + 1) * m) in logical order.
+// The tile width of this path for T (0: no vector transpose), and the transpose itself.
+template <class T>
+std::int64_t tile_width(const Plan& P, void (*&fast)(const void*, std::int64_t, T*, std::int64_t)) {
+  if constexpr (std::is_same<T, double>::value) fast = P.k.tile_f64;
+  else fast = P.dtype == DType::f32 ? P.k.tile_f32 : P.dtype == DType::bf16 ? P.k.tile_bf16 : P.k.tile_f16;
+  if (fast == nullptr) return 0;
+  return std::is_same<T, double>::value ? P.k.tile_w / 2 : P.k.tile_w;
+}
+
+// stage_slices through the vector transposes when the slices are W-aligned runs of memory
+// neighbours (per-column statistics of a row-major array) and one strided axis is reduced:
+// W x W tiles, each memory row of the task visited once per tile row with all its units'
+// contiguous bytes. False (nothing written) where that does not apply.
+template <class T>
+bool stage_slices_tiled(const Plan& P, const std::int64_t* bases, std::int64_t units, T* v) {
+  void (*fast)(const void*, std::int64_t, T*, std::int64_t) = nullptr;
+  const std::int64_t W = tile_width<T>(P, fast);
+  if (W == 0 || P.reduced.size() != 1 || units % W != 0) return false;
+  for (std::int64_t u = 1; u < units; ++u)
+    if (bases[u] != bases[0] + u) return false;
+  const std::int64_t st = P.reduced[0].stride, m = P.m, item = P.dtype == DType::f64 ? 8 : (P.dtype == DType::f32 ? 4 : 2);
+  const char* base = static_cast<const char*>(P.data) + bases[0] * item;
+  const std::int64_t ev = m / W * W;
+  for (std::int64_t e0 = 0; e0 < ev; e0 += W)
+    for (std::int64_t u0 = 0; u0 < units; u0 += W) fast(base + (u0 + e0 * st) * item, st, v + u0 * m + e0, m);
+  with_reader<T>(P, [&](auto rd) {  // the last m - ev elements of every slice
+    for (std::int64_t u = 0; u < units; ++u)
+      for (std::int64_t e = ev; e < m; ++e) v[u * m + e] = rd(bases[u] + e * st);
+  });
+  return true;
+}
+
 template <class T>
 void stage_slices(const Plan& P, const std::int64_t* bases, std::int64_t units, T* v) {
+  if (stage_slices_tiled(P, bases, units, v)) return;
   // Through a tile of kTileE elements x all units with a row pitch that is not a power of two,
   // so neither the reads (one contiguous run across the units per element) nor the writes (one
   // run of kTileE per unit) make every access of a tile hit the same cache set.
@@ -790,8 +823,7 @@ void stage_range(const Plan& P, std::int64_t base, std::int64_t l0, std::int64_t
   const std::int64_t tw = std::is_same<T, double>::value ? P.k.tile_w / 2 : P.k.tile_w;
   const std::int64_t W = tw > 0 ? tw : kTileQ;
   void (*fast)(const void*, std::int64_t, T*, std::int64_t) = nullptr;
-  if constexpr (std::is_same<T, double>::value) fast = P.k.tile_f64;
-  else fast = P.dtype == DType::f32 ? P.k.tile_f32 : P.dtype == DType::bf16 ? P.k.tile_bf16 : P.k.tile_f16;
+  tile_width<T>(P, fast);
   const std::int64_t item = P.dtype == DType::f64 ? 8 : (P.dtype == DType::f32 ? 4 : 2);
   with_reader<T>(P, [&](auto rd) {
   // Rows [qt, qe), columns [jt, je) element by element, through the tile buffer.
@@ -958,9 +990,17 @@ void compute_stats(const StatsInput& in, const unsigned char* reduce, const Stat
   const int nt = ex.n_threads < 1 ? 1 : ex.n_threads;
   if (groups == 1) {
     // Small slices: a task takes whole slices, each reduced block by block.
-    const std::int64_t spt = std::max<std::int64_t>(1, per_task / P.m);
-    const std::int64_t n_tasks = (P.n_slices + spt - 1) / spt;
+    std::int64_t spt = std::max<std::int64_t>(1, per_task / P.m);
     const bool staged = stage_slices_ok(P, spt);
+    if (staged) {
+      // Enough slices per task for each memory row to be read 256 bytes at a time (64 float32
+      // columns), a multiple of 16 for the tile transposes; which task reduces a slice does not
+      // change its bits (every slice is reduced whole by one task).
+      const std::int64_t item = P.dtype == DType::f64 ? 8 : (P.dtype == DType::f32 ? 4 : 2);
+      spt = std::max<std::int64_t>(spt, 256 / item);
+      spt = (spt + 15) / 16 * 16;
+    }
+    const std::int64_t n_tasks = (P.n_slices + spt - 1) / spt;
     const bool rows = !staged && stage_rows(P, per_task);
     const bool is64 = P.dtype == DType::f64;
     parallel_for(n_tasks, nt, [&](std::int64_t t) {
