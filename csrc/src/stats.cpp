@@ -452,6 +452,9 @@ Kernels kernels_for(Isa isa) {
   return {kernel_f32_base, kernel_f64_base, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0};
 }
 
+// Bytes per element.
+inline std::int64_t item_bytes(DType dt) { return dt == DType::f64 ? 8 : (dt == DType::f32 ? 4 : 2); }
+
 // Element reader for every dtype (16-bit types are widened exactly to float).
 inline double read_as_double(const void* base, std::int64_t off, DType dt) {
   switch (dt) {
@@ -562,13 +565,22 @@ Moments block_exact(const Plan& P, std::int64_t base, std::int64_t l0, std::int6
   return Moments{};  // not reached
 }
 
-// Lanes combined in a fixed order; the block's Moments (the exact path for non-finite values).
-Moments finish(const Plan& P, const Acc& a, std::int64_t base, std::int64_t l0, std::int64_t l1) {
-  double s1 = 0.0, s2 = 0.0, mn = a.mn[0], mx = a.mx[0];
-  const std::int64_t z = a.z;
+// The lanes' shifted sums, combined in lane order.
+inline void lane_sums(const Acc& a, double& s1, double& s2) {
+  s1 = 0.0;
+  s2 = 0.0;
   for (int j = 0; j < kLanes; ++j) {
     s1 += a.s1[j];
     s2 += a.s2[j];
+  }
+}
+
+// Lanes combined in a fixed order; the block's Moments (the exact path for non-finite values).
+Moments finish(const Plan& P, const Acc& a, std::int64_t base, std::int64_t l0, std::int64_t l1) {
+  double s1, s2, mn = a.mn[0], mx = a.mx[0];
+  const std::int64_t z = a.z;
+  lane_sums(a, s1, s2);
+  for (int j = 0; j < kLanes; ++j) {
     mn = a.mn[j] < mn ? a.mn[j] : mn;
     mx = a.mx[j] > mx ? a.mx[j] : mx;
   }
@@ -591,11 +603,8 @@ Moments finish(const Plan& P, const Acc& a, std::int64_t base, std::int64_t l0, 
 // the choice, and the bits, do not depend on layout or thread count. Non-finite sums go to the
 // exact path instead (finish).
 bool needs_shift(const Acc& a, std::int64_t count, double& c) {
-  double s1 = 0.0, s2 = 0.0;
-  for (int j = 0; j < kLanes; ++j) {
-    s1 += a.s1[j];
-    s2 += a.s2[j];
-  }
+  double s1, s2;
+  lane_sums(a, s1, s2);
   if (!std::isfinite(s1) || !std::isfinite(s2)) return false;
   const double n = static_cast<double>(count);
   c = s1 / n;
@@ -615,8 +624,8 @@ void block_pass(const Plan& P, std::int64_t base, std::int64_t l0, std::int64_t 
     else P.k.f32(fbuf, fill, a);
     fill = 0;
   };
-  // Element l of the block always lands in lane (l - l0) % 8, in logical order within its lane:
-  // every kernel call but the last starts on lane 0 with a multiple of 8 elements, whatever the
+  // Element l of the block always lands in lane (l - l0) % 16, in logical order within its lane:
+  // every kernel call but the last starts on lane 0 with a multiple of 16 elements, whatever the
   // pieces look like in memory. So the bits do not depend on the layout (C, Fortran, strided).
   for_each_segment(P, base, l0, l1, [&](std::int64_t off, std::int64_t st, std::int64_t len) {
     const bool direct_ok = P.dtype == DType::f32 || is64 || (P.dtype == DType::bf16 ? P.k.bf16 : P.k.f16) != nullptr;
@@ -680,17 +689,18 @@ Moments block_fast(const Plan& P, std::int64_t base, std::int64_t l0, std::int64
 
 // The Moments of a block whose values, in logical order, were staged contiguously in `v`
 // (float for float32/float16/bfloat16, double for float64): exactly block_fast's arithmetic
-// (one kernel call over the block: whole groups of 8 to the lanes, the rest to the tail).
+// (one kernel call per pass over the block: whole groups of 16 to the lanes, the rest to the tail).
 template <class T>
 Moments block_staged(const Plan& P, const T* v, std::int64_t base, std::int64_t l0, std::int64_t l1) {
-  Acc a;
-  double c = 0.0;
-  for (int pass = 0; pass < 2; ++pass) {
-    acc_init(a, c);
+  auto pass = [&](double shift, Acc& a) {
+    acc_init(a, shift);
     if constexpr (std::is_same<T, double>::value) P.k.f64(v, l1 - l0, a);
     else P.k.f32(v, l1 - l0, a);
-    if (pass == 1 || !needs_shift(a, l1 - l0, c)) break;
-  }
+  };
+  Acc a;
+  double c = 0.0;
+  pass(0.0, a);
+  if (needs_shift(a, l1 - l0, c)) pass(c, a);
   return finish(P, a, base, l0, l1);
 }
 
@@ -754,7 +764,7 @@ bool stage_slices_tiled(const Plan& P, const std::int64_t* bases, std::int64_t u
   if (W == 0 || P.reduced.size() != 1 || units % W != 0) return false;
   for (std::int64_t u = 1; u < units; ++u)
     if (bases[u] != bases[0] + u) return false;
-  const std::int64_t st = P.reduced[0].stride, m = P.m, item = P.dtype == DType::f64 ? 8 : (P.dtype == DType::f32 ? 4 : 2);
+  const std::int64_t st = P.reduced[0].stride, m = P.m, item = item_bytes(P.dtype);
   const char* base = static_cast<const char*>(P.data) + bases[0] * item;
   const std::int64_t ev = m / W * W;
   for (std::int64_t e0 = 0; e0 < ev; e0 += W)
@@ -818,13 +828,12 @@ void stage_range(const Plan& P, std::int64_t base, std::int64_t l0, std::int64_t
   // straight into the other would make every access of a tile hit the same cache set.
   constexpr std::int64_t kTileJ = 32, kTileQ = 16, kPitch = kTileJ + 1;
   T tile[kTileQ * kPitch];
-  // The vector transposes (W x W tiles) where the path has one for this dtype.
-  // Rows per tile: the transpose's width, or kTileQ where the path has no transpose (<= kTileQ).
-  const std::int64_t tw = std::is_same<T, double>::value ? P.k.tile_w / 2 : P.k.tile_w;
-  const std::int64_t W = tw > 0 ? tw : kTileQ;
+  // The vector transpose (W x W tiles) where the path has one for this dtype; rows per tile: its
+  // width, or kTileQ where there is none (W <= kTileQ).
   void (*fast)(const void*, std::int64_t, T*, std::int64_t) = nullptr;
-  tile_width<T>(P, fast);
-  const std::int64_t item = P.dtype == DType::f64 ? 8 : (P.dtype == DType::f32 ? 4 : 2);
+  const std::int64_t tw = tile_width<T>(P, fast);
+  const std::int64_t W = tw > 0 ? tw : kTileQ;
+  const std::int64_t item = item_bytes(P.dtype);
   with_reader<T>(P, [&](auto rd) {
   // Rows [qt, qe), columns [jt, je) element by element, through the tile buffer.
   auto slow = [&](std::int64_t qt, std::int64_t qe, std::int64_t jt, std::int64_t je) {
@@ -996,8 +1005,7 @@ void compute_stats(const StatsInput& in, const unsigned char* reduce, const Stat
       // Enough slices per task for each memory row to be read 256 bytes at a time (64 float32
       // columns), a multiple of 16 for the tile transposes; which task reduces a slice does not
       // change its bits (every slice is reduced whole by one task).
-      const std::int64_t item = P.dtype == DType::f64 ? 8 : (P.dtype == DType::f32 ? 4 : 2);
-      spt = std::max<std::int64_t>(spt, 256 / item);
+      spt = std::max<std::int64_t>(spt, 256 / item_bytes(P.dtype));
       spt = (spt + 15) / 16 * 16;
     }
     const std::int64_t n_tasks = (P.n_slices + spt - 1) / spt;
@@ -1043,7 +1051,7 @@ void compute_stats(const StatsInput& in, const unsigned char* reduce, const Stat
     // its bandwidth when each visit takes a single cache line (4.7 GB/s for 64 bytes against
     // 14 GB/s for 256 here, one thread).
     // The groups' Moments are the same whichever task computes them.
-    const std::int64_t n1 = P.reduced.back().n, item = is64 ? 8 : (P.dtype == DType::f32 ? 4 : 2);
+    const std::int64_t n1 = P.reduced.back().n, item = item_bytes(P.dtype);
     const std::int64_t gpt = std::max<std::int64_t>(1, std::min<std::int64_t>(32, (256 / item) * n1 / per_task));
     const std::int64_t tasks_per_slice = (groups + gpt - 1) / gpt;
     parallel_for(P.n_slices * tasks_per_slice, nt, [&](std::int64_t t) {

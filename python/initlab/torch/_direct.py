@@ -9,10 +9,12 @@ overlap, inference tensors, dtype — is checked here too (``core_torch_target``
 checks for a CPU tensor; the route, the core's unless ``INITLAB_DEVICE_BACKEND`` forces another,
 is decided once per call). A C-contiguous float32/float64/float16 tensor with no lazy bit that
 is not an inference tensor passes all of them, and is recognized at a glance (``_plain_view``);
-anything else goes through ``core_torch_target`` itself (its checks, its messages). The core call and the version-counter bump are the public function's
-own, with the same arguments, so the bits are the same. Small constants are written as ``execute`` writes them (torch's ``fill_``), without
-making the parameter's seed; everything else (device routes, shards, post-fill edits, large
-constants, orthogonal, callables) goes through :func:`initlab.torch.rules.execute`.
+anything else goes through ``core_torch_target`` itself (its checks, its messages). The core
+call and the version-counter bump are the public function's own, with the same arguments, so
+the bits are the same. Small constants are written as ``execute`` writes them (torch's
+``fill_``), without making the parameter's seed; everything else (device routes, shards,
+post-fill edits, large constants, orthogonal, callables) goes through
+:func:`initlab.torch.rules.execute`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 from torch import nn
 
 from .. import _core
-from .._buffers import F16, F32, F64, Target, c_strides, core_torch_target, mark_written
+from .._buffers import F16, F32, F64, c_strides, core_torch_target, mark_written
 from .._simd import _isa_code
 from .._threads import get_num_threads
 from ..device import _ENV
@@ -106,31 +108,21 @@ class DirectWriter:
         args = _core_args(fill)
         if args is None:
             return False
-        key = self.key
         view = _plain_view(t)
         if view is None:  # the destination's own checks, as the public fill makes them
-            return self._write_target(core_torch_target(t), args, key, name)
-        arr, code = view
+            target = core_torch_target(t)
+            arr, code = target.array, target.code
+            bump: Callable[[], None] = lambda: mark_written(target)  # noqa: E731
+        else:
+            arr, code = view
+            bump = lambda: _increment_version(t)  # noqa: E731
         if arr.size == 0:
             return True
-        strides = self._strides_of(arr.shape)
         try:
-            _core.fill(arr, code, args[0], args[1], args[2], args[3], args[4], key, name_stream(name),
-                       strides, 0, self.threads, self.isa)
+            _core.fill(arr, code, args[0], args[1], args[2], args[3], args[4], self.key, name_stream(name),
+                       self._strides_of(arr.shape), 0, self.threads, self.isa)
         finally:
-            _increment_version(t)  # also after an interrupt: part of the tensor has changed
-        return True
-
-    def _write_target(self, target: Target, args: tuple[int, float, float, float, float], key: int, name: str) -> bool:
-        """:meth:`write` for a destination :func:`core_torch_target` has checked and viewed."""
-        if target.size == 0:
-            return True
-        strides = self._strides_of(target.array.shape)
-        try:
-            _core.fill(target.array, target.code, args[0], args[1], args[2], args[3], args[4], key,
-                       name_stream(name), strides, 0, self.threads, self.isa)
-        finally:
-            mark_written(target)  # also after an interrupt: part of the tensor has changed
+            bump()  # also after an interrupt: part of the tensor has changed
         return True
 
     def _strides_of(self, shape: tuple[int, ...]) -> list[int]:

@@ -16,14 +16,13 @@ from ..manifest import Entry, LeftAlone, Manifest
 from .recipes import build_recipe
 from .roles import ParamInfo, param_infos
 from .rules import Fill, FnRule, Rule, execute, structural_fill
-from ._direct import DirectWriter
+from ._direct import _PLAIN, DirectWriter  # _PLAIN: tensor subclasses may answer .device their own way
 from ._tree import gc_paused
 
 __all__ = ["plan", "init_module"]
 
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 _UNKNOWN = ("error", "skip", "keep")
-_PLAIN = (torch.Tensor, nn.Parameter)  # tensor subclasses may answer .device their own way
 _UNTRIED: Any = object()
 
 
@@ -321,10 +320,8 @@ def _run(pl: _Plan, seeds: Any) -> None:
     except ImportError:  # pragma: no cover - the module ships with initlab
         local_shard = None  # type: ignore[assignment]
 
-    plain = (torch.Tensor, nn.Parameter)  # (a DTensor, or a Parameter wrapping one, is neither)
-
     def target(info: ParamInfo) -> tuple[torch.Tensor, Any, Any]:
-        if type(info.param) in plain:
+        if type(info.param) in _PLAIN:  # (a DTensor, or a Parameter wrapping one, is neither)
             return info.param, None, None
         shard = local_shard(info.param) if local_shard is not None else None
         if shard is not None:
@@ -340,7 +337,7 @@ def _run(pl: _Plan, seeds: Any) -> None:
     with torch.no_grad():
         try:
             for info, fill, _ in work:
-                t, gshape, offset = (info.param, None, None) if type(info.param) in plain else target(info)
+                t, gshape, offset = target(info)
                 if fill.init in foreign:
                     written.append((t, t.detach().clone()))
                 if gshape is not None:
